@@ -1,0 +1,215 @@
+#include "app/demo.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "data/dataset.h"
+#include "evaluation/evaluate.h"
+#include "models/checkpoint.h"
+#include "models/zoo.h"
+#include "reporting/table.h"
+#include "teachers/teacher.h"
+#include "training/amalgamate.h"
+#include "training/student_io.h"
+#include "training/teach.h"
+
+namespace amalgam {
+namespace {
+
+/// The demo's fixed recipe; every number here was chosen on the validation split.
+struct Recipe {
+  int64_t val_size = 5000;
+  int64_t train_limit = 0;  // 0 = all remaining training images
+  int64_t test_limit = 0;   // 0 = the whole test split
+  int64_t teacher_epochs = 4;
+  int64_t student_epochs = 4;
+};
+
+Recipe recipe_for(bool quick) {
+  Recipe r;
+  if (quick) {
+    r.val_size = 1000;
+    r.train_limit = 6000;
+    r.test_limit = 2000;
+    r.teacher_epochs = 2;
+    r.student_epochs = 2;
+  }
+  return r;
+}
+
+struct TeacherPlan {
+  TaskSpec task;
+  ModelSpec spec;
+};
+
+std::vector<TeacherPlan> teacher_plans() {
+  TaskSpec a = parse_task("A=0-4");
+  TaskSpec b = parse_task("B=5-9");
+  for (TaskSpec* t : {&a, &b})
+    for (int64_t c : t->classes) t->class_names.push_back(fashion_mnist_class_names()[c]);
+  ModelSpec resnet;
+  resnet.arch = "resnet";
+  resnet.width = 16;
+  resnet.depth = 2;
+  ModelSpec vgg;
+  vgg.arch = "vgg";
+  vgg.width = 24;
+  vgg.depth = 2;
+  return {{a, resnet}, {b, vgg}};
+}
+
+ModelSpec student_spec() {
+  ModelSpec s;
+  s.arch = "resnet";
+  s.width = 16;
+  s.depth = 1;
+  return s;
+}
+
+TrainOptions train_options(const DemoOptions& o, int64_t epochs) {
+  TrainOptions t;
+  t.epochs = epochs;
+  t.seed = o.seed;
+  t.threads = o.threads;
+  t.device = o.device;
+  return t;
+}
+
+// Trains the teacher of `plan`, or reuses the one an earlier run wrote with the same recipe.
+Teacher obtain_teacher(const TeacherPlan& plan, const TrainValSplit& data, const DemoOptions& o,
+                       const Recipe& recipe, double* seconds) {
+  const std::string path = o.out_dir + "/teachers/" + plan.task.name + ".pt";
+  const TrainOptions train = train_options(o, recipe.teacher_epochs);
+  const nlohmann::json key = {{"model", plan.spec},          {"task", plan.task},
+                              {"epochs", train.epochs},      {"lr", train.lr},
+                              {"seed", train.seed},          {"train_images", data.train.size()},
+                              {"val_size", recipe.val_size}, {"data", o.data_dir}};
+  const c10::Device device = parse_device(o.device);
+  if (!o.retrain_teachers && std::filesystem::exists(sidecar_path(path))) {
+    try {
+      const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
+      if (meta.value("recipe", nlohmann::json()) == key) {
+        log_info("demo: reusing teacher " + path);
+        return load_teacher(path, device);
+      }
+    } catch (const std::exception& e) {
+      log_info(std::string("demo: retraining teacher (") + e.what() + ")");
+    }
+  }
+  const double start = now_seconds();
+  const TeachResult trained = teach(plan.spec, plan.task, select_task(data.train, plan.task),
+                                    select_task(data.val, plan.task), train);
+  ModelSpec spec = plan.spec;
+  spec.num_classes = plan.task.size();
+  ensure_directory(o.out_dir + "/teachers");
+  save_teacher(*trained.network, spec, plan.task, path,
+               {{"recipe", key}, {"val_accuracy", trained.val_accuracy.back()}});
+  *seconds += now_seconds() - start;
+  return load_teacher(path, device);
+}
+
+}  // namespace
+
+DemoResult run_demo(const DemoOptions& o) {
+  const int threads = configure_threads(o.threads);
+  const Recipe recipe = recipe_for(o.quick);
+  const double start = now_seconds();
+  log_info("demo: Fashion-MNIST from " + o.data_dir + ", " + std::to_string(threads) + " threads" +
+           (o.quick ? ", quick" : ""));
+  const LabeledImages train_all = load_idx_split(o.data_dir, "train");
+  TrainValSplit data = split_train_val(train_all, recipe.val_size, kDefaultSplitSeed);
+  data.train = subsample(data.train, recipe.train_limit, o.seed);
+  const LabeledImages test = subsample(load_idx_split(o.data_dir, "test"), recipe.test_limit, 7);
+
+  DemoResult result;
+  result.seconds["teachers"] = 0;
+  std::vector<Teacher> teachers;
+  for (const auto& plan : teacher_plans())
+    teachers.push_back(obtain_teacher(plan, data, o, recipe, &result.seconds["teachers"]));
+
+  AmalgamateOptions amalgam_options;
+  amalgam_options.student = student_spec();
+  amalgam_options.train = train_options(o, recipe.student_epochs);
+  const TransferSet transfer = strip_labels(data.train);
+  std::map<std::string, StudentScores> test_scores;
+  nlohmann::json validation;
+  for (const std::string method : {"kd", "cfl"}) {
+    amalgam_options.objective.method = method;
+    AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options);
+    result.seconds["amalgamate_" + method] = amalgamated.seconds;
+    result.params["student"] = count_parameters(*amalgamated.student);
+    ensure_directory(o.out_dir + "/students");
+    save_student(amalgamated, o.out_dir + "/students/" + method + ".pt", {{"method", method}});
+    const double eval_start = now_seconds();
+    test_scores[method] = evaluate_student(*amalgamated.student, amalgamated.head, test, 256);
+    const StudentScores val =
+        evaluate_student(*amalgamated.student, amalgamated.head, data.val, 256);
+    validation[method] = {{"task_acc", val.task_accuracy}, {"union_acc", val.union_accuracy}};
+    result.seconds["evaluate"] += now_seconds() - eval_start;
+  }
+  const double eval_start = now_seconds();
+  for (size_t i = 0; i < teachers.size(); ++i) {
+    DemoTaskRow row;
+    row.name = teachers[i].task.name;
+    row.classes = teachers[i].task.classes;
+    row.teacher_acc = evaluate_teacher(teachers[i], test, 256);
+    row.kd_acc = test_scores["kd"].task_accuracy[i];
+    row.cfl_acc = test_scores["cfl"].task_accuracy[i];
+    result.tasks.push_back(row);
+    validation["teachers"].push_back(evaluate_teacher(teachers[i], data.val, 256));
+    result.params["teacher_" + row.name] = count_parameters(*teachers[i].network);
+  }
+  result.union_teachers = evaluate_ensemble(teachers, test, 256);
+  result.union_kd = test_scores["kd"].union_accuracy;
+  result.union_cfl = test_scores["cfl"].union_accuracy;
+  validation["teachers_union"] = evaluate_ensemble(teachers, data.val, 256);
+  result.validation = validation;
+  result.seconds["evaluate"] += now_seconds() - eval_start;
+  result.seconds["total"] = now_seconds() - start;
+  if (!o.json_path.empty()) write_text_atomically(o.json_path, demo_json(result).dump(2) + "\n");
+  return result;
+}
+
+std::string format_demo(const DemoResult& r) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : r.tasks) {
+    std::string classes;
+    for (int64_t c : t.classes) classes += (classes.empty() ? "" : ",") + std::to_string(c);
+    rows.push_back({t.name + " {" + classes + "}", percent(t.teacher_acc), percent(t.kd_acc),
+                    percent(t.cfl_acc)});
+  }
+  rows.push_back({"union (task-agnostic)", percent(r.union_teachers), percent(r.union_kd),
+                  percent(r.union_cfl)});
+  std::string out = "Test accuracy (%), Fashion-MNIST test split\n" +
+                    format_table({"task", "teacher", "KD student", "CFL student"}, rows);
+  std::vector<std::vector<std::string>> params;
+  for (const auto& [name, count] : r.params) params.push_back({name, thousands(count)});
+  out += "\n" + format_table({"model", "parameters"}, params);
+  std::vector<std::vector<std::string>> times;
+  for (const auto& [phase, s] : r.seconds) times.push_back({phase, seconds_text(s)});
+  out += "\n" + format_table({"phase", "wall time"}, times);
+  return out;
+}
+
+nlohmann::json demo_json(const DemoResult& r) {
+  nlohmann::json tasks = nlohmann::json::array();
+  for (const auto& t : r.tasks)
+    tasks.push_back({{"name", t.name},
+                     {"classes", t.classes},
+                     {"teacher_acc", t.teacher_acc},
+                     {"kd_acc", t.kd_acc},
+                     {"cfl_acc", t.cfl_acc}});
+  return {{"tasks", tasks},
+          {"union",
+           {{"teachers_acc", r.union_teachers}, {"kd_acc", r.union_kd}, {"cfl_acc", r.union_cfl}}},
+          {"params", r.params},
+          {"seconds", r.seconds},
+          {"validation", r.validation}};
+}
+
+}  // namespace amalgam

@@ -1,0 +1,29 @@
+#include "core/log.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+
+namespace amalgam {
+namespace {
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+}
+
+void set_log_level(LogLevel level) {
+  g_level = static_cast<int>(level);
+}
+
+void log_info(const std::string& line) {
+  if (g_level >= static_cast<int>(LogLevel::kInfo)) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+void log_verbose(const std::string& line) {
+  if (g_level >= static_cast<int>(LogLevel::kVerbose)) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace amalgam

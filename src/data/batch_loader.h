@@ -1,0 +1,58 @@
+// Seeded, shuffled mini-batches, the next one prepared while the current one trains.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <future>
+#include <optional>
+#include <vector>
+
+namespace amalgam {
+
+/// How a BatchLoader orders and cuts its data.
+struct BatchLoaderOptions {
+  int64_t batch_size = 128;  ///< images per batch
+  bool shuffle = true;       ///< reshuffle every epoch (seeded by seed and epoch)
+  bool drop_last = false;    ///< drop a final batch smaller than batch_size
+  uint64_t seed = 0;         ///< base of the per-epoch shuffle seed
+};
+
+/// One batch: float images in [0,1] and, when the loader has labels, their labels.
+struct Batch {
+  at::Tensor images;  ///< float [B,C,H,W], values in [0,1]
+  at::Tensor labels;  ///< int64 [B]; undefined for unlabeled data
+};
+
+/// Iterates over uint8 images (and optional labels) in seeded batches; prefetches one batch on a
+/// worker thread so data preparation overlaps with compute.
+class BatchLoader {
+ public:
+  /// `labels` may be an undefined tensor (unlabeled data).
+  BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOptions options);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  /// Starts epoch `epoch`: the order is a pure function of (seed, epoch).
+  void start_epoch(int64_t epoch);
+  /// The next batch of the current epoch, or nothing at its end.
+  std::optional<Batch> next();
+  /// Batches in one epoch.
+  int64_t batches_per_epoch() const;
+  /// Number of images.
+  int64_t size() const { return images_.size(0); }
+
+ private:
+  Batch make_batch(int64_t index) const;
+  void prefetch(int64_t index);
+
+  at::Tensor images_;
+  at::Tensor labels_;
+  BatchLoaderOptions options_;
+  std::vector<int64_t> order_;
+  int64_t next_index_ = 0;
+  std::future<Batch> pending_;
+};
+
+}  // namespace amalgam

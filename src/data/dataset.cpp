@@ -1,0 +1,120 @@
+#include "data/dataset.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+#include "data/idx.h"
+
+namespace amalgam {
+namespace {
+
+std::string find_idx_file(const std::string& dir, const std::string& stem) {
+  for (const std::string& name : {stem + ".gz", stem}) {
+    const std::string path = (std::filesystem::path(dir) / name).string();
+    if (std::filesystem::exists(path)) return path;
+  }
+  throw Error(dir + ": no " + stem + "[.gz] in this data folder");
+}
+
+LabeledImages gather(const LabeledImages& data, const at::Tensor& index) {
+  return {data.images.index_select(0, index), data.labels.index_select(0, index)};
+}
+
+at::Tensor to_index(const std::vector<int64_t>& ids) {
+  return torch::tensor(ids, torch::kInt64);
+}
+
+}  // namespace
+
+TransferSet::TransferSet(at::Tensor images) : images_(std::move(images)) {
+  require(images_.defined() && images_.dim() == 4, "transfer set: images must be [N,C,H,W]");
+  require(images_.size(0) > 0, "transfer set: no images");
+}
+
+LabeledImages load_idx_split(const std::string& dir, const std::string& split) {
+  require(split == "train" || split == "test",
+          "split must be 'train' or 'test', got '" + split + "'");
+  require(std::filesystem::is_directory(dir), dir + ": data folder does not exist");
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  const std::string image_path = find_idx_file(dir, prefix + "-images-idx3-ubyte");
+  const std::string label_path = find_idx_file(dir, prefix + "-labels-idx1-ubyte");
+  at::Tensor images = read_idx(image_path);
+  at::Tensor labels = read_idx(label_path);
+  require(images.dim() == 3, image_path + ": expected a 3-D IDX array [N,H,W], got " +
+                                 std::to_string(images.dim()) + "-D");
+  require(labels.dim() == 1, label_path + ": expected a 1-D IDX array of labels");
+  require(images.size(0) == labels.size(0), label_path + ": " + std::to_string(labels.size(0)) +
+                                                " labels for " + std::to_string(images.size(0)) +
+                                                " images in " + image_path);
+  return {images.unsqueeze(1).contiguous(), labels.to(torch::kInt64)};
+}
+
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+TrainValSplit split_train_val(const LabeledImages& data, int64_t val_size, uint64_t seed) {
+  require(val_size >= 0 && val_size < data.size(), "--val-size: must be in [0, " +
+                                                       std::to_string(data.size()) + "), got " +
+                                                       std::to_string(val_size));
+  std::vector<int64_t> order = seeded_permutation(data.size(), seed);
+  std::vector<int64_t> val(order.begin(), order.begin() + val_size);
+  std::vector<int64_t> train(order.begin() + val_size, order.end());
+  std::sort(val.begin(), val.end());
+  std::sort(train.begin(), train.end());
+  return {gather(data, to_index(train)), gather(data, to_index(val))};
+}
+
+LabeledImages select_task(const LabeledImages& data, const TaskSpec& task) {
+  std::vector<int64_t> keep;
+  std::vector<int64_t> local;
+  const auto labels = data.labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const int64_t index = task.local_index(labels[i]);
+    if (index >= 0) {
+      keep.push_back(i);
+      local.push_back(index);
+    }
+  }
+  require(!keep.empty(),
+          "task '" + task.name + "': no image in the data carries any of its classes");
+  return {data.images.index_select(0, to_index(keep)), to_index(local)};
+}
+
+LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec>& tasks) {
+  std::vector<int64_t> keep;
+  const auto labels = data.labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < data.size(); ++i) {
+    for (const auto& task : tasks) {
+      if (task.local_index(labels[i]) >= 0) {
+        keep.push_back(i);
+        break;
+      }
+    }
+  }
+  require(!keep.empty(), "no image in the data carries a class of any task");
+  return gather(data, to_index(keep));
+}
+
+LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed) {
+  if (n <= 0 || n >= data.size()) return data;
+  std::vector<int64_t> order = seeded_permutation(data.size(), seed);
+  order.resize(static_cast<size_t>(n));
+  std::sort(order.begin(), order.end());
+  return gather(data, to_index(order));
+}
+
+TransferSet strip_labels(const LabeledImages& data) {
+  return TransferSet(data.images);
+}
+
+}  // namespace amalgam

@@ -1,0 +1,68 @@
+// In-memory image sets: labeled ones for teaching and evaluation, unlabeled ones for amalgamation.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/task.h"
+
+namespace amalgam {
+
+/// Images with their data-set labels: images uint8 [N,C,H,W], labels int64 [N].
+struct LabeledImages {
+  at::Tensor images;  ///< uint8 [N,C,H,W], pixel values 0..255
+  at::Tensor labels;  ///< int64 [N], data-set class ids (or task-local ids after select_task)
+  /// Number of images.
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+};
+
+/// The transfer set: images whose labels were dropped. The amalgamation path accepts only this
+/// type, so no label can reach it.
+class TransferSet {
+ public:
+  /// Wraps uint8 images [N,C,H,W]; throws Error when empty or of the wrong shape.
+  explicit TransferSet(at::Tensor images);
+  /// The images, uint8 [N,C,H,W].
+  const at::Tensor& images() const { return images_; }
+  /// Number of images.
+  int64_t size() const { return images_.size(0); }
+
+ private:
+  at::Tensor images_;
+};
+
+/// Loads split "train" or "test" from a folder of MNIST-family IDX files
+/// (train-images-idx3-ubyte[.gz], t10k-... for test), as [N,1,H,W] images.
+LabeledImages load_idx_split(const std::string& dir, const std::string& split);
+
+/// A training set split into a part to train on and a held-out validation part.
+struct TrainValSplit {
+  LabeledImages train;  ///< images used for training and as the transfer set
+  LabeledImages val;    ///< held-out images for every choice (never the test split)
+};
+
+/// Holds out `val_size` images chosen by a seeded shuffle.
+/// The split seed every command uses by default, so teach and amalgamate hold out the same images.
+constexpr uint64_t kDefaultSplitSeed = 12345;
+
+TrainValSplit split_train_val(const LabeledImages& data, int64_t val_size, uint64_t seed);
+
+/// The images whose label is one of `task.classes`, labels remapped to 0..k-1 in task order.
+LabeledImages select_task(const LabeledImages& data, const TaskSpec& task);
+
+/// The images whose label belongs to any of `tasks`, labels kept as data-set class ids.
+LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec>& tasks);
+
+/// A seeded random subset of at most `n` images (all of them when n <= 0 or n >= size).
+LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed);
+
+/// Drops the labels.
+TransferSet strip_labels(const LabeledImages& data);
+
+/// A seeded permutation of 0..n-1 (std::mt19937_64, independent of LibTorch's generators).
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
+
+}  // namespace amalgam

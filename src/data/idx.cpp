@@ -1,0 +1,102 @@
+#include "data/idx.h"
+
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <array>
+#include <memory>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace amalgam {
+namespace {
+
+constexpr unsigned char kUnsignedByte = 0x08;
+constexpr int64_t kMaxElements = int64_t{1} << 34;  // 16 GiB: beyond that the header is nonsense
+
+struct GzCloser {
+  void operator()(gzFile_s* f) const { gzclose(f); }
+};
+using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
+
+// Reads up to `n` bytes; returns the count read, throwing on a decompression error.
+int64_t read_bytes(gzFile file, const std::string& path, void* out, int64_t n) {
+  auto* dst = static_cast<unsigned char*>(out);
+  int64_t total = 0;
+  while (total < n) {
+    const unsigned chunk = static_cast<unsigned>(std::min<int64_t>(n - total, 1 << 30));
+    const int got = gzread(file, dst + total, chunk);
+    if (got < 0) {
+      int code = 0;
+      const char* message = gzerror(file, &code);
+      throw Error(path +
+                  ": corrupt compressed data: " + (message ? message : "unknown zlib error"));
+    }
+    if (got == 0) break;
+    total += got;
+  }
+  return total;
+}
+
+}  // namespace
+
+at::Tensor read_idx(const std::string& path) {
+  GzFile file(gzopen(path.c_str(), "rb"));
+  if (!file) throw Error(path + ": cannot open IDX file");
+  std::array<unsigned char, 4> magic{};
+  if (read_bytes(file.get(), path, magic.data(), 4) != 4)
+    throw Error(path + ": truncated IDX file: shorter than its 4-byte magic number");
+  if (magic[0] != 0 || magic[1] != 0)
+    throw Error(path + ": not an IDX file: wrong magic number (first two bytes must be zero)");
+  if (magic[2] != kUnsignedByte)
+    throw Error(path + ": unsupported IDX element type 0x" + std::to_string(magic[2]) +
+                " (only unsigned byte, 0x08, is supported)");
+  const int ndims = magic[3];
+  if (ndims < 1 || ndims > 4)
+    throw Error(path + ": wrong magic number: IDX dimension count " + std::to_string(ndims) +
+                " is not in 1..4");
+  std::vector<int64_t> dims(ndims);
+  int64_t elements = 1;
+  for (int d = 0; d < ndims; ++d) {
+    std::array<unsigned char, 4> be{};
+    if (read_bytes(file.get(), path, be.data(), 4) != 4)
+      throw Error(path + ": truncated IDX file: header ends inside dimension " + std::to_string(d));
+    dims[d] = (int64_t{be[0]} << 24) | (int64_t{be[1]} << 16) | (int64_t{be[2]} << 8) | be[3];
+    elements *= std::max<int64_t>(dims[d], 1);
+    if (elements > kMaxElements)
+      throw Error(path + ": IDX header declares an implausibly large array");
+    if (dims[d] == 0) elements = 0;
+  }
+  at::Tensor data = torch::empty(dims, torch::kUInt8);
+  const int64_t got = read_bytes(file.get(), path, data.data_ptr<uint8_t>(), elements);
+  if (got != elements)
+    throw Error(path + ": truncated IDX file: header promises " + std::to_string(elements) +
+                " data bytes, found " + std::to_string(got));
+  unsigned char extra = 0;
+  if (read_bytes(file.get(), path, &extra, 1) != 0)
+    throw Error(path + ": IDX file has trailing bytes after the " + std::to_string(elements) +
+                " data bytes its header declares");
+  return data;
+}
+
+void write_idx(const std::string& path, const at::Tensor& data, bool gzip) {
+  require(data.scalar_type() == torch::kUInt8, path + ": write_idx needs a uint8 tensor");
+  require(data.dim() >= 1 && data.dim() <= 4, path + ": write_idx needs 1 to 4 dimensions");
+  const at::Tensor contiguous = data.contiguous();
+  std::string bytes = {0, 0, static_cast<char>(kUnsignedByte), static_cast<char>(data.dim())};
+  for (int64_t d : data.sizes()) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      bytes.push_back(static_cast<char>((d >> shift) & 0xff));
+  }
+  bytes.append(reinterpret_cast<const char*>(contiguous.data_ptr<uint8_t>()), contiguous.numel());
+  write_atomically(path, [&](const std::string& tmp) {
+    GzFile out(gzopen(tmp.c_str(), gzip ? "wb6" : "wbT"));
+    if (!out) throw Error(path + ": cannot open for writing");
+    if (gzwrite(out.get(), bytes.data(), static_cast<unsigned>(bytes.size())) !=
+        static_cast<int>(bytes.size()))
+      throw Error(path + ": write failed");
+  });
+}
+
+}  // namespace amalgam

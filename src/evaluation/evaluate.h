@@ -1,0 +1,41 @@
+// Accuracy of teachers, students and the teachers' ensemble on labeled images.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "data/dataset.h"
+#include "method/head_layout.h"
+#include "models/network.h"
+#include "teachers/teacher.h"
+
+namespace amalgam {
+
+/// Logits of `network` for every image, in order, computed in eval mode without autograd on the
+/// network's device; returned on the CPU.
+at::Tensor predict_logits(NetworkImpl& network, const at::Tensor& images, int64_t batch_size);
+
+/// Accuracy of argmax over logits[offset, offset+classes) against the task-local labels
+/// 0..classes-1 of `data` (as select_task makes them).
+double accuracy(NetworkImpl& network, const LabeledImages& data, int64_t offset, int64_t classes,
+                int64_t batch_size);
+
+/// A teacher's accuracy on the images of its own task.
+double evaluate_teacher(const Teacher& teacher, const LabeledImages& data, int64_t batch_size);
+
+/// A student's scores.
+struct StudentScores {
+  std::vector<double> task_accuracy;  ///< per task: argmax over the task's slice of the head
+  double union_accuracy = 0;          ///< argmax over the whole head, over all tasks' images
+};
+
+/// Scores a student whose head follows `head` on `data` (data-set labels).
+StudentScores evaluate_student(NetworkImpl& student, const HeadLayout& head,
+                               const LabeledImages& data, int64_t batch_size);
+
+/// Union accuracy of the teachers' ensemble: argmax over their concatenated logits.
+double evaluate_ensemble(const std::vector<Teacher>& teachers, const LabeledImages& data,
+                         int64_t batch_size);
+
+}  // namespace amalgam

@@ -1,0 +1,50 @@
+#include "method/cfl_objective.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "method/losses.h"
+
+namespace amalgam {
+
+void validate(const ObjectiveOptions& o) {
+  require(o.method == "cfl" || o.method == "kd",
+          "--method: expected cfl or kd, got '" + o.method + "'");
+  require(o.temperature > 0, "--temperature: must be > 0");
+  require(o.lambda_kd >= 0, "--lambda-kd: must be >= 0");
+  require(o.lambda_cf >= 0, "--lambda-cf: must be >= 0");
+  require(o.beta >= 0, "--beta: must be >= 0");
+  for (double s : o.sigmas) require(s > 0, "--mmd-sigmas: every bandwidth must be > 0");
+}
+
+at::Tensor soft_targets(const std::vector<ModelOutput>& teachers, double temperature) {
+  std::vector<at::Tensor> logits;
+  for (const auto& t : teachers) logits.push_back(t.logits);
+  return torch::softmax(torch::cat(logits, 1) / temperature, 1);
+}
+
+LossTerms amalgamation_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
+                            CommonFeatureBlockImpl* block, const ObjectiveOptions& options) {
+  LossTerms terms;
+  const double t = options.temperature;
+  terms.kd = t * t * soft_cross_entropy(student.logits / t, soft_targets(teachers, t));
+  terms.mmd = torch::zeros({}, student.logits.options());
+  terms.recon = torch::zeros({}, student.logits.options());
+  if (options.method == "cfl") {
+    require(block != nullptr, "cfl: a common feature block is required");
+    const auto& sigmas = options.sigmas.empty() ? default_mmd_sigmas() : options.sigmas;
+    const at::Tensor h_s = block->student_common(student.features);
+    for (size_t i = 0; i < teachers.size(); ++i) {
+      const at::Tensor h_i = block->teacher_common(i, teachers[i].features);
+      terms.mmd_each.push_back(mmd_loss(h_s, h_i, sigmas));
+      terms.recon_each.push_back(torch::mse_loss(block->reconstruct(i, h_i), teachers[i].features));
+      terms.mmd = terms.mmd + terms.mmd_each.back();
+      terms.recon = terms.recon + terms.recon_each.back();
+    }
+  }
+  terms.total =
+      options.lambda_kd * terms.kd + options.lambda_cf * (terms.mmd + options.beta * terms.recon);
+  return terms;
+}
+
+}  // namespace amalgam

@@ -1,0 +1,85 @@
+#include "method/common_feature_block.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace amalgam {
+namespace {
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).padding(kernel / 2));
+}
+
+torch::nn::Sequential align(int64_t in, int64_t out) {
+  return torch::nn::Sequential(conv(in, out, 1), torch::nn::ReLU(true));
+}
+
+void check_shape(const std::vector<int64_t>& shape, const std::string& what) {
+  require(shape.size() == 3 && shape[0] > 0 && shape[1] > 0 && shape[2] > 0,
+          "common feature block: " + what + " feature shape must be {C,H,W} with positive sizes");
+}
+
+}  // namespace
+
+at::Tensor resize_feature_map(const at::Tensor& x, int64_t height, int64_t width) {
+  if (x.size(2) == height && x.size(3) == width) return x;
+  if (x.size(2) >= height && x.size(3) >= width)
+    return torch::adaptive_avg_pool2d(x, {height, width});
+  return torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{height, width})
+                                                   .mode(torch::kBilinear)
+                                                   .align_corners(false));
+}
+
+ResidualUnitImpl::ResidualUnitImpl(int64_t in, int64_t out) {
+  body_ = register_module(
+      "body", torch::nn::Sequential(conv(in, out, 3), torch::nn::ReLU(true), conv(out, out, 3)));
+  if (in != out) shortcut_ = register_module("shortcut", torch::nn::Sequential(conv(in, out, 1)));
+}
+
+at::Tensor ResidualUnitImpl::forward(const at::Tensor& x) {
+  return torch::relu(body_->forward(x) + (shortcut_ ? shortcut_->forward(x) : x));
+}
+
+CommonFeatureBlockImpl::CommonFeatureBlockImpl(CommonFeatureBlockOptions options)
+    : options_(std::move(options)) {
+  const int64_t h = options_.common_channels;
+  require(h > 0, "--common-channels: must be > 0");
+  require(options_.extractor_blocks > 0, "--extractor-blocks: must be > 0");
+  require(!options_.teacher_shapes.empty(), "common feature block: no teacher");
+  check_shape(options_.student_shape, "student");
+  teacher_align_ = register_module("teacher_align", torch::nn::ModuleList());
+  decoders_ = register_module("decoders", torch::nn::ModuleList());
+  for (const auto& shape : options_.teacher_shapes) {
+    check_shape(shape, "teacher");
+    teacher_align_->push_back(align(shape[0], 2 * h));
+    decoders_->push_back(
+        torch::nn::Sequential(conv(h, h, 3), torch::nn::ReLU(true), conv(h, shape[0], 1)));
+  }
+  student_align_ = register_module("student_align", align(options_.student_shape[0], 2 * h));
+  torch::nn::Sequential extractor(ResidualUnit(2 * h, h));
+  for (int64_t b = 1; b < options_.extractor_blocks; ++b) extractor->push_back(ResidualUnit(h, h));
+  extractor_ = register_module("extractor", extractor);
+}
+
+at::Tensor CommonFeatureBlockImpl::student_common(const at::Tensor& student_features) {
+  return extractor_->forward(student_align_->forward(student_features));
+}
+
+at::Tensor CommonFeatureBlockImpl::teacher_common(size_t teacher, const at::Tensor& features) {
+  require(teacher < num_teachers(), "common feature block: teacher index out of range");
+  const at::Tensor on_grid =
+      resize_feature_map(features, options_.student_shape[1], options_.student_shape[2]);
+  return extractor_->forward(
+      teacher_align_[teacher]->as<torch::nn::Sequential>()->forward(on_grid));
+}
+
+at::Tensor CommonFeatureBlockImpl::reconstruct(size_t teacher, const at::Tensor& common) {
+  require(teacher < num_teachers(), "common feature block: teacher index out of range");
+  const auto& shape = options_.teacher_shapes[teacher];
+  const at::Tensor rebuilt = decoders_[teacher]->as<torch::nn::Sequential>()->forward(common);
+  return resize_feature_map(rebuilt, shape[1], shape[2]);
+}
+
+}  // namespace amalgam

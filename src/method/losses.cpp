@@ -1,0 +1,42 @@
+#include "method/losses.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace amalgam {
+
+const std::vector<double>& default_mmd_sigmas() {
+  static const std::vector<double> sigmas = {0.001, 0.01, 0.05, 0.1, 0.2, 1.0, 2.0};
+  return sigmas;
+}
+
+at::Tensor mmd_loss(const at::Tensor& x, const at::Tensor& y, const std::vector<double>& sigmas) {
+  require(!sigmas.empty(), "mmd: at least one kernel bandwidth is needed");
+  require(x.size(0) > 0 && y.size(0) > 0, "mmd: both samples must be non-empty");
+  const int64_t n = x.size(0);
+  const at::Tensor xs = torch::nn::functional::normalize(
+      x.flatten(1), torch::nn::functional::NormalizeFuncOptions().dim(1).eps(1e-12));
+  const at::Tensor ys = torch::nn::functional::normalize(
+      y.flatten(1), torch::nn::functional::NormalizeFuncOptions().dim(1).eps(1e-12));
+  require(xs.size(1) == ys.size(1), "mmd: samples differ in dimension");
+  const at::Tensor z = torch::cat({xs, ys}, 0);
+  const at::Tensor gram = torch::mm(z, z.t());
+  const at::Tensor sq = gram.diagonal();
+  const at::Tensor d2 = (sq.unsqueeze(0) + sq.unsqueeze(1) - 2 * gram).clamp_min(0);
+  at::Tensor kernel = torch::zeros_like(d2);
+  for (double sigma : sigmas) {
+    require(sigma > 0, "mmd: kernel bandwidths must be > 0");
+    kernel = kernel + torch::exp(d2 * (-1.0 / (2.0 * sigma * sigma)));
+  }
+  const at::Tensor kxx = kernel.slice(0, 0, n).slice(1, 0, n).mean();
+  const at::Tensor kyy = kernel.slice(0, n).slice(1, n).mean();
+  const at::Tensor kxy = kernel.slice(0, 0, n).slice(1, n).mean();
+  return (kxx + kyy - 2 * kxy).clamp_min(0);
+}
+
+at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& target_probs) {
+  return -(target_probs * torch::log_softmax(logits, 1)).sum(1).mean();
+}
+
+}  // namespace amalgam

@@ -1,0 +1,69 @@
+#include "models/checkpoint.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "models/zoo.h"
+
+namespace amalgam {
+namespace {
+
+constexpr const char* kFormat = "amalgam-network";
+constexpr int kVersion = 1;
+
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
+
+}  // namespace
+
+std::string sidecar_path(const std::string& weights_path) {
+  return std::filesystem::path(weights_path).replace_extension(".json").string();
+}
+
+void save_network(const torch::nn::Module& network, const std::string& path, nlohmann::json meta) {
+  meta["format"] = kFormat;
+  meta["version"] = kVersion;
+  write_atomically(path, [&](const std::string& tmp) {
+    torch::serialize::OutputArchive archive;
+    network.save(archive);
+    archive.save_to(tmp);
+  });
+  write_text_atomically(sidecar_path(path), meta.dump(2) + "\n");
+}
+
+SavedNetwork load_network(const std::string& path) {
+  require(std::filesystem::is_regular_file(path), path + ": no such model file");
+  const std::string side = sidecar_path(path);
+  require(std::filesystem::is_regular_file(side),
+          path + ": sidecar " + side + " is missing (models written by amalgam have one)");
+  SavedNetwork saved;
+  try {
+    saved.meta = nlohmann::json::parse(read_text_file(side));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(side + ": not valid JSON: " + first_line(e.what()));
+  }
+  require(saved.meta.is_object() && saved.meta.value("format", "") == kFormat,
+          side + ": not an amalgam model sidecar (no \"format\": \"" + kFormat + "\")");
+  ModelSpec spec;
+  try {
+    spec = saved.meta.at("model").get<ModelSpec>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(side + ": bad \"model\" entry: " + first_line(e.what()));
+  }
+  saved.network = make_network(spec);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    saved.network->load(archive);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": weights do not load into a " + spec.arch + ": " +
+                first_line(e.what_without_backtrace()));
+  }
+  return saved;
+}
+
+}  // namespace amalgam

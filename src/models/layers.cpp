@@ -1,0 +1,64 @@
+#include "models/layers.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace amalgam {
+
+ConvBNImpl::ConvBNImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
+                       Activation activation, int64_t groups)
+    : activation_(activation) {
+  conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
+                                                        .stride(stride)
+                                                        .padding(kernel / 2)
+                                                        .groups(groups)
+                                                        .bias(false)));
+  bn_ = register_module("bn", torch::nn::BatchNorm2d(out));
+}
+
+at::Tensor ConvBNImpl::forward(const at::Tensor& x) {
+  at::Tensor y = bn_->forward(conv_->forward(x));
+  if (activation_ == Activation::kReLU) return torch::relu_(y);
+  if (activation_ == Activation::kReLU6) return torch::hardtanh_(y, 0.0, 6.0);
+  return y;
+}
+
+ZooNetworkImpl::ZooNetworkImpl(ModelSpec spec) : spec_(std::move(spec)) {
+  const InputSpec& in = spec_.input;
+  require(spec_.width > 0, "model: --width must be > 0");
+  require(spec_.depth > 0, "model: --depth must be > 0");
+  require(spec_.stages > 0 && spec_.stages <= 6, "model: --stages must be in 1..6");
+  require(spec_.num_classes > 0, "model: number of classes must be > 0");
+  require(in.channels > 0 && in.height > 0 && in.width > 0, "model: input size must be positive");
+  require(static_cast<int64_t>(in.mean.size()) == in.channels &&
+              static_cast<int64_t>(in.std.size()) == in.channels,
+          "model: --mean and --std need one value per input channel");
+  for (double s : in.std) require(s > 0, "model: --std values must be > 0");
+  mean_ = register_buffer("input_mean",
+                          torch::tensor(in.mean, torch::kFloat32).view({1, in.channels, 1, 1}));
+  std_ = register_buffer("input_std",
+                         torch::tensor(in.std, torch::kFloat32).view({1, in.channels, 1, 1}));
+}
+
+void ZooNetworkImpl::build_head(int64_t feature_channels) {
+  head_ = register_module("head", torch::nn::Linear(feature_channels, spec_.num_classes));
+}
+
+ModelOutput ZooNetworkImpl::forward(const at::Tensor& images) {
+  const at::Tensor x = (images - mean_) / std_;
+  ModelOutput out;
+  out.features = backbone(x);
+  out.logits = head_->forward(torch::adaptive_avg_pool2d(out.features, {1, 1}).flatten(1));
+  return out;
+}
+
+std::vector<at::Tensor> ZooNetworkImpl::head_parameters() {
+  return head_->parameters();
+}
+
+int64_t stage_channels(const ModelSpec& spec, int64_t stage) {
+  return spec.width << stage;
+}
+
+}  // namespace amalgam

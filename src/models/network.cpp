@@ -1,0 +1,45 @@
+#include "models/network.h"
+
+#include <torch/torch.h>
+
+#include <unordered_set>
+
+namespace amalgam {
+
+std::vector<at::Tensor> NetworkImpl::backbone_parameters() {
+  std::unordered_set<const void*> head;
+  for (const auto& p : head_parameters()) head.insert(p.unsafeGetTensorImpl());
+  std::vector<at::Tensor> result;
+  for (const auto& p : parameters())
+    if (!head.count(p.unsafeGetTensorImpl())) result.push_back(p);
+  return result;
+}
+
+std::vector<int64_t> feature_shape(NetworkImpl& network) {
+  const bool was_training = network.is_training();
+  network.eval();
+  torch::NoGradGuard no_grad;
+  const InputSpec& in = network.input();
+  auto device = torch::kCPU;
+  for (const auto& p : network.parameters()) {
+    device = p.device().type();
+    break;
+  }
+  const auto out = network.forward(
+      torch::zeros({1, in.channels, in.height, in.width}, torch::TensorOptions().device(device)));
+  network.train(was_training);
+  return {out.features.size(1), out.features.size(2), out.features.size(3)};
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters()) total += p.numel();
+  return total;
+}
+
+void freeze(NetworkImpl& network) {
+  network.eval();
+  for (auto& p : network.parameters()) p.set_requires_grad(false);
+}
+
+}  // namespace amalgam

@@ -1,0 +1,54 @@
+// The one model interface: images in, (feature map, logits) out. Teachers and students, built by
+// the zoo or (later) loaded from files, all go through it.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace amalgam {
+
+/// Input conventions of a network: geometry and the normalisation it expects.
+struct InputSpec {
+  int64_t channels = 1;             ///< image channels (1 grey, 3 RGB)
+  int64_t height = 28;              ///< image height in pixels
+  int64_t width = 28;               ///< image width in pixels
+  std::vector<double> mean{0.286};  ///< per-channel mean subtracted from [0,1] pixels
+  std::vector<double> std{0.353};   ///< per-channel std the centred pixels are divided by
+};
+
+/// What every network returns.
+struct ModelOutput {
+  at::Tensor features;  ///< the last convolutional stage's feature map [B,C,H,W]
+  at::Tensor logits;    ///< class scores [B,K]
+};
+
+/// Base of every network amalgam trains or runs. Inputs are raw images in [0,1]; the network
+/// applies its own normalisation, so teachers with different conventions see the same batch.
+class NetworkImpl : public torch::nn::Module {
+ public:
+  /// images: float [B,C,H,W] in [0,1].
+  virtual ModelOutput forward(const at::Tensor& images) = 0;
+  /// The classifier head's parameters (trained with the head learning rate).
+  virtual std::vector<at::Tensor> head_parameters() = 0;
+  /// Every parameter outside the head.
+  std::vector<at::Tensor> backbone_parameters();
+  /// The input conventions.
+  virtual const InputSpec& input() const = 0;
+};
+
+/// Shared handle to any network.
+using Network = std::shared_ptr<NetworkImpl>;
+
+/// The feature map shape {C,H,W} the network produces for its declared input size.
+std::vector<int64_t> feature_shape(NetworkImpl& network);
+
+/// Number of scalar parameters of a module.
+int64_t count_parameters(const torch::nn::Module& module);
+
+/// Freezes a network for use as a teacher: eval mode, no parameter needs a gradient.
+void freeze(NetworkImpl& network);
+
+}  // namespace amalgam

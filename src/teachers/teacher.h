@@ -1,0 +1,44 @@
+// Teachers: frozen networks, each an expert on its own task, and the one place their outputs are
+// taken.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "data/task.h"
+#include "models/layers.h"
+#include "models/network.h"
+
+namespace amalgam {
+
+/// A frozen teacher: its network, its task and where it came from.
+struct Teacher {
+  std::string path;                    ///< file it was loaded from ("" when built in memory)
+  Network network;                     ///< in eval mode, no parameter requires a gradient
+  TaskSpec task;                       ///< the classes its logits stand for, in order
+  std::vector<int64_t> feature_shape;  ///< {C,H,W} of its feature map
+};
+
+/// Writes a trained zoo network as a teacher of `task` (weights + sidecar); `extra` entries are
+/// merged into the sidecar (training record, validation accuracy).
+void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const TaskSpec& task,
+                  const std::string& path, const nlohmann::json& extra);
+
+/// Loads a teacher written by `amalgam teach` onto `device` and freezes it.
+Teacher load_teacher(const std::string& path, c10::Device device);
+
+/// Wraps an in-memory network as a frozen teacher.
+Teacher make_teacher(Network network, TaskSpec task);
+
+/// Runs every teacher on `images` without autograd: the one place teacher outputs are taken.
+std::vector<ModelOutput> teacher_outputs(const std::vector<Teacher>& teachers,
+                                         const at::Tensor& images);
+
+/// Throws Error unless all teachers take the same input geometry (each may normalise its own
+/// way) and their tasks are disjoint.
+void check_teachers_compatible(const std::vector<Teacher>& teachers);
+
+}  // namespace amalgam

@@ -1,0 +1,127 @@
+#include "training/amalgamate.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "data/batch_loader.h"
+#include "models/zoo.h"
+
+namespace amalgam {
+namespace {
+
+void check_finite(const LossTerms& terms, int64_t epoch, int64_t step) {
+  const std::pair<const char*, const at::Tensor*> named[] = {
+      {"kd", &terms.kd}, {"mmd", &terms.mmd}, {"recon", &terms.recon}, {"total", &terms.total}};
+  for (const auto& [name, value] : named) {
+    const double v = value->item<double>();
+    require(std::isfinite(v), "amalgamate: loss term '" + std::string(name) + "' is " +
+                                  std::to_string(v) + " at epoch " + std::to_string(epoch) +
+                                  ", step " + std::to_string(step) +
+                                  " (try a lower --lr or --block-lr-mult)");
+  }
+}
+
+}  // namespace
+
+AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
+                              const AmalgamateOptions& options, const EpochCallback& on_epoch) {
+  validate(options.train);
+  validate(options.objective);
+  check_teachers_compatible(teachers);
+  const c10::Device device = parse_device(options.train.device);
+  const InputSpec& input = teachers.front().network->input();
+  require(transfer.images().size(1) == input.channels &&
+              transfer.images().size(2) == input.height && transfer.images().size(3) == input.width,
+          "transfer set: images are " + std::to_string(transfer.images().size(1)) + "x" +
+              std::to_string(transfer.images().size(2)) + "x" +
+              std::to_string(transfer.images().size(3)) + " but the teachers take " +
+              std::to_string(input.channels) + "x" + std::to_string(input.height) + "x" +
+              std::to_string(input.width));
+  const double start = now_seconds();
+
+  AmalgamationResult result;
+  for (const auto& t : teachers) result.head.tasks.push_back(t.task);
+  result.student_spec = options.student;
+  result.student_spec.input = input;
+  result.student_spec.num_classes = result.head.total();
+
+  torch::manual_seed(options.train.seed);
+  result.student = make_network(result.student_spec);
+  NetworkImpl& student = *result.student;
+  student.to(device);
+  std::vector<ParamGroup> groups = {{student.backbone_parameters(), 1.0},
+                                    {student.head_parameters(), options.train.head_lr_mult}};
+  if (options.objective.method == "cfl") {
+    CommonFeatureBlockOptions block_options;
+    for (const auto& t : teachers) block_options.teacher_shapes.push_back(t.feature_shape);
+    block_options.student_shape = feature_shape(student);
+    block_options.common_channels = options.common_channels;
+    block_options.extractor_blocks = options.extractor_blocks;
+    result.block = CommonFeatureBlock(block_options);
+    result.block->to(device);
+    groups.push_back({result.block->parameters(), options.train.block_lr_mult});
+  }
+
+  BatchLoaderOptions loader_options;
+  loader_options.batch_size = options.train.batch_size;
+  loader_options.seed = options.train.seed;
+  // MMD needs at least two samples per side to be informative.
+  loader_options.drop_last = transfer.size() > options.train.batch_size;
+  BatchLoader loader(transfer.images(), at::Tensor(), loader_options);
+  ScheduledAdam optimizer(groups, options.train, loader.batches_per_epoch());
+
+  for (int64_t epoch = 0; epoch < options.train.epochs; ++epoch) {
+    student.train();
+    if (result.block) result.block->train();
+    loader.start_epoch(epoch);
+    EpochStats stats;
+    stats.epoch = epoch + 1;
+    int64_t seen = 0, step = 0;
+    const double epoch_start = now_seconds();
+    while (auto batch = loader.next()) {
+      const at::Tensor images = batch->images.to(device);
+      const std::vector<ModelOutput> targets = teacher_outputs(teachers, images);
+      optimizer.zero_grad();
+      const ModelOutput out = student.forward(images);
+      const LossTerms terms = amalgamation_loss(
+          out, targets, result.block ? result.block.get() : nullptr, options.objective);
+      check_finite(terms, epoch + 1, step);
+      terms.total.backward();
+      optimizer.step();
+      const double b = static_cast<double>(images.size(0));
+      stats.total += terms.total.item<double>() * b;
+      stats.kd += terms.kd.item<double>() * b;
+      stats.mmd += terms.mmd.item<double>() * b;
+      stats.recon += terms.recon.item<double>() * b;
+      seen += images.size(0);
+      ++step;
+    }
+    stats.total /= seen;
+    stats.kd /= seen;
+    stats.mmd /= seen;
+    stats.recon /= seen;
+    stats.seconds = now_seconds() - epoch_start;
+    stats.images_per_second = seen / stats.seconds;
+    result.history.push_back(stats);
+    char line[256];
+    std::snprintf(
+        line, sizeof line,
+        "amalgamate %s: epoch %lld/%lld loss %.4f (kd %.4f mmd %.4f recon %.4f) %.0f img/s",
+        options.objective.method.c_str(), static_cast<long long>(epoch + 1),
+        static_cast<long long>(options.train.epochs), stats.total, stats.kd, stats.mmd, stats.recon,
+        stats.images_per_second);
+    log_info(line);
+    if (on_epoch) on_epoch(stats, student);
+  }
+  student.eval();
+  if (result.block) result.block->eval();
+  result.seconds = now_seconds() - start;
+  return result;
+}
+
+}  // namespace amalgam

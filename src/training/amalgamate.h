@@ -1,0 +1,55 @@
+// Amalgamation: trains one student from frozen teachers and unlabeled images.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "data/dataset.h"
+#include "method/cfl_objective.h"
+#include "method/common_feature_block.h"
+#include "method/head_layout.h"
+#include "models/layers.h"
+#include "teachers/teacher.h"
+#include "training/optimizer.h"
+
+namespace amalgam {
+
+/// Everything that defines an amalgamation run.
+struct AmalgamateOptions {
+  ModelSpec student;             ///< student architecture (input and classes come from teachers)
+  ObjectiveOptions objective;    ///< method and loss weights
+  int64_t common_channels = 32;  ///< h of the common feature space
+  int64_t extractor_blocks = 2;  ///< residual units in the shared extractor
+  TrainOptions train;            ///< epochs, batch size, learning rates, seed, device
+};
+
+/// Mean loss terms over one epoch.
+struct EpochStats {
+  int64_t epoch = 0;             ///< 1-based
+  double total = 0;              ///< mean total loss
+  double kd = 0;                 ///< mean soft-target term
+  double mmd = 0;                ///< mean summed MMD²
+  double recon = 0;              ///< mean summed reconstruction MSE
+  double images_per_second = 0;  ///< throughput of the epoch
+  double seconds = 0;            ///< wall time of the epoch
+};
+
+/// What amalgamate() produced.
+struct AmalgamationResult {
+  Network student;                    ///< the trained student, in eval mode
+  CommonFeatureBlock block{nullptr};  ///< the common feature block (null for kd)
+  HeadLayout head;                    ///< which head slice answers which task
+  ModelSpec student_spec;             ///< the student's resolved options
+  std::vector<EpochStats> history;    ///< per epoch
+  double seconds = 0;                 ///< wall time
+};
+
+/// Called after every epoch with the student (e.g. to score it on a validation split).
+using EpochCallback = std::function<void(const EpochStats&, NetworkImpl& student)>;
+
+/// Trains a student from `teachers` on `transfer`. Only images reach this function: the
+/// transfer set carries no labels.
+AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
+                              const AmalgamateOptions& options, const EpochCallback& on_epoch = {});
+
+}  // namespace amalgam

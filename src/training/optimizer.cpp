@@ -1,0 +1,72 @@
+#include "training/optimizer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace amalgam {
+
+void validate(const TrainOptions& o) {
+  require(o.epochs > 0, "--epochs: must be > 0, got " + std::to_string(o.epochs));
+  require(o.batch_size > 0, "--batch-size: must be > 0, got " + std::to_string(o.batch_size));
+  require(o.lr > 0 && std::isfinite(o.lr), "--lr: must be a positive number");
+  require(o.head_lr_mult > 0, "--head-lr-mult: must be > 0");
+  require(o.block_lr_mult > 0, "--block-lr-mult: must be > 0");
+  require(o.weight_decay >= 0, "--weight-decay: must be >= 0");
+  require(o.schedule == "cosine" || o.schedule == "step" || o.schedule == "constant",
+          "--schedule: expected cosine, step or constant, got '" + o.schedule + "'");
+  require(o.step_epochs > 0, "--step-epochs: must be > 0");
+  require(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
+  require(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
+}
+
+ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,
+                             int64_t steps_per_epoch)
+    : options_(options), steps_per_epoch_(std::max<int64_t>(1, steps_per_epoch)) {
+  std::vector<torch::optim::OptimizerParamGroup> adam_groups;
+  for (const auto& group : groups) {
+    if (group.params.empty()) continue;
+    const double lr = options.lr * group.lr_mult;
+    base_lrs_.push_back(lr);
+    adam_groups.emplace_back(group.params,
+                             std::make_unique<torch::optim::AdamOptions>(
+                                 torch::optim::AdamOptions(lr).weight_decay(options.weight_decay)));
+  }
+  adam_ = std::make_unique<torch::optim::Adam>(
+      adam_groups, torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
+}
+
+ScheduledAdam::~ScheduledAdam() = default;
+
+double ScheduledAdam::factor(int64_t step) const {
+  const int64_t total = options_.epochs * steps_per_epoch_;
+  if (options_.schedule == "cosine")
+    return 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(std::min(step, total)) / total));
+  if (options_.schedule == "step")
+    return std::pow(options_.gamma,
+                    static_cast<double>(step / steps_per_epoch_ / options_.step_epochs));
+  return 1.0;
+}
+
+std::vector<double> ScheduledAdam::learning_rates() const {
+  std::vector<double> lrs;
+  for (double base : base_lrs_) lrs.push_back(base * factor(step_));
+  return lrs;
+}
+
+void ScheduledAdam::zero_grad() {
+  adam_->zero_grad();
+}
+
+void ScheduledAdam::step() {
+  const double f = factor(step_);
+  auto& groups = adam_->param_groups();
+  for (size_t i = 0; i < groups.size(); ++i)
+    static_cast<torch::optim::AdamOptions&>(groups[i].options()).lr(base_lrs_[i] * f);
+  adam_->step();
+  ++step_;
+}
+
+}  // namespace amalgam

@@ -1,0 +1,64 @@
+// Options every training command shares, and Adam with parameter groups and a schedule.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace torch::optim {
+class Adam;
+}
+
+namespace amalgam {
+
+/// Options every training command shares.
+struct TrainOptions {
+  int64_t epochs = 5;               ///< passes over the training data
+  int64_t batch_size = 128;         ///< images per step
+  double lr = 1e-3;                 ///< Adam learning rate of the backbone
+  double head_lr_mult = 10.0;       ///< head learning rate = lr * this
+  double block_lr_mult = 1.0;       ///< common feature block learning rate = lr * this
+  double weight_decay = 5e-4;       ///< Adam L2 weight decay
+  std::string schedule = "cosine";  ///< cosine | step | constant
+  int64_t step_epochs = 2;          ///< step schedule: epochs between decays
+  double gamma = 0.1;               ///< step schedule: decay factor
+  uint64_t seed = 0;                ///< seeds initialisation and data order
+  int threads = 0;                  ///< intra-op threads (0 = all cores)
+  std::string device = "cpu";       ///< cpu | cuda[:N]
+};
+
+/// Throws Error naming the option for any nonsense value.
+void validate(const TrainOptions& options);
+
+/// A group of parameters sharing one learning-rate multiplier.
+struct ParamGroup {
+  std::vector<at::Tensor> params;  ///< the parameters
+  double lr_mult = 1.0;            ///< lr = base lr * lr_mult
+};
+
+/// Adam over several parameter groups whose learning rates follow one schedule, set per step.
+class ScheduledAdam {
+ public:
+  ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,
+                int64_t steps_per_epoch);
+  ~ScheduledAdam();
+  /// Clears gradients.
+  void zero_grad();
+  /// Sets this step's learning rates, then takes an Adam step.
+  void step();
+  /// The schedule's factor at step `step` (1 at the start).
+  double factor(int64_t step) const;
+  /// Learning rate of each group at the current step.
+  std::vector<double> learning_rates() const;
+
+ private:
+  std::unique_ptr<torch::optim::Adam> adam_;
+  std::vector<double> base_lrs_;
+  TrainOptions options_;
+  int64_t steps_per_epoch_;
+  int64_t step_ = 0;
+};
+
+}  // namespace amalgam

@@ -1,0 +1,30 @@
+// Saving and loading amalgamated students with their head layout.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "method/head_layout.h"
+#include "models/network.h"
+#include "training/amalgamate.h"
+
+namespace amalgam {
+
+/// A student read back from disk.
+struct Student {
+  Network network;  ///< in eval mode
+  HeadLayout head;  ///< which head slice answers which task
+};
+
+/// Writes the student (weights + sidecar with its options and head layout) to `path`, and the
+/// common feature block, when there is one, beside it as "<stem>.block.pt". `extra` entries are
+/// merged into the sidecar.
+void save_student(const AmalgamationResult& result, const std::string& path,
+                  const nlohmann::json& extra);
+
+/// Loads a student written by save_student onto `device`.
+Student load_student(const std::string& path, c10::Device device);
+
+}  // namespace amalgam

@@ -1,0 +1,70 @@
+#include "training/teach.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "data/batch_loader.h"
+#include "evaluation/evaluate.h"
+#include "models/zoo.h"
+
+namespace amalgam {
+
+TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& train,
+                  const LabeledImages& val, const TrainOptions& options) {
+  validate(options);
+  require(train.size() > 0, "teach: no training images");
+  const c10::Device device = parse_device(options.device);
+  const double start = now_seconds();
+  spec.num_classes = task.size();
+  torch::manual_seed(options.seed);
+  TeachResult result;
+  result.network = make_network(spec);
+  NetworkImpl& net = *result.network;
+  net.to(device);
+
+  BatchLoaderOptions loader_options;
+  loader_options.batch_size = options.batch_size;
+  loader_options.seed = options.seed;
+  BatchLoader loader(train.images, train.labels, loader_options);
+  ScheduledAdam optimizer({{net.backbone_parameters(), 1.0}, {net.head_parameters(), 1.0}}, options,
+                          loader.batches_per_epoch());
+  for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    net.train();
+    loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t seen = 0;
+    const double epoch_start = now_seconds();
+    while (auto batch = loader.next()) {
+      const at::Tensor images = batch->images.to(device);
+      const at::Tensor labels = batch->labels.to(device);
+      optimizer.zero_grad();
+      const at::Tensor loss = torch::cross_entropy_loss(net.forward(images).logits, labels);
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<double>() * images.size(0);
+      seen += images.size(0);
+    }
+    result.epoch_loss.push_back(loss_sum / seen);
+    char line[256];
+    std::snprintf(line, sizeof line, "teach %s (%s): epoch %lld/%lld loss %.4f  %.0f img/s",
+                  spec.arch.c_str(), task.name.c_str(), static_cast<long long>(epoch + 1),
+                  static_cast<long long>(options.epochs), result.epoch_loss.back(),
+                  seen / (now_seconds() - epoch_start));
+    std::string message = line;
+    if (val.size() > 0) {
+      result.val_accuracy.push_back(accuracy(net, val, 0, task.size(), options.batch_size));
+      std::snprintf(line, sizeof line, "  val acc %.4f", result.val_accuracy.back());
+      message += line;
+    }
+    log_info(message);
+  }
+  net.eval();
+  result.seconds = now_seconds() - start;
+  return result;
+}
+
+}  // namespace amalgam

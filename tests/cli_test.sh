@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Drives the amalgam tool as a user would: teach two teachers, amalgamate, evaluate; then feeds
+# it bad input and checks each refusal is one clear line, a non-zero exit and no output file.
+set -u
+AMALGAM=${1:?usage: cli_test.sh path/to/amalgam}
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; }
+
+# ok NAME CMD...: must exit 0.
+ok() {
+  local name=$1; shift
+  if "$@" >"$W/out" 2>"$W/err"; then pass "$name"; else fail "$name (exit $?)"; tail -3 "$W/err"; fi
+}
+
+# bad NAME PATTERN CMD...: must exit non-zero with a last stderr line "amalgam: error: ...PATTERN...".
+bad() {
+  local name=$1 pattern=$2; shift 2
+  "$@" >"$W/out" 2>"$W/err"
+  local rc=$?
+  local last
+  last=$(tail -n 1 "$W/err")
+  if [ $rc -ne 0 ] && [[ "$last" == "amalgam: error: "* ]] && [[ "$last" == *"$pattern"* ]]; then
+    pass "$name -> $last"
+  else
+    fail "$name: exit $rc, last stderr line: $last"
+  fi
+}
+
+# exists NAME FILE...
+exists() {
+  local name=$1; shift
+  for f in "$@"; do [ -s "$f" ] || { fail "$name: $f missing"; return; }; done
+  pass "$name"
+}
+
+# absent NAME FILE...
+absent() {
+  local name=$1; shift
+  for f in "$@"; do [ ! -e "$f" ] || { fail "$name: $f was written"; return; }; done
+  pass "$name"
+}
+
+A="$AMALGAM --quiet"
+SMALL="--limit 2000 --val-size 500 --epochs 1 --batch-size 64"
+
+ok "teach resnet on A=0-4" $A teach --task A=0-4 --arch resnet --width 8 $SMALL --out "$W/a"
+exists "teacher A files" "$W/a/teacher.pt" "$W/a/teacher.json"
+ok "teach vgg on B=5-9" $A teach --task B=5-9 --arch vgg --width 8 $SMALL --out "$W/b"
+ok "teach mobilenetv2 on C=5-9" $A teach --task C=5-9 --arch mobilenetv2 --width 8 $SMALL --out "$W/c"
+ok "amalgamate cfl" $A amalgamate --teacher "$W/a/teacher.pt" --teacher "$W/b/teacher.pt" \
+  --student resnet --student-width 8 $SMALL --out "$W/s"
+exists "student files" "$W/s/student.pt" "$W/s/student.json" "$W/s/student.block.pt"
+ok "amalgamate kd" $A amalgamate --method kd --teacher "$W/a/teacher.pt" \
+  --teacher "$W/c/teacher.pt" --student mobilenetv2 --student-width 8 $SMALL --out "$W/k"
+ok "eval teachers and student" $A eval --teacher "$W/a/teacher.pt" --teacher "$W/b/teacher.pt" \
+  --student "$W/s/student.pt" --json "$W/eval.json"
+grep -q "union" "$W/out" && pass "eval prints a union row" || fail "eval prints a union row"
+grep -q '"student_acc"' "$W/eval.json" && pass "eval writes JSON" || fail "eval writes JSON"
+
+# Bad input.
+AM="$A amalgamate --teacher $W/a/teacher.pt --teacher $W/b/teacher.pt --limit 2000 --epochs 1"
+bad "missing teacher" "no such model file" $A amalgamate --teacher "$W/none.pt" $SMALL --out "$W/x1"
+bad "negative lr" "--lr" $AM --lr -1 --out "$W/x2"
+absent "no output after refusal" "$W/x2/student.pt"
+bad "zero batch size" "--batch-size" $AM --batch-size 0 --out "$W/x3"
+bad "unknown architecture" "unknown architecture" $AM --student transformer --out "$W/x4"
+bad "unknown method" "--method" $AM --method magic --out "$W/x5"
+bad "overlapping teachers" "more than one task" $A amalgamate --teacher "$W/b/teacher.pt" \
+  --teacher "$W/c/teacher.pt" $SMALL --out "$W/x6"
+bad "bad task" "not a class id" $A teach --task A=x-4 $SMALL --out "$W/x7"
+bad "missing required option" "--task" $A teach --out "$W/x7b"
+bad "cuda without cuda" "CUDA" $AM --device cuda --out "$W/x8"
+bad "unwritable output" "cannot create directory" $AM --out /proc/amalgam-test/out
+printf 'not a model' >"$W/junk.pt"
+bad "not a model file" "sidecar" $A eval --teacher "$W/junk.pt"
+mkdir -p "$W/empty" "$W/corrupt"
+bad "empty data folder" "train-images-idx3-ubyte" $AM --data "$W/empty" --out "$W/x9"
+printf '\0\0\x08\x03\0\0\0\x0a\0\0\0\x1c\0\0\0\x1c\x01\x02' >"$W/corrupt/train-images-idx3-ubyte"
+printf '\0\0\x08\x01\0\0\0\x0a\x01\x02\x03\x04\x05\x06\x07\x08\x09\x00' >"$W/corrupt/train-labels-idx1-ubyte"
+bad "truncated IDX" "truncated" $AM --data "$W/corrupt" --out "$W/x10"
+bad "validation larger than data" "--val-size" $AM --val-size 70000 --out "$W/x11"
+bad "option given twice" "--epochs" $AM --epochs 2 --out "$W/x12"
+bad "not a number" "--lr" $AM --lr fast --out "$W/x13"
+bad "unknown option" "--colour" $AM --colour --out "$W/x14"
+
+echo "cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]

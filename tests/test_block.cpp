@@ -1,0 +1,79 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "method/cfl_objective.h"
+#include "method/common_feature_block.h"
+
+using namespace amalgam;
+
+namespace {
+
+CommonFeatureBlockOptions mixed_shapes() {
+  CommonFeatureBlockOptions o;
+  // Teachers differ in channels and in spatial size (larger, smaller, equal to the student's).
+  o.teacher_shapes = {{64, 7, 7}, {48, 4, 4}, {32, 14, 14}};
+  o.student_shape = {40, 7, 7};
+  o.common_channels = 16;
+  return o;
+}
+
+}  // namespace
+
+TEST(CommonFeatureBlock, ShapesForHeterogeneousTeachers) {
+  torch::manual_seed(0);
+  CommonFeatureBlock block(mixed_shapes());
+  const int64_t b = 5;
+  EXPECT_EQ(block->student_common(torch::randn({b, 40, 7, 7})).sizes(),
+            (std::vector<int64_t>{b, 16, 7, 7}));
+  for (size_t i = 0; i < block->num_teachers(); ++i) {
+    const auto& shape = block->options().teacher_shapes[i];
+    const auto f = torch::randn({b, shape[0], shape[1], shape[2]});
+    const auto h = block->teacher_common(i, f);
+    EXPECT_EQ(h.sizes(), (std::vector<int64_t>{b, 16, 7, 7})) << "teacher " << i;
+    EXPECT_EQ(block->reconstruct(i, h).sizes(), f.sizes()) << "teacher " << i;
+  }
+}
+
+TEST(CommonFeatureBlock, CflLossTrainsEveryPart) {
+  torch::manual_seed(1);
+  CommonFeatureBlock block(mixed_shapes());
+  auto student_features = torch::randn({6, 40, 7, 7}, torch::requires_grad());
+  auto student_logits = torch::randn({6, 9}, torch::requires_grad());
+  std::vector<ModelOutput> teachers;
+  const std::vector<int64_t> classes = {3, 4, 2};
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& s = block->options().teacher_shapes[i];
+    teachers.push_back({torch::randn({6, s[0], s[1], s[2]}), torch::randn({6, classes[i]})});
+  }
+  ObjectiveOptions options;
+  const LossTerms terms =
+      amalgamation_loss({student_features, student_logits}, teachers, block.get(), options);
+  ASSERT_EQ(terms.mmd_each.size(), 3u);
+  EXPECT_GT(terms.mmd.item<double>(), 0.0);
+  EXPECT_GT(terms.recon.item<double>(), 0.0);
+  terms.total.backward();
+  EXPECT_TRUE(torch::isfinite(student_features.grad()).all().item<bool>());
+  EXPECT_GT(student_features.grad().abs().sum().item<double>(), 0.0);
+  for (const auto& p : block->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+  }
+}
+
+TEST(CflObjective, KdIsTheSoftTargetTermAlone) {
+  torch::manual_seed(2);
+  const auto logits = torch::randn({4, 5});
+  std::vector<ModelOutput> teachers = {{torch::randn({4, 8, 2, 2}), torch::randn({4, 2})},
+                                       {torch::randn({4, 8, 2, 2}), torch::randn({4, 3})}};
+  ObjectiveOptions options;
+  options.method = "kd";
+  options.temperature = 2.0;
+  const LossTerms terms =
+      amalgamation_loss({torch::randn({4, 8, 2, 2}), logits}, teachers, nullptr, options);
+  const auto target =
+      torch::softmax(torch::cat({teachers[0].logits, teachers[1].logits}, 1) / 2.0, 1);
+  const double expected =
+      4.0 * -(target * torch::log_softmax(logits / 2.0, 1)).sum(1).mean().item<double>();
+  EXPECT_NEAR(terms.total.item<double>(), expected, 1e-5);
+  EXPECT_EQ(terms.mmd.item<double>(), 0.0);
+}

@@ -1,0 +1,118 @@
+// A tiny amalgamation on real Fashion-MNIST images: a few hundred images, seconds.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <type_traits>
+
+#include "core/runtime.h"
+#include "data/dataset.h"
+#include "evaluation/evaluate.h"
+#include "teachers/teacher.h"
+#include "training/amalgamate.h"
+#include "training/teach.h"
+
+using namespace amalgam;
+
+namespace {
+
+struct Fixture {
+  TrainValSplit data;
+  LabeledImages test;
+  std::vector<Teacher> teachers;
+};
+
+// Two heterogeneous teachers (resnet on 0-4, vgg on 5-9), trained once for all tests here.
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    configure_threads(0);
+    Fixture f;
+    f.data = split_train_val(load_idx_split(AMALGAM_FASHION_DIR, "train"), 500, 1);
+    f.data.train = subsample(f.data.train, 1200, 2);
+    f.test = subsample(load_idx_split(AMALGAM_FASHION_DIR, "test"), 1000, 3);
+    TrainOptions t;
+    t.epochs = 8;
+    t.batch_size = 32;
+    t.lr = 2e-3;
+    const std::vector<std::pair<std::string, std::string>> plans = {{"A=0-4", "resnet"},
+                                                                    {"B=5-9", "vgg"}};
+    for (const auto& [task_text, arch] : plans) {
+      const TaskSpec task = parse_task(task_text);
+      ModelSpec spec;
+      spec.arch = arch;
+      spec.width = 8;
+      const TeachResult r = teach(spec, task, select_task(f.data.train, task), {}, t);
+      f.teachers.push_back(make_teacher(r.network, task));
+    }
+    return f;
+  }();
+  return f;
+}
+
+AmalgamateOptions tiny_options(const std::string& method, int64_t epochs) {
+  AmalgamateOptions o;
+  o.student.arch = "resnet";
+  o.student.width = 8;
+  o.objective.method = method;
+  o.common_channels = 16;
+  o.train.epochs = epochs;
+  o.train.batch_size = 32;
+  o.train.lr = 2e-3;
+  o.train.block_lr_mult = 1.0;
+  return o;
+}
+
+template <typename T, typename = void>
+struct has_labels : std::false_type {};
+template <typename T>
+struct has_labels<T, std::void_t<decltype(std::declval<T>().labels)>> : std::true_type {};
+
+}  // namespace
+
+TEST(EndToEnd, TinyCflStudentIsWellAboveChanceOnEveryTask) {
+  const Fixture& f = fixture();
+  for (const auto& t : f.teachers) EXPECT_GT(evaluate_teacher(t, f.test, 256), 0.6) << t.task.name;
+  const AmalgamationResult r =
+      amalgamate(f.teachers, strip_labels(f.data.train), tiny_options("cfl", 8));
+  ASSERT_FALSE(r.block.is_empty());
+  EXPECT_LT(r.history.back().total, r.history.front().total) << "loss must go down";
+  const StudentScores s = evaluate_student(*r.student, r.head, f.test, 256);
+  ASSERT_EQ(s.task_accuracy.size(), 2u);
+  std::printf("tiny CFL student: task A %.3f, task B %.3f, union %.3f\n", s.task_accuracy[0],
+              s.task_accuracy[1], s.union_accuracy);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_GT(s.task_accuracy[i], 0.5) << "task " << i << " (chance is 0.2)";
+  EXPECT_GT(s.union_accuracy, 0.3) << "chance is 0.1";
+}
+
+TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
+  // The transfer set type has no label member: the loop cannot be handed one.
+  static_assert(!has_labels<TransferSet>::value, "TransferSet must not carry labels");
+  static_assert(has_labels<LabeledImages>::value, "detector sanity check");
+  // And the result is a function of the images alone: scrambling the labels of the source data
+  // changes nothing, bit for bit.
+  const Fixture& f = fixture();
+  LabeledImages scrambled = subsample(f.data.train, 300, 4);
+  const LabeledImages original = scrambled;
+  scrambled.labels = torch::randint(0, 1000, {scrambled.size()}, torch::kInt64);
+  const auto a = amalgamate(f.teachers, strip_labels(original), tiny_options("cfl", 1));
+  const auto b = amalgamate(f.teachers, strip_labels(scrambled), tiny_options("cfl", 1));
+  const auto pa = a.student->parameters(), pb = b.student->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
+}
+
+TEST(EndToEnd, TeachersStayFrozen) {
+  const Fixture& f = fixture();
+  std::vector<at::Tensor> before;
+  for (const auto& t : f.teachers)
+    for (const auto& p : t.network->parameters()) before.push_back(p.clone());
+  for (const auto& t : f.teachers)
+    for (const auto& b : t.network->buffers()) before.push_back(b.clone());
+  amalgamate(f.teachers, strip_labels(subsample(f.data.train, 200, 5)), tiny_options("cfl", 1));
+  size_t k = 0;
+  for (const auto& t : f.teachers)
+    for (const auto& p : t.network->parameters()) EXPECT_TRUE(torch::equal(p, before[k++]));
+  for (const auto& t : f.teachers)
+    for (const auto& b : t.network->buffers()) EXPECT_TRUE(torch::equal(b, before[k++]));
+}

@@ -1,0 +1,83 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "method/losses.h"
+
+using amalgam::mmd_loss;
+using amalgam::soft_cross_entropy;
+
+TEST(Mmd, IdenticalSamplesGiveZero) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({32, 8, 3, 3});
+  EXPECT_NEAR(mmd_loss(x, x).item<double>(), 0.0, 1e-6);
+}
+
+TEST(Mmd, GrowsWithMeanShift) {
+  torch::manual_seed(1);
+  const auto x = torch::randn({64, 16});
+  const auto noise = torch::randn({64, 16});
+  auto shift = torch::zeros({16});
+  shift[0] = 1.0;
+  double previous = -1;
+  for (double amount : {0.0, 0.5, 1.0, 2.0, 4.0}) {
+    const double value = mmd_loss(x, noise + amount * shift).item<double>();
+    EXPECT_GT(value, previous) << "shift " << amount;
+    previous = value;
+  }
+  EXPECT_GT(previous, 0.1);
+}
+
+TEST(Mmd, IsSymmetric) {
+  torch::manual_seed(2);
+  const auto x = torch::randn({20, 10});
+  const auto y = torch::randn({20, 10}) + 0.3;
+  EXPECT_NEAR(mmd_loss(x, y).item<double>(), mmd_loss(y, x).item<double>(), 1e-6);
+}
+
+TEST(Mmd, HasFiniteGradients) {
+  torch::manual_seed(3);
+  for (bool identical : {false, true}) {
+    auto x = torch::randn({16, 4, 2, 2}, torch::requires_grad());
+    auto y = identical ? x.detach().clone().requires_grad_(true)
+                       : torch::randn({16, 4, 2, 2}, torch::requires_grad());
+    mmd_loss(x, y).backward();
+    EXPECT_TRUE(torch::isfinite(x.grad()).all().item<bool>());
+    EXPECT_TRUE(torch::isfinite(y.grad()).all().item<bool>());
+  }
+}
+
+TEST(Mmd, MatchesHandComputedValue) {
+  // x = {e1, e2}, y = {e1, e1}: d²(e1,e2) = 2, every other pair 0.
+  // With sigma in {1, 2}, k(d²=2) = a = exp(-1) + exp(-1/4), k(0) = 2:
+  // mean Kxx = (2+a)/2, mean Kyy = 2, mean Kxy = (2+a)/2  =>  MMD² = 1 - a/2.
+  const auto x = torch::tensor({1.0f, 0.0f, 0.0f, 1.0f}).view({2, 2});
+  const auto y = torch::tensor({1.0f, 0.0f, 1.0f, 0.0f}).view({2, 2});
+  const double a = std::exp(-1.0) + std::exp(-0.25);
+  EXPECT_NEAR(mmd_loss(x, y, {1.0, 2.0}).item<double>(), 1.0 - a / 2.0, 1e-6);
+  // Single sigma = 1: MMD² = (1 - exp(-1)) / 2; samples are L2-normalised, so scale is irrelevant.
+  EXPECT_NEAR(mmd_loss(5 * x, 0.5 * y, {1.0}).item<double>(), (1.0 - std::exp(-1.0)) / 2.0, 1e-6);
+}
+
+TEST(Mmd, TinyBandwidthsAddNoGradient) {
+  // sigma = 0.001 kernels are ~0 off the diagonal: they add a constant and no gradient.
+  torch::manual_seed(4);
+  auto x = torch::randn({8, 6}, torch::requires_grad());
+  const auto y = torch::randn({8, 6});
+  mmd_loss(x, y, {0.001}).backward();
+  EXPECT_LT(x.grad().abs().max().item<double>(), 1e-12);
+  EXPECT_NEAR(mmd_loss(x, y, {0.001}).item<double>(), 2.0 / 8.0, 1e-6);
+}
+
+TEST(SoftCrossEntropy, EqualsKlPlusEntropy) {
+  torch::manual_seed(5);
+  const auto logits = torch::randn({10, 7}, torch::kFloat64);
+  const auto p = torch::softmax(torch::randn({10, 7}, torch::kFloat64) * 2, 1);
+  const auto log_q = torch::log_softmax(logits, 1);
+  const double kl = (p * (p.log() - log_q)).sum(1).mean().item<double>();
+  const double entropy = -(p * p.log()).sum(1).mean().item<double>();
+  EXPECT_NEAR(soft_cross_entropy(logits, p).item<double>(), kl + entropy, 1e-10);
+  // Minimised (= entropy) exactly when the student reproduces the targets.
+  EXPECT_NEAR(soft_cross_entropy(p.log(), p).item<double>(), entropy, 1e-10);
+}
