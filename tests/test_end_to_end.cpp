@@ -102,6 +102,22 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
 }
 
+TEST(EndToEnd, TeacherCacheTrainsLikeLiveTeachers) {
+  // Cached outputs are computed in batches of 256, live ones per training batch: equal up to
+  // float rounding, so the runs agree to a tight tolerance rather than bit for bit.
+  const Fixture& f = fixture();
+  const TransferSet transfer = strip_labels(subsample(f.data.train, 300, 6));
+  AmalgamateOptions live = tiny_options("cfl", 1), cached = live;
+  live.cache_teachers = false;
+  cached.cache_teachers = true;
+  const auto a = amalgamate(f.teachers, transfer, live);
+  const auto b = amalgamate(f.teachers, transfer, cached);
+  EXPECT_NEAR(a.history[0].total, b.history[0].total, 1e-4 * a.history[0].total);
+  EXPECT_NEAR(a.history[0].mmd, b.history[0].mmd, 1e-4 * a.history[0].mmd + 1e-7);
+  const auto pa = a.student->parameters(), pb = b.student->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::allclose(pa[i], pb[i], 1e-3, 1e-4));
+}
+
 TEST(EndToEnd, TeachersStayFrozen) {
   const Fixture& f = fixture();
   std::vector<at::Tensor> before;

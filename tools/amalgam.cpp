@@ -270,6 +270,9 @@ int main(int argc, char** argv) {
       ->add_option("--block-lr-mult", am.train.block_lr_mult,
                    "Common feature block learning rate = lr x this")
       ->capture_default_str();
+  bool no_teacher_cache = false;
+  am_cmd->add_flag("--no-teacher-cache", no_teacher_cache,
+                   "Run the teachers on every batch instead of caching their outputs once");
   add_train_options(am_cmd, am.train, am_out);
 
   // eval
@@ -314,6 +317,7 @@ int main(int argc, char** argv) {
   set_log_level(quiet ? LogLevel::kQuiet : verbose ? LogLevel::kVerbose : LogLevel::kInfo);
   try {
     if (*teach_cmd) return run_teach(teach_data, teach_spec, teach_task, teach_train, teach_out);
+    am.cache_teachers = !no_teacher_cache;
     if (*am_cmd) return run_amalgamate(am_data, am, am_teachers, am_sigmas, am_out);
     if (*ev_cmd)
       return run_eval(ev_data, ev_split, ev_teachers, ev_student, ev_device, ev_threads, ev_json);

@@ -47,7 +47,8 @@ Batch BatchLoader::make_batch(int64_t index) const {
   std::vector<int64_t> ids(order_.begin() + begin, order_.begin() + end);
   const at::Tensor rows = torch::tensor(ids, torch::kInt64);
   Batch batch;
-  batch.images = images_.index_select(0, rows).to(torch::kFloat32).div_(255.0f);
+  batch.images = to_network_input(images_.index_select(0, rows));
+  batch.indices = rows;
   if (labels_.defined()) batch.labels = labels_.index_select(0, rows);
   return batch;
 }

@@ -20,8 +20,9 @@ struct BatchLoaderOptions {
 
 /// One batch: float images in [0,1] and, when the loader has labels, their labels.
 struct Batch {
-  at::Tensor images;  ///< float [B,C,H,W], values in [0,1]
-  at::Tensor labels;  ///< int64 [B]; undefined for unlabeled data
+  at::Tensor images;   ///< float [B,C,H,W], values in [0,1]
+  at::Tensor labels;   ///< int64 [B]; undefined for unlabeled data
+  at::Tensor indices;  ///< int64 [B]: positions of the batch's images in the loader's data
 };
 
 /// Iterates over uint8 images (and optional labels) in seeded batches; prefetches one batch on a

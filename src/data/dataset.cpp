@@ -113,6 +113,10 @@ LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed) {
   return gather(data, to_index(order));
 }
 
+at::Tensor to_network_input(const at::Tensor& images, c10::Device device) {
+  return images.to(device).to(torch::kFloat32).div_(255.0f);
+}
+
 TransferSet strip_labels(const LabeledImages& data) {
   return TransferSet(data.images);
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <string>
@@ -58,6 +59,9 @@ LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec
 
 /// A seeded random subset of at most `n` images (all of them when n <= 0 or n >= size).
 LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed);
+
+/// uint8 pixels [N,C,H,W] -> float in [0,1], on `device`: the one conversion to network input.
+at::Tensor to_network_input(const at::Tensor& images, c10::Device device = c10::Device(c10::kCPU));
 
 /// Drops the labels.
 TransferSet strip_labels(const LabeledImages& data);

@@ -32,8 +32,7 @@ at::Tensor predict_logits(NetworkImpl& network, const at::Tensor& images, int64_
   const c10::Device device = device_of(network);
   std::vector<at::Tensor> chunks;
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
-    const at::Tensor batch =
-        images.slice(0, begin, begin + batch_size).to(device).to(torch::kFloat32).div_(255.0f);
+    const at::Tensor batch = to_network_input(images.slice(0, begin, begin + batch_size), device);
     chunks.push_back(network.forward(batch).logits.to(torch::kCPU));
   }
   network.train(was_training);

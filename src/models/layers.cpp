@@ -41,14 +41,15 @@ ZooNetworkImpl::ZooNetworkImpl(ModelSpec spec) : spec_(std::move(spec)) {
                          torch::tensor(in.std, torch::kFloat32).view({1, in.channels, 1, 1}));
 }
 
-void ZooNetworkImpl::build_head(int64_t feature_channels) {
+void ZooNetworkImpl::set_backbone(torch::nn::Sequential backbone, int64_t feature_channels) {
+  backbone_ = register_module("body", backbone);
   head_ = register_module("head", torch::nn::Linear(feature_channels, spec_.num_classes));
 }
 
 ModelOutput ZooNetworkImpl::forward(const at::Tensor& images) {
   const at::Tensor x = (images - mean_) / std_;
   ModelOutput out;
-  out.features = backbone(x);
+  out.features = backbone_->forward(x);
   out.logits = head_->forward(torch::adaptive_avg_pool2d(out.features, {1, 1}).flatten(1));
   return out;
 }

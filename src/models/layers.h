@@ -2,6 +2,7 @@
 #pragma once
 
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
@@ -52,13 +53,13 @@ class ZooNetworkImpl : public NetworkImpl {
   const ModelSpec& spec() const { return spec_; }
 
  protected:
-  /// Maps normalised images to the last stage's feature map.
-  virtual at::Tensor backbone(const at::Tensor& x) = 0;
-  /// Registers the linear head once the backbone's output channels are known.
-  void build_head(int64_t feature_channels);
+  /// Registers the backbone (normalised images -> last stage's feature map) and a linear head
+  /// over its `feature_channels` output channels; every zoo constructor ends with this.
+  void set_backbone(torch::nn::Sequential backbone, int64_t feature_channels);
 
  private:
   ModelSpec spec_;
+  torch::nn::Sequential backbone_{nullptr};
   at::Tensor mean_;
   at::Tensor std_;
   torch::nn::Linear head_{nullptr};

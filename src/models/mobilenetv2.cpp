@@ -35,12 +35,7 @@ MobileNetV2Impl::MobileNetV2Impl(const ModelSpec& spec) : ZooNetworkImpl(spec) {
     }
   }
   body->push_back(ConvBN(channels, 2 * channels, 1, 1, Activation::kReLU6));
-  body_ = register_module("body", body);
-  build_head(2 * channels);
-}
-
-at::Tensor MobileNetV2Impl::backbone(const at::Tensor& x) {
-  return body_->forward(x);
+  set_backbone(body, 2 * channels);
 }
 
 }  // namespace amalgam

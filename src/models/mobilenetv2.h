@@ -27,12 +27,6 @@ TORCH_MODULE(InvertedResidual);
 class MobileNetV2Impl : public ZooNetworkImpl {
  public:
   explicit MobileNetV2Impl(const ModelSpec& spec);
-
- protected:
-  at::Tensor backbone(const at::Tensor& x) override;
-
- private:
-  torch::nn::Sequential body_{nullptr};
 };
 TORCH_MODULE(MobileNetV2);
 

@@ -27,12 +27,7 @@ ResNetImpl::ResNetImpl(const ModelSpec& spec) : ZooNetworkImpl(spec) {
       channels = out;
     }
   }
-  body_ = register_module("body", body);
-  build_head(channels);
-}
-
-at::Tensor ResNetImpl::backbone(const at::Tensor& x) {
-  return body_->forward(x);
+  set_backbone(body, channels);
 }
 
 }  // namespace amalgam

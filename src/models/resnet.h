@@ -27,12 +27,6 @@ TORCH_MODULE(BasicBlock);
 class ResNetImpl : public ZooNetworkImpl {
  public:
   explicit ResNetImpl(const ModelSpec& spec);
-
- protected:
-  at::Tensor backbone(const at::Tensor& x) override;
-
- private:
-  torch::nn::Sequential body_{nullptr};
 };
 TORCH_MODULE(ResNet);
 

@@ -16,12 +16,7 @@ VGGImpl::VGGImpl(const ModelSpec& spec) : ZooNetworkImpl(spec) {
       channels = out;
     }
   }
-  body_ = register_module("body", body);
-  build_head(channels);
-}
-
-at::Tensor VGGImpl::backbone(const at::Tensor& x) {
-  return body_->forward(x);
+  set_backbone(body, channels);
 }
 
 }  // namespace amalgam

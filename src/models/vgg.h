@@ -13,12 +13,6 @@ namespace amalgam {
 class VGGImpl : public ZooNetworkImpl {
  public:
   explicit VGGImpl(const ModelSpec& spec);
-
- protected:
-  at::Tensor backbone(const at::Tensor& x) override;
-
- private:
-  torch::nn::Sequential body_{nullptr};
 };
 TORCH_MODULE(VGG);
 

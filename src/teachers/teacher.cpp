@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 
@@ -48,6 +49,47 @@ std::vector<ModelOutput> teacher_outputs(const std::vector<Teacher>& teachers,
   outputs.reserve(teachers.size());
   for (const auto& teacher : teachers) outputs.push_back(teacher.network->forward(images));
   return outputs;
+}
+
+std::vector<ModelOutput> TeacherOutputCache::gather(const at::Tensor& indices,
+                                                    c10::Device device) const {
+  std::vector<ModelOutput> result;
+  for (const auto& o : outputs)
+    result.push_back({o.features.index_select(0, indices).to(device),
+                      o.logits.index_select(0, indices).to(device)});
+  return result;
+}
+
+int64_t TeacherOutputCache::bytes() const {
+  int64_t total = 0;
+  for (const auto& o : outputs) total += o.features.nbytes() + o.logits.nbytes();
+  return total;
+}
+
+int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images) {
+  int64_t per_image = 0;
+  for (const auto& t : teachers)
+    per_image += t.feature_shape[0] * t.feature_shape[1] * t.feature_shape[2] + t.task.size();
+  return per_image * images * static_cast<int64_t>(sizeof(float));
+}
+
+TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
+                                         const at::Tensor& images, int64_t batch_size,
+                                         c10::Device device) {
+  require(batch_size > 0, "teacher cache: batch size must be > 0");
+  std::vector<std::vector<at::Tensor>> features(teachers.size()), logits(teachers.size());
+  for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+    const auto outputs = teacher_outputs(
+        teachers, to_network_input(images.slice(0, begin, begin + batch_size), device));
+    for (size_t i = 0; i < teachers.size(); ++i) {
+      features[i].push_back(outputs[i].features.to(torch::kCPU));
+      logits[i].push_back(outputs[i].logits.to(torch::kCPU));
+    }
+  }
+  TeacherOutputCache cache;
+  for (size_t i = 0; i < teachers.size(); ++i)
+    cache.outputs.push_back({torch::cat(features[i], 0), torch::cat(logits[i], 0)});
+  return cache;
 }
 
 void check_teachers_compatible(const std::vector<Teacher>& teachers) {

@@ -37,6 +37,26 @@ Teacher make_teacher(Network network, TaskSpec task);
 std::vector<ModelOutput> teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images);
 
+/// Every teacher's outputs for a whole image set, computed once: frozen teachers fed the same
+/// images (no augmentation) give the same outputs every epoch, so later epochs only look them up.
+struct TeacherOutputCache {
+  std::vector<ModelOutput> outputs;  ///< per teacher: features [N,C,H,W] and logits [N,K], CPU
+
+  /// The outputs of images `indices` (int64 [B]), moved to `device`.
+  std::vector<ModelOutput> gather(const at::Tensor& indices, c10::Device device) const;
+  /// Bytes held.
+  int64_t bytes() const;
+};
+
+/// Bytes a TeacherOutputCache over `images` would hold (float32).
+int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images);
+
+/// Runs teacher_outputs over uint8 `images` [N,C,H,W] in batches on `device` and keeps the
+/// results on the CPU.
+TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
+                                         const at::Tensor& images, int64_t batch_size,
+                                         c10::Device device);
+
 /// Throws Error unless all teachers take the same input geometry (each may normalise its own
 /// way) and their tasks are disjoint.
 void check_teachers_compatible(const std::vector<Teacher>& teachers);

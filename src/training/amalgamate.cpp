@@ -29,7 +29,8 @@ void check_finite(const LossTerms& terms, int64_t epoch, int64_t step) {
 }  // namespace
 
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                              const AmalgamateOptions& options, const EpochCallback& on_epoch) {
+                              const AmalgamateOptions& options, const EpochCallback& on_epoch,
+                              const TeacherOutputCache* cache) {
   validate(options.train);
   validate(options.objective);
   check_teachers_compatible(teachers);
@@ -67,6 +68,25 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     groups.push_back({result.block->parameters(), options.train.block_lr_mult});
   }
 
+  TeacherOutputCache own_cache;
+  if (cache == nullptr && options.cache_teachers) {
+    const int64_t bytes = teacher_cache_bytes(teachers, transfer.size());
+    if (bytes <= options.teacher_cache_limit) {
+      const double cache_start = now_seconds();
+      own_cache = cache_teacher_outputs(teachers, transfer.images(), 256, device);
+      cache = &own_cache;
+      log_info("amalgamate: cached teacher outputs (" + std::to_string(bytes >> 20) + " MiB) in " +
+               std::to_string(now_seconds() - cache_start) + " s");
+    } else {
+      log_info("amalgamate: teacher outputs need " + std::to_string(bytes >> 20) +
+               " MiB, over the cache limit; teachers run on every batch");
+    }
+  }
+  if (cache != nullptr)
+    require(!cache->outputs.empty() && cache->outputs.size() == teachers.size() &&
+                cache->outputs.front().logits.size(0) == transfer.size(),
+            "amalgamate: the teacher cache does not match the teachers and transfer set");
+
   BatchLoaderOptions loader_options;
   loader_options.batch_size = options.train.batch_size;
   loader_options.seed = options.train.seed;
@@ -85,7 +105,8 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     const double epoch_start = now_seconds();
     while (auto batch = loader.next()) {
       const at::Tensor images = batch->images.to(device);
-      const std::vector<ModelOutput> targets = teacher_outputs(teachers, images);
+      const std::vector<ModelOutput> targets =
+          cache ? cache->gather(batch->indices, device) : teacher_outputs(teachers, images);
       optimizer.zero_grad();
       const ModelOutput out = student.forward(images);
       const LossTerms terms = amalgamation_loss(

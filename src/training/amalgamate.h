@@ -21,6 +21,10 @@ struct AmalgamateOptions {
   int64_t common_channels = 32;  ///< h of the common feature space
   int64_t extractor_blocks = 2;  ///< residual units in the shared extractor
   TrainOptions train;            ///< epochs, batch size, learning rates, seed, device
+  /// Compute the teachers' outputs once and look them up in later epochs, when they fit in
+  /// teacher_cache_limit bytes; otherwise the teachers run on every batch.
+  bool cache_teachers = true;
+  int64_t teacher_cache_limit = int64_t{8} << 30;  ///< bytes the cache may hold
 };
 
 /// Mean loss terms over one epoch.
@@ -48,8 +52,10 @@ struct AmalgamationResult {
 using EpochCallback = std::function<void(const EpochStats&, NetworkImpl& student)>;
 
 /// Trains a student from `teachers` on `transfer`. Only images reach this function: the
-/// transfer set carries no labels.
+/// transfer set carries no labels. `cache`, when given, must hold the teachers' outputs for
+/// `transfer` (cache_teacher_outputs); several runs on the same data can share one.
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                              const AmalgamateOptions& options, const EpochCallback& on_epoch = {});
+                              const AmalgamateOptions& options, const EpochCallback& on_epoch = {},
+                              const TeacherOutputCache* cache = nullptr);
 
 }  // namespace amalgam

@@ -19,7 +19,7 @@ struct TrainOptions {
   int64_t batch_size = 128;         ///< images per step
   double lr = 1e-3;                 ///< Adam learning rate of the backbone
   double head_lr_mult = 10.0;       ///< head learning rate = lr * this
-  double block_lr_mult = 1.0;       ///< common feature block learning rate = lr * this
+  double block_lr_mult = 10.0;      ///< common feature block learning rate = lr * this
   double weight_decay = 5e-4;       ///< Adam L2 weight decay
   std::string schedule = "cosine";  ///< cosine | step | constant
   int64_t step_epochs = 2;          ///< step schedule: epochs between decays
