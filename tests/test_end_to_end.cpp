@@ -8,6 +8,7 @@
 #include "core/runtime.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
+#include "models/zoo.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
 #include "training/teach.h"
@@ -116,6 +117,30 @@ TEST(EndToEnd, TeacherCacheTrainsLikeLiveTeachers) {
   EXPECT_NEAR(a.history[0].mmd, b.history[0].mmd, 1e-4 * a.history[0].mmd + 1e-7);
   const auto pa = a.student->parameters(), pb = b.student->parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::allclose(pa[i], pb[i], 1e-3, 1e-4));
+}
+
+TEST(EndToEnd, FixedCommonSpaceStaysAtItsInitialisation) {
+  const Fixture& f = fixture();
+  AmalgamateOptions options = tiny_options("cfl", 1);
+  options.fixed_common_space = true;
+  auto r = amalgamate(f.teachers, strip_labels(subsample(f.data.train, 200, 7)), options);
+  // Rebuild the state amalgamate started from: same seed, same construction order.
+  torch::manual_seed(options.train.seed);
+  make_network(r.student_spec);
+  CommonFeatureBlock initial(r.block->options());
+  const auto fixed = r.block->common_space_parameters();
+  const auto start = initial->common_space_parameters();
+  ASSERT_EQ(fixed.size(), start.size());
+  for (size_t i = 0; i < fixed.size(); ++i) {
+    EXPECT_TRUE(torch::equal(fixed[i], start[i])) << "common-space parameter " << i << " moved";
+    EXPECT_FALSE(fixed[i].requires_grad());
+  }
+  const auto trained = r.block->decoder_parameters();
+  const auto untrained = initial->decoder_parameters();
+  bool decoders_moved = false;
+  for (size_t i = 0; i < trained.size(); ++i)
+    decoders_moved = decoders_moved || !torch::equal(trained[i], untrained[i]);
+  EXPECT_TRUE(decoders_moved) << "the decoders still learn";
 }
 
 TEST(EndToEnd, TeachersStayFrozen) {

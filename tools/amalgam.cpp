@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "app/demo.h"
+#include "app/reproduce.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -251,7 +252,13 @@ int main(int argc, char** argv) {
   am_cmd->add_option("--teacher", am_teachers, "Teacher model file (repeat for each)")->required();
   am_cmd->add_option("--student", am.student.arch, "Student architecture")->capture_default_str();
   add_model_options(am_cmd, am.student, "student-");
-  am_cmd->add_option("--method", am.objective.method, "cfl or kd")->capture_default_str();
+  am_cmd->add_option("--method", am.objective.method, "cfl, kd or fitnet")->capture_default_str();
+  bool no_mmd = false, no_reconstruction = false;
+  am_cmd->add_flag("--no-mmd", no_mmd, "cfl ablation: drop the MMD term");
+  am_cmd->add_flag("--no-reconstruction", no_reconstruction,
+                   "cfl ablation: drop the reconstruction term");
+  am_cmd->add_flag("--fixed-common-space", am.fixed_common_space,
+                   "cfl control: never train the align layers and extractor");
   am_cmd->add_option("--temperature", am.objective.temperature, "Soft-target temperature T")
       ->capture_default_str();
   am_cmd->add_option("--lambda-kd", am.objective.lambda_kd, "Weight of the soft-target term")
@@ -304,6 +311,24 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--device", demo.device, "cpu or cuda[:N]")->capture_default_str();
   demo_cmd->add_option("--seed", demo.seed, "Seed of every training run")->capture_default_str();
 
+  // reproduce
+  ReproduceOptions rep;
+  auto* rep_cmd = app.add_subcommand(
+      "reproduce", "Baselines, ablations and controls of CFL over seeds, as markdown and JSON");
+  rep_cmd->add_option("--seeds", rep.seeds, "Student seeds per row")->capture_default_str();
+  rep_cmd->add_flag("--quick", rep.quick, "Small data, small models, 2 epochs (a few minutes)");
+  rep_cmd->add_option("--json", rep.json_path, "Also write the results as JSON");
+  rep_cmd->add_option("--markdown", rep.markdown_path, "Also write the tables as markdown");
+  rep_cmd->add_option("--out", rep.out_dir, "Where teachers are kept")->capture_default_str();
+  rep_cmd->add_option("--data", rep.data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
+  rep_cmd->add_option("--benchmark", rep.benchmarks, "fmnist-2 and/or fmnist-3 (default: both)");
+  rep_cmd->add_option("--limit", rep.train_limit,
+                      "Training (= transfer) images kept (default: the preset's; 0 = all)");
+  rep_cmd->add_option("--epochs", rep.student_epochs, "Epochs of every student (default: preset)");
+  rep_cmd->add_option("--threads", rep.threads, "Intra-op threads (0 = all cores)")
+      ->capture_default_str();
+  rep_cmd->add_option("--device", rep.device, "cpu or cuda[:N]")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -318,9 +343,16 @@ int main(int argc, char** argv) {
   try {
     if (*teach_cmd) return run_teach(teach_data, teach_spec, teach_task, teach_train, teach_out);
     am.cache_teachers = !no_teacher_cache;
+    am.objective.use_mmd = !no_mmd;
+    am.objective.use_reconstruction = !no_reconstruction;
     if (*am_cmd) return run_amalgamate(am_data, am, am_teachers, am_sigmas, am_out);
     if (*ev_cmd)
       return run_eval(ev_data, ev_split, ev_teachers, ev_student, ev_device, ev_threads, ev_json);
+    if (*rep_cmd) {
+      const ReproduceResult result = run_reproduce(rep);
+      std::printf("%s", format_reproduce(result).c_str());
+      return 0;
+    }
     if (*demo_cmd) {
       const DemoResult result = run_demo(demo);
       std::printf("%s", format_demo(result).c_str());

@@ -1,5 +1,7 @@
 #include "app/demo.h"
 
+#include "app/experiment.h"
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -42,33 +44,13 @@ Recipe recipe_for(bool quick) {
   return r;
 }
 
-struct TeacherPlan {
-  TaskSpec task;
-  ModelSpec spec;
-};
-
 std::vector<TeacherPlan> teacher_plans() {
-  TaskSpec a = parse_task("A=0-4");
-  TaskSpec b = parse_task("B=5-9");
-  for (TaskSpec* t : {&a, &b})
-    for (int64_t c : t->classes) t->class_names.push_back(fashion_mnist_class_names()[c]);
-  ModelSpec resnet;
-  resnet.arch = "resnet";
-  resnet.width = 16;
-  resnet.depth = 2;
-  ModelSpec vgg;
-  vgg.arch = "vgg";
-  vgg.width = 24;
-  vgg.depth = 2;
-  return {{a, resnet}, {b, vgg}};
+  return {{fashion_task("A=0-4"), zoo_spec("resnet", 16, 2)},
+          {fashion_task("B=5-9"), zoo_spec("vgg", 24, 2)}};
 }
 
 ModelSpec student_spec() {
-  ModelSpec s;
-  s.arch = "resnet";
-  s.width = 20;
-  s.depth = 1;
-  return s;
+  return zoo_spec("resnet", 20, 1);
 }
 
 TrainOptions train_options(const DemoOptions& o, int64_t epochs) {
@@ -80,39 +62,6 @@ TrainOptions train_options(const DemoOptions& o, int64_t epochs) {
   return t;
 }
 
-// Trains the teacher of `plan`, or reuses the one an earlier run wrote with the same recipe.
-Teacher obtain_teacher(const TeacherPlan& plan, const TrainValSplit& data, const DemoOptions& o,
-                       const Recipe& recipe, double* seconds) {
-  const std::string path = o.out_dir + "/teachers/" + plan.task.name + ".pt";
-  const TrainOptions train = train_options(o, recipe.teacher_epochs);
-  const nlohmann::json key = {{"model", plan.spec},          {"task", plan.task},
-                              {"epochs", train.epochs},      {"lr", train.lr},
-                              {"seed", train.seed},          {"train_images", data.train.size()},
-                              {"val_size", recipe.val_size}, {"data", o.data_dir}};
-  const c10::Device device = parse_device(o.device);
-  if (!o.retrain_teachers && std::filesystem::exists(sidecar_path(path))) {
-    try {
-      const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
-      if (meta.value("recipe", nlohmann::json()) == key) {
-        log_info("demo: reusing teacher " + path);
-        return load_teacher(path, device);
-      }
-    } catch (const std::exception& e) {
-      log_info(std::string("demo: retraining teacher (") + e.what() + ")");
-    }
-  }
-  const double start = now_seconds();
-  const TeachResult trained = teach(plan.spec, plan.task, select_task(data.train, plan.task),
-                                    select_task(data.val, plan.task), train);
-  ModelSpec spec = plan.spec;
-  spec.num_classes = plan.task.size();
-  ensure_directory(o.out_dir + "/teachers");
-  save_teacher(*trained.network, spec, plan.task, path,
-               {{"recipe", key}, {"val_accuracy", trained.val_accuracy.back()}});
-  *seconds += now_seconds() - start;
-  return load_teacher(path, device);
-}
-
 }  // namespace
 
 DemoResult run_demo(const DemoOptions& o) {
@@ -121,16 +70,18 @@ DemoResult run_demo(const DemoOptions& o) {
   const double start = now_seconds();
   log_info("demo: Fashion-MNIST from " + o.data_dir + ", " + std::to_string(threads) + " threads" +
            (o.quick ? ", quick" : ""));
-  const LabeledImages train_all = load_idx_split(o.data_dir, "train");
-  TrainValSplit data = split_train_val(train_all, recipe.val_size, kDefaultSplitSeed);
-  data.train = subsample(data.train, recipe.train_limit, o.seed);
-  const LabeledImages test = subsample(load_idx_split(o.data_dir, "test"), recipe.test_limit, 7);
+  const ExperimentData loaded = load_experiment_data(o.data_dir, recipe.val_size,
+                                                     recipe.train_limit, recipe.test_limit, o.seed);
+  const TrainValSplit& data = loaded.split;
+  const LabeledImages& test = loaded.test;
 
   DemoResult result;
   result.seconds["teachers"] = 0;
   std::vector<Teacher> teachers;
   for (const auto& plan : teacher_plans())
-    teachers.push_back(obtain_teacher(plan, data, o, recipe, &result.seconds["teachers"]));
+    teachers.push_back(obtain_teacher(plan, data, o.out_dir + "/teachers/" + plan.task.name + ".pt",
+                                      train_options(o, recipe.teacher_epochs), o.data_dir,
+                                      o.retrain_teachers, &result.seconds["teachers"]));
 
   AmalgamateOptions amalgam_options;
   amalgam_options.student = student_spec();

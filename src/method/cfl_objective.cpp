@@ -8,8 +8,8 @@
 namespace amalgam {
 
 void validate(const ObjectiveOptions& o) {
-  require(o.method == "cfl" || o.method == "kd",
-          "--method: expected cfl or kd, got '" + o.method + "'");
+  require(o.method == "cfl" || o.method == "kd" || o.method == "fitnet",
+          "--method: expected cfl, kd or fitnet, got '" + o.method + "'");
   require(o.temperature > 0, "--temperature: must be > 0");
   require(o.lambda_kd >= 0, "--lambda-kd: must be >= 0");
   require(o.lambda_cf >= 0, "--lambda-cf: must be >= 0");
@@ -24,26 +24,39 @@ at::Tensor soft_targets(const std::vector<ModelOutput>& teachers, double tempera
 }
 
 LossTerms amalgamation_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
-                            CommonFeatureBlockImpl* block, const ObjectiveOptions& options) {
+                            CommonFeatureBlockImpl* block, const ObjectiveOptions& options,
+                            HintAdaptersImpl* hints) {
   LossTerms terms;
   const double t = options.temperature;
   terms.kd = t * t * soft_cross_entropy(student.logits / t, soft_targets(teachers, t));
   terms.mmd = torch::zeros({}, student.logits.options());
   terms.recon = torch::zeros({}, student.logits.options());
+  terms.hint = torch::zeros({}, student.logits.options());
   if (options.method == "cfl") {
     require(block != nullptr, "cfl: a common feature block is required");
     const auto& sigmas = options.sigmas.empty() ? default_mmd_sigmas() : options.sigmas;
     const at::Tensor h_s = block->student_common(student.features);
     for (size_t i = 0; i < teachers.size(); ++i) {
       const at::Tensor h_i = block->teacher_common(i, teachers[i].features);
-      terms.mmd_each.push_back(mmd_loss(h_s, h_i, sigmas));
-      terms.recon_each.push_back(torch::mse_loss(block->reconstruct(i, h_i), teachers[i].features));
-      terms.mmd = terms.mmd + terms.mmd_each.back();
-      terms.recon = terms.recon + terms.recon_each.back();
+      if (options.use_mmd) {
+        terms.mmd_each.push_back(mmd_loss(h_s, h_i, sigmas));
+        terms.mmd = terms.mmd + terms.mmd_each.back();
+      }
+      if (options.use_reconstruction) {
+        terms.recon_each.push_back(
+            torch::mse_loss(block->reconstruct(i, h_i), teachers[i].features));
+        terms.recon = terms.recon + terms.recon_each.back();
+      }
     }
   }
-  terms.total =
-      options.lambda_kd * terms.kd + options.lambda_cf * (terms.mmd + options.beta * terms.recon);
+  if (options.method == "fitnet") {
+    require(hints != nullptr, "fitnet: hint adapters are required");
+    for (size_t i = 0; i < teachers.size(); ++i)
+      terms.hint =
+          terms.hint + torch::mse_loss(hints->hint(i, student.features), teachers[i].features);
+  }
+  terms.total = options.lambda_kd * terms.kd +
+                options.lambda_cf * (terms.mmd + options.beta * terms.recon + terms.hint);
   return terms;
 }
 

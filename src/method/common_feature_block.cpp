@@ -63,6 +63,17 @@ CommonFeatureBlockImpl::CommonFeatureBlockImpl(CommonFeatureBlockOptions options
   extractor_ = register_module("extractor", extractor);
 }
 
+std::vector<at::Tensor> CommonFeatureBlockImpl::common_space_parameters() {
+  std::vector<at::Tensor> params = teacher_align_->parameters();
+  for (const auto& p : student_align_->parameters()) params.push_back(p);
+  for (const auto& p : extractor_->parameters()) params.push_back(p);
+  return params;
+}
+
+std::vector<at::Tensor> CommonFeatureBlockImpl::decoder_parameters() {
+  return decoders_->parameters();
+}
+
 at::Tensor CommonFeatureBlockImpl::student_common(const at::Tensor& student_features) {
   return extractor_->forward(student_align_->forward(student_features));
 }

@@ -47,6 +47,10 @@ class CommonFeatureBlockImpl : public torch::nn::Module {
   at::Tensor teacher_common(size_t teacher, const at::Tensor& teacher_features);
   /// dec_i(h_i): rebuilds teacher i's feature map [B,C_i,H_i,W_i] from its common feature.
   at::Tensor reconstruct(size_t teacher, const at::Tensor& common);
+  /// Parameters of the align layers and the shared extractor: the map into the common space.
+  std::vector<at::Tensor> common_space_parameters();
+  /// Parameters of the per-teacher decoders.
+  std::vector<at::Tensor> decoder_parameters();
   /// Number of teachers.
   size_t num_teachers() const { return options_.teacher_shapes.size(); }
   /// The options it was built with.

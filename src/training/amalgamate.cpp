@@ -15,8 +15,11 @@ namespace amalgam {
 namespace {
 
 void check_finite(const LossTerms& terms, int64_t epoch, int64_t step) {
-  const std::pair<const char*, const at::Tensor*> named[] = {
-      {"kd", &terms.kd}, {"mmd", &terms.mmd}, {"recon", &terms.recon}, {"total", &terms.total}};
+  const std::pair<const char*, const at::Tensor*> named[] = {{"kd", &terms.kd},
+                                                             {"mmd", &terms.mmd},
+                                                             {"recon", &terms.recon},
+                                                             {"hint", &terms.hint},
+                                                             {"total", &terms.total}};
   for (const auto& [name, value] : named) {
     const double v = value->item<double>();
     require(std::isfinite(v), "amalgamate: loss term '" + std::string(name) + "' is " +
@@ -65,7 +68,21 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     block_options.extractor_blocks = options.extractor_blocks;
     result.block = CommonFeatureBlock(block_options);
     result.block->to(device);
-    groups.push_back({result.block->parameters(), options.train.block_lr_mult});
+    if (options.fixed_common_space) {
+      // Ablation: align layers and extractor stay at their random initialisation; only the
+      // decoders learn (and they do not reach the student).
+      for (auto& p : result.block->common_space_parameters()) p.set_requires_grad(false);
+      groups.push_back({result.block->decoder_parameters(), options.train.block_lr_mult});
+    } else {
+      groups.push_back({result.block->parameters(), options.train.block_lr_mult});
+    }
+  }
+  if (options.objective.method == "fitnet") {
+    std::vector<std::vector<int64_t>> shapes;
+    for (const auto& t : teachers) shapes.push_back(t.feature_shape);
+    result.hints = HintAdapters(feature_shape(student), shapes);
+    result.hints->to(device);
+    groups.push_back({result.hints->parameters(), options.train.block_lr_mult});
   }
 
   TeacherOutputCache own_cache;
@@ -98,6 +115,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   for (int64_t epoch = 0; epoch < options.train.epochs; ++epoch) {
     student.train();
     if (result.block) result.block->train();
+    if (result.hints) result.hints->train();
     loader.start_epoch(epoch);
     EpochStats stats;
     stats.epoch = epoch + 1;
@@ -109,8 +127,9 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
           cache ? cache->gather(batch->indices, device) : teacher_outputs(teachers, images);
       optimizer.zero_grad();
       const ModelOutput out = student.forward(images);
-      const LossTerms terms = amalgamation_loss(
-          out, targets, result.block ? result.block.get() : nullptr, options.objective);
+      const LossTerms terms =
+          amalgamation_loss(out, targets, result.block ? result.block.get() : nullptr,
+                            options.objective, result.hints ? result.hints.get() : nullptr);
       check_finite(terms, epoch + 1, step);
       terms.total.backward();
       optimizer.step();

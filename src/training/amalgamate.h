@@ -8,6 +8,7 @@
 #include "method/cfl_objective.h"
 #include "method/common_feature_block.h"
 #include "method/head_layout.h"
+#include "method/hint_adapters.h"
 #include "models/layers.h"
 #include "teachers/teacher.h"
 #include "training/optimizer.h"
@@ -24,6 +25,8 @@ struct AmalgamateOptions {
   /// Compute the teachers' outputs once and look them up in later epochs, when they fit in
   /// teacher_cache_limit bytes; otherwise the teachers run on every batch.
   bool cache_teachers = true;
+  /// cfl ablation: keep the common space (align layers, extractor) at its random initialisation.
+  bool fixed_common_space = false;
   int64_t teacher_cache_limit = int64_t{8} << 30;  ///< bytes the cache may hold
 };
 
@@ -41,7 +44,8 @@ struct EpochStats {
 /// What amalgamate() produced.
 struct AmalgamationResult {
   Network student;                    ///< the trained student, in eval mode
-  CommonFeatureBlock block{nullptr};  ///< the common feature block (null for kd)
+  CommonFeatureBlock block{nullptr};  ///< the common feature block (cfl only)
+  HintAdapters hints{nullptr};        ///< the hint adapters (fitnet only)
   HeadLayout head;                    ///< which head slice answers which task
   ModelSpec student_spec;             ///< the student's resolved options
   std::vector<EpochStats> history;    ///< per epoch

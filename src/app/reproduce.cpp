@@ -1,0 +1,360 @@
+#include "app/reproduce.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "app/experiment.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "evaluation/evaluate.h"
+#include "evaluation/linear_probe.h"
+#include "reporting/table.h"
+#include "training/amalgamate.h"
+#include "training/teach.h"
+
+namespace amalgam {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Sizes of one protocol; the full one matches the demo, whose choices were made on validation.
+struct Preset {
+  int64_t val_size = 5000;
+  int64_t train_limit = 0;
+  int64_t test_limit = 0;
+  int64_t teacher_epochs = 4;
+  int64_t student_epochs = 5;
+  int64_t teacher_width = 16;
+  int64_t student_width = 20;
+  int64_t batch_size = 128;
+};
+
+Preset preset_for(const ReproduceOptions& o) {
+  Preset p;
+  if (o.quick) p = {1000, 4000, 1000, 4, 3, 8, 8, 64};
+  if (o.train_limit >= 0) p.train_limit = o.train_limit;
+  if (o.student_epochs > 0) p.student_epochs = o.student_epochs;
+  return p;
+}
+
+struct BenchmarkPlan {
+  std::string name;
+  std::vector<TeacherPlan> teachers;
+};
+
+std::vector<BenchmarkPlan> benchmark_plans(const Preset& p) {
+  const int64_t w = p.teacher_width;
+  return {{"fmnist-2",
+           {{fashion_task("A=0-4"), zoo_spec("resnet", w, 2)},
+            {fashion_task("B=5-9"), zoo_spec("vgg", w * 3 / 2, 2)}}},
+          {"fmnist-3",
+           {{fashion_task("A=0-3"), zoo_spec("resnet", w, 2)},
+            {fashion_task("B=4-6"), zoo_spec("vgg", w * 3 / 2, 2)},
+            {fashion_task("C=7-9"), zoo_spec("mobilenetv2", w, 2)}}}};
+}
+
+TrainOptions train_options(const ReproduceOptions& o, const Preset& p, int64_t epochs,
+                           uint64_t seed) {
+  TrainOptions t;
+  t.epochs = epochs;
+  t.batch_size = p.batch_size;
+  t.seed = seed;
+  t.threads = o.threads;
+  t.device = o.device;
+  return t;
+}
+
+// Finds or appends the row called `name`.
+ReproduceRow& row(std::vector<ReproduceRow>& rows, const std::string& name,
+                  const std::string& description) {
+  for (auto& r : rows)
+    if (r.name == name) return r;
+  rows.push_back({name, description, {}, {}, 0, 0});
+  return rows.back();
+}
+
+void record(ReproduceRow& r, const StudentScores& scores, int64_t params, double seconds,
+            int64_t seeds) {
+  r.task_acc.push_back(scores.task_accuracy);
+  r.union_acc.push_back(scores.union_accuracy);
+  r.params = params;
+  r.seconds += seconds / static_cast<double>(seeds);
+}
+
+// Flattened features of `images` for a linear probe: the student's and teacher i's common
+// features, and teacher i's raw feature map.
+std::array<at::Tensor, 3> probe_features(NetworkImpl& student, CommonFeatureBlockImpl& block,
+                                         const Teacher& teacher, size_t index,
+                                         const at::Tensor& images, c10::Device device) {
+  torch::NoGradGuard no_grad;
+  student.eval();
+  block.eval();
+  std::vector<at::Tensor> hs, hi, fi;
+  for (int64_t begin = 0; begin < images.size(0); begin += 256) {
+    const at::Tensor x = to_network_input(images.slice(0, begin, begin + 256), device);
+    const ModelOutput t = teacher_outputs({teacher}, x).front();
+    hs.push_back(block.student_common(student.forward(x).features).flatten(1).cpu());
+    hi.push_back(block.teacher_common(index, t.features).flatten(1).cpu());
+    fi.push_back(t.features.flatten(1).cpu());
+  }
+  return {torch::cat(hs), torch::cat(hi), torch::cat(fi)};
+}
+
+BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& data,
+                              const Preset& preset, const ReproduceOptions& o) {
+  const double start = now_seconds();
+  const c10::Device device = parse_device(o.device);
+  BenchmarkResult result;
+  result.name = plan.name;
+  std::vector<Teacher> teachers;
+  double teacher_seconds = 0;
+  for (const auto& t : plan.teachers) {
+    result.tasks.push_back(t.task);
+    result.arch.push_back(t.spec.arch);
+    teachers.push_back(obtain_teacher(
+        t, data.split, o.out_dir + "/" + plan.name + "/teachers/" + t.task.name + ".pt",
+        train_options(o, preset, preset.teacher_epochs, 0), o.data_dir, false, &teacher_seconds));
+  }
+  HeadLayout head;
+  for (const auto& t : teachers) head.tasks.push_back(t.task);
+  const size_t n = teachers.size();
+
+  ReproduceRow& teacher_row =
+      row(result.rows, "Teachers", "each teacher on its own task; union: their ensemble");
+  std::vector<double> own;
+  int64_t teacher_params = 0;
+  for (const auto& t : teachers) {
+    own.push_back(evaluate_teacher(t, data.test, 256));
+    teacher_params += count_parameters(*t.network);
+  }
+  teacher_row.task_acc.push_back(own);
+  teacher_row.union_acc.push_back(evaluate_ensemble(teachers, data.test, 256));
+  teacher_row.params = teacher_params;
+  teacher_row.seconds = teacher_seconds;
+
+  const TransferSet transfer = strip_labels(data.split.train);
+  const TeacherOutputCache cache = cache_teacher_outputs(teachers, transfer.images(), 256, device);
+  const ModelSpec student = zoo_spec("resnet", preset.student_width, 1);
+
+  struct Variant {
+    std::string name, description, method;
+    bool mmd, reconstruction, fixed_space;
+  };
+  const std::vector<Variant> variants = {
+      {"KD", "soft targets only", "kd", true, true, false},
+      {"FitNet hints + KD", "student feature regressed onto each teacher's via an adapter",
+       "fitnet", true, true, false},
+      {"CFL", "common feature learning", "cfl", true, true, false},
+      {"CFL without MMD", "ablation", "cfl", false, true, false},
+      {"CFL without reconstruction", "ablation", "cfl", true, false, false},
+      {"CFL, fixed random common space", "control: align layers and extractor never trained", "cfl",
+       true, true, true}};
+
+  for (int64_t seed = 0; seed < o.seeds; ++seed) {
+    log_info(plan.name + ": seed " + std::to_string(seed + 1) + "/" + std::to_string(o.seeds));
+    const TrainOptions train =
+        train_options(o, preset, preset.student_epochs, static_cast<uint64_t>(seed));
+    {  // The only row that sees labels.
+      TaskSpec union_task;
+      union_task.name = "union";
+      union_task.classes = head.class_ids();
+      const double t0 = now_seconds();
+      const TeachResult supervised =
+          teach(student, union_task, select_task(data.split.train, union_task), {}, train);
+      record(row(result.rows, "Supervised on labels", "reference: trained on the labeled union"),
+             evaluate_student(*supervised.network, head, data.test, 256),
+             count_parameters(*supervised.network), now_seconds() - t0, o.seeds);
+    }
+    for (const auto& v : variants) {
+      AmalgamateOptions options;
+      options.student = student;
+      options.train = train;
+      options.objective.method = v.method;
+      options.objective.lambda_cf = 1.0;
+      options.objective.use_mmd = v.mmd;
+      options.objective.use_reconstruction = v.reconstruction;
+      options.fixed_common_space = v.fixed_space;
+      AmalgamationResult r = amalgamate(teachers, transfer, options, {}, &cache);
+      record(row(result.rows, v.name, v.description),
+             evaluate_student(*r.student, r.head, data.test, 256), count_parameters(*r.student),
+             r.seconds, o.seeds);
+      if (v.name == "CFL" && seed == 0) {
+        for (size_t i = 0; i < n; ++i) {
+          const LabeledImages val_i = select_task(data.split.val, teachers[i].task);
+          const LabeledImages test_i = select_task(data.test, teachers[i].task);
+          const auto a = probe_features(*r.student, *r.block, teachers[i], i, val_i.images, device);
+          const auto b =
+              probe_features(*r.student, *r.block, teachers[i], i, test_i.images, device);
+          const int64_t k = teachers[i].task.size();
+          ProbeRow probe;
+          probe.task = teachers[i].task.name;
+          probe.student_common = linear_probe_accuracy(a[0], val_i.labels, b[0], test_i.labels, k);
+          probe.teacher_common = linear_probe_accuracy(a[1], val_i.labels, b[1], test_i.labels, k);
+          probe.teacher_raw = linear_probe_accuracy(a[2], val_i.labels, b[2], test_i.labels, k);
+          result.probes.push_back(probe);
+        }
+      }
+    }
+    // One student per teacher, from that teacher alone, on the same transfer set.
+    ReproduceRow& single =
+        row(result.rows, "CFL from that teacher alone", "one student per task, same transfer set");
+    std::vector<double> accs(n, kNaN);
+    double seconds = 0;
+    for (size_t i = 0; i < n; ++i) {
+      AmalgamateOptions options;
+      options.student = student;
+      options.train = train;
+      options.objective.lambda_cf = 1.0;
+      const TeacherOutputCache one{{cache.outputs[i]}};
+      const AmalgamationResult r = amalgamate({teachers[i]}, transfer, options, {}, &one);
+      accs[i] = evaluate_student(*r.student, r.head, data.test, 256).task_accuracy[0];
+      single.params = count_parameters(*r.student);
+      seconds += r.seconds;
+    }
+    single.task_acc.push_back(accs);
+    single.seconds += seconds / static_cast<double>(o.seeds);
+  }
+  result.seconds = now_seconds() - start;
+  return result;
+}
+
+std::string mean_std(const std::vector<double>& values) {
+  std::vector<double> v;
+  for (double x : values)
+    if (!std::isnan(x)) v.push_back(100.0 * x);
+  if (v.empty()) return "—";
+  double mean = 0;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  char buffer[64];
+  if (v.size() == 1) {
+    std::snprintf(buffer, sizeof buffer, "%.2f", mean);
+    return buffer;
+  }
+  double var = 0;
+  for (double x : v) var += (x - mean) * (x - mean);
+  std::snprintf(buffer, sizeof buffer, "%.2f ± %.2f", mean,
+                std::sqrt(var / static_cast<double>(v.size() - 1)));
+  return buffer;
+}
+
+std::vector<double> column(const ReproduceRow& r, size_t task) {
+  std::vector<double> values;
+  for (const auto& seed : r.task_acc) values.push_back(task < seed.size() ? seed[task] : kNaN);
+  return values;
+}
+
+}  // namespace
+
+ReproduceResult run_reproduce(const ReproduceOptions& o) {
+  require(o.seeds > 0, "--seeds: must be > 0");
+  const int threads = configure_threads(o.threads);
+  const Preset preset = preset_for(o);
+  const double start = now_seconds();
+  ReproduceResult result;
+  result.settings = {{"val_size", preset.val_size},
+                     {"train_limit", preset.train_limit},
+                     {"test_limit", preset.test_limit},
+                     {"teacher_epochs", preset.teacher_epochs},
+                     {"student_epochs", preset.student_epochs},
+                     {"batch_size", preset.batch_size},
+                     {"teacher_width", preset.teacher_width},
+                     {"student", zoo_spec("resnet", preset.student_width, 1).arch + " width " +
+                                     std::to_string(preset.student_width) + " depth 1"},
+                     {"lambda_cf", 1.0},
+                     {"seeds", o.seeds},
+                     {"threads", threads},
+                     {"quick", o.quick}};
+  const ExperimentData data =
+      load_experiment_data(o.data_dir, preset.val_size, preset.train_limit, preset.test_limit, 0);
+  for (const auto& plan : benchmark_plans(preset)) {
+    if (!o.benchmarks.empty() &&
+        std::find(o.benchmarks.begin(), o.benchmarks.end(), plan.name) == o.benchmarks.end())
+      continue;
+    result.benchmarks.push_back(run_benchmark(plan, data, preset, o));
+  }
+  require(!result.benchmarks.empty(),
+          "--benchmark: no benchmark of that name (fmnist-2, fmnist-3)");
+  result.seconds = now_seconds() - start;
+  if (!o.json_path.empty())
+    write_text_atomically(o.json_path, reproduce_json(result).dump(2) + "\n");
+  if (!o.markdown_path.empty()) write_text_atomically(o.markdown_path, format_reproduce(result));
+  return result;
+}
+
+std::string format_reproduce(const ReproduceResult& result) {
+  std::string out;
+  for (const auto& b : result.benchmarks) {
+    out += "### " + b.name + ": ";
+    for (size_t i = 0; i < b.tasks.size(); ++i) {
+      out += (i ? ", " : "") + b.tasks[i].name + " {";
+      for (size_t c = 0; c < b.tasks[i].classes.size(); ++c)
+        out += (c ? "," : "") + std::to_string(b.tasks[i].classes[c]);
+      out += "} " + b.arch[i];
+    }
+    out += "\n\nTest accuracy (%), mean ± std over seeds; task columns are task-aware.\n\n| row |";
+    for (const auto& t : b.tasks) out += " " + t.name + " |";
+    out += " union | params | s per seed |\n|---|";
+    for (size_t i = 0; i < b.tasks.size(); ++i) out += "---:|";
+    out += "---:|---:|---:|\n";
+    for (const auto& r : b.rows) {
+      out += "| " + r.name + " |";
+      for (size_t i = 0; i < b.tasks.size(); ++i) out += " " + mean_std(column(r, i)) + " |";
+      out += " " + mean_std(r.union_acc) + " | " + thousands(r.params) + " | " +
+             seconds_text(r.seconds) + " |\n";
+    }
+    out +=
+        "\nLinear probes (%): a linear classifier trained on the labeled validation split, "
+        "scored on the test split, per task.\n\n| task | CFL student common h_s | teacher "
+        "common h_i | teacher raw f_i |\n|---|---:|---:|---:|\n";
+    for (const auto& p : b.probes)
+      out += "| " + p.task + " | " + percent(p.student_common) + " | " + percent(p.teacher_common) +
+             " | " + percent(p.teacher_raw) + " |\n";
+    out += "\nBenchmark wall time: " + seconds_text(b.seconds) + "\n\n";
+  }
+  return out;
+}
+
+nlohmann::json reproduce_json(const ReproduceResult& result) {
+  nlohmann::json benchmarks = nlohmann::json::array();
+  for (const auto& b : result.benchmarks) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : b.rows) {
+      nlohmann::json acc = nlohmann::json::array();
+      for (const auto& seed : r.task_acc) {
+        nlohmann::json per_task = nlohmann::json::array();
+        for (double a : seed)
+          per_task.push_back(std::isnan(a) ? nlohmann::json() : nlohmann::json(a));
+        acc.push_back(per_task);
+      }
+      rows.push_back({{"name", r.name},
+                      {"description", r.description},
+                      {"task_acc", acc},
+                      {"union_acc", r.union_acc},
+                      {"params", r.params},
+                      {"seconds_per_seed", r.seconds}});
+    }
+    nlohmann::json probes = nlohmann::json::array();
+    for (const auto& p : b.probes)
+      probes.push_back({{"task", p.task},
+                        {"student_common", p.student_common},
+                        {"teacher_common", p.teacher_common},
+                        {"teacher_raw", p.teacher_raw}});
+    benchmarks.push_back({{"name", b.name},
+                          {"tasks", b.tasks},
+                          {"teacher_arch", b.arch},
+                          {"rows", rows},
+                          {"probes", probes},
+                          {"seconds", b.seconds}});
+  }
+  return {{"settings", result.settings}, {"benchmarks", benchmarks}, {"seconds", result.seconds}};
+}
+
+}  // namespace amalgam

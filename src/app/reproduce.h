@@ -1,0 +1,72 @@
+// `amalgam reproduce`: the paper's claim under baselines, ablations and controls, with seeds.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "data/task.h"
+
+namespace amalgam {
+
+/// Options of `amalgam reproduce`.
+struct ReproduceOptions {
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";  ///< IDX folder
+  std::string out_dir = "runs/reproduce";  ///< teachers are written (and reused) here
+  std::string json_path;                   ///< also write the results as JSON ("" = no)
+  std::string markdown_path;               ///< also write the markdown tables ("" = no)
+  int64_t seeds = 3;                       ///< student seeds per row
+  bool quick = false;                      ///< small data, small models, few epochs
+  int64_t train_limit = -1;                ///< training images kept (-1: the preset's; 0: all)
+  int64_t student_epochs = 0;              ///< epochs of every student row (0: the preset's)
+  std::vector<std::string> benchmarks;     ///< names to run (empty: all)
+  int threads = 0;                         ///< intra-op threads (0 = all cores)
+  std::string device = "cpu";              ///< cpu | cuda[:N]
+};
+
+/// One row: one way of producing a student (or the teachers), scored on every task.
+struct ReproduceRow {
+  std::string name;                           ///< e.g. "CFL", "KD"
+  std::string description;                    ///< what the row is
+  std::vector<std::vector<double>> task_acc;  ///< [seed][task]; NaN where not applicable
+  std::vector<double> union_acc;              ///< per seed; empty when not applicable
+  int64_t params = 0;                         ///< parameter count of the model
+  double seconds = 0;                         ///< mean wall time per seed
+};
+
+/// Linear-probe accuracy on one task.
+struct ProbeRow {
+  std::string task;           ///< task name
+  double student_common = 0;  ///< on the CFL student's common features h_s
+  double teacher_common = 0;  ///< on the task teacher's common features h_i
+  double teacher_raw = 0;     ///< on the task teacher's own feature map f_i
+};
+
+/// Everything measured on one benchmark.
+struct BenchmarkResult {
+  std::string name;                ///< e.g. "fmnist-2"
+  std::vector<TaskSpec> tasks;     ///< in teacher order
+  std::vector<std::string> arch;   ///< teacher architectures, same order
+  std::vector<ReproduceRow> rows;  ///< in table order
+  std::vector<ProbeRow> probes;    ///< per task
+  double seconds = 0;              ///< wall time of the benchmark
+};
+
+/// The whole suite.
+struct ReproduceResult {
+  std::vector<BenchmarkResult> benchmarks;  ///< in run order
+  nlohmann::json settings;                  ///< the resolved protocol
+  double seconds = 0;                       ///< total wall time
+};
+
+/// Runs the suite.
+ReproduceResult run_reproduce(const ReproduceOptions& options);
+
+/// Markdown tables (mean ± std over seeds).
+std::string format_reproduce(const ReproduceResult& result);
+
+/// The same as JSON.
+nlohmann::json reproduce_json(const ReproduceResult& result);
+
+}  // namespace amalgam

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `amalgam reproduce --quick` on one benchmark: the table has every row, every row trained
+# (above chance on every task), and the probes ran. The numbers themselves are not asserted.
+set -euo pipefail
+AMALGAM=${1:?usage: reproduce_test.sh path/to/amalgam}
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+"$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark fmnist-2 --out "$W/runs" \
+  --json "$W/r.json" --markdown "$W/r.md" >"$W/stdout"
+grep -q "| CFL |" "$W/stdout" || { echo "FAIL: no CFL row printed"; exit 1; }
+cmp -s "$W/stdout" "$W/r.md" || { echo "FAIL: --markdown differs from what was printed"; exit 1; }
+python3 - "$W/r.json" <<'PY'
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+failures = []
+expected = ["Teachers", "Supervised on labels", "KD", "FitNet hints + KD", "CFL",
+            "CFL without MMD", "CFL without reconstruction", "CFL, fixed random common space",
+            "CFL from that teacher alone"]
+(b,) = d["benchmarks"]
+names = [r["name"] for r in b["rows"]]
+if names != expected:
+    failures.append(f"rows {names}")
+chance = [1 / len(t["classes"]) for t in b["tasks"]]
+for r in b["rows"]:
+    if len(r["task_acc"]) != 1 or len(r["task_acc"][0]) != len(b["tasks"]):
+        failures.append(f"{r['name']}: task_acc shape {r['task_acc']}")
+        continue
+    for acc, c in zip(r["task_acc"][0], chance):
+        if acc is None or not (c + 0.1 < acc <= 1):
+            failures.append(f"{r['name']}: accuracy {acc} not above chance {c:.2f} + 0.1")
+    if r["params"] <= 0:
+        failures.append(f"{r['name']}: params {r['params']}")
+if len(b["probes"]) != len(b["tasks"]):
+    failures.append("probes missing")
+for p in b["probes"]:
+    for key in ("student_common", "teacher_common", "teacher_raw"):
+        if not (0.3 < p[key] <= 1):
+            failures.append(f"probe {p['task']} {key} = {p[key]}")
+for f in failures:
+    print("FAIL", f)
+print(f"reproduce: {len(b['rows'])} rows, {len(b['probes'])} probes, {len(failures)} failures")
+sys.exit(1 if failures else 0)
+PY
