@@ -168,9 +168,10 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
       const double t0 = now_seconds();
       const TeachResult supervised =
           teach(student, union_task, select_task(data.split.train, union_task), {}, train);
+      const double seconds = now_seconds() - t0;
       record(row(result.rows, "Supervised on labels", "reference: trained on the labeled union"),
              evaluate_student(*supervised.network, head, data.test, 256),
-             count_parameters(*supervised.network), now_seconds() - t0, o.seeds);
+             count_parameters(*supervised.network), seconds, o.seeds);
     }
     for (const auto& v : variants) {
       AmalgamateOptions options;

@@ -74,12 +74,12 @@ TrainValSplit split_train_val(const LabeledImages& data, int64_t val_size, uint6
   return {gather(data, to_index(train)), gather(data, to_index(val))};
 }
 
-LabeledImages select_task(const LabeledImages& data, const TaskSpec& task) {
+TaskRows task_rows(const at::Tensor& labels, const TaskSpec& task) {
   std::vector<int64_t> keep;
   std::vector<int64_t> local;
-  const auto labels = data.labels.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < data.size(); ++i) {
-    const int64_t index = task.local_index(labels[i]);
+  const auto label = labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < labels.size(0); ++i) {
+    const int64_t index = task.local_index(label[i]);
     if (index >= 0) {
       keep.push_back(i);
       local.push_back(index);
@@ -87,7 +87,12 @@ LabeledImages select_task(const LabeledImages& data, const TaskSpec& task) {
   }
   require(!keep.empty(),
           "task '" + task.name + "': no image in the data carries any of its classes");
-  return {data.images.index_select(0, to_index(keep)), to_index(local)};
+  return {to_index(keep), to_index(local)};
+}
+
+LabeledImages select_task(const LabeledImages& data, const TaskSpec& task) {
+  const TaskRows selected = task_rows(data.labels, task);
+  return {data.images.index_select(0, selected.rows), selected.local_labels};
 }
 
 LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec>& tasks) {

@@ -51,6 +51,15 @@ constexpr uint64_t kDefaultSplitSeed = 12345;
 
 TrainValSplit split_train_val(const LabeledImages& data, int64_t val_size, uint64_t seed);
 
+/// Which of `labels` belong to `task`: their positions and their task-local labels 0..k-1.
+struct TaskRows {
+  at::Tensor rows;          ///< int64 positions into `labels`
+  at::Tensor local_labels;  ///< int64 task-local labels of those rows
+};
+
+/// The rows of `labels` (data-set class ids) that belong to `task`; throws Error when none do.
+TaskRows task_rows(const at::Tensor& labels, const TaskSpec& task);
+
 /// The images whose label is one of `task.classes`, labels remapped to 0..k-1 in task order.
 LabeledImages select_task(const LabeledImages& data, const TaskSpec& task);
 

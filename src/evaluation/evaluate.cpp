@@ -54,17 +54,20 @@ double evaluate_teacher(const Teacher& teacher, const LabeledImages& data, int64
 
 StudentScores evaluate_student(NetworkImpl& student, const HeadLayout& head,
                                const LabeledImages& data, int64_t batch_size) {
-  StudentScores scores;
-  for (size_t i = 0; i < head.tasks.size(); ++i) {
-    scores.task_accuracy.push_back(accuracy(student, select_task(data, head.tasks[i]),
-                                            head.offset(i), head.tasks[i].size(), batch_size));
-  }
+  // One pass over the union of the tasks' images serves every score.
   const LabeledImages all = select_union(data, head.tasks);
-  const at::Tensor class_ids = torch::tensor(head.class_ids(), torch::kInt64);
   const at::Tensor logits = predict_logits(student, all.images, batch_size);
   require(logits.size(1) == head.total(), "student: head has " + std::to_string(logits.size(1)) +
                                               " outputs, its layout " +
                                               std::to_string(head.total()));
+  StudentScores scores;
+  for (size_t i = 0; i < head.tasks.size(); ++i) {
+    const TaskRows rows = task_rows(all.labels, head.tasks[i]);
+    const at::Tensor slice = logits.index_select(0, rows.rows)
+                                 .slice(1, head.offset(i), head.offset(i) + head.tasks[i].size());
+    scores.task_accuracy.push_back(fraction_equal(slice.argmax(1), rows.local_labels));
+  }
+  const at::Tensor class_ids = torch::tensor(head.class_ids(), torch::kInt64);
   scores.union_accuracy = fraction_equal(class_ids.index_select(0, logits.argmax(1)), all.labels);
   return scores;
 }
