@@ -4,21 +4,17 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
-
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
-#include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "reporting/table.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
 #include "training/student_io.h"
-#include "training/teach.h"
 
 namespace amalgam {
 namespace {

@@ -173,12 +173,14 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
              evaluate_student(*supervised.network, head, data.test, 256),
              count_parameters(*supervised.network), seconds, o.seeds);
     }
+    // Every amalgamated row shares these; rows differ only in method and ablation switches.
+    AmalgamateOptions base;
+    base.student = student;
+    base.train = train;
+    base.objective.lambda_cf = 1.0;
     for (const auto& v : variants) {
-      AmalgamateOptions options;
-      options.student = student;
-      options.train = train;
+      AmalgamateOptions options = base;
       options.objective.method = v.method;
-      options.objective.lambda_cf = 1.0;
       options.objective.use_mmd = v.mmd;
       options.objective.use_reconstruction = v.reconstruction;
       options.fixed_common_space = v.fixed_space;
@@ -209,12 +211,8 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     std::vector<double> accs(n, kNaN);
     double seconds = 0;
     for (size_t i = 0; i < n; ++i) {
-      AmalgamateOptions options;
-      options.student = student;
-      options.train = train;
-      options.objective.lambda_cf = 1.0;
       const TeacherOutputCache one{{cache.outputs[i]}};
-      const AmalgamationResult r = amalgamate({teachers[i]}, transfer, options, {}, &one);
+      const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, {}, &one);
       accs[i] = evaluate_student(*r.student, r.head, data.test, 256).task_accuracy[0];
       single.params = count_parameters(*r.student);
       seconds += r.seconds;
