@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "models/torchscript_network.h"
 #include "models/zoo.h"
 
 namespace amalgam {
@@ -27,7 +28,14 @@ std::string sidecar_path(const std::string& weights_path) {
 void save_network(const torch::nn::Module& network, const std::string& path, nlohmann::json meta) {
   meta["format"] = kFormat;
   meta["version"] = kVersion;
+  // A user's TorchScript network is saved as TorchScript (architecture and weights together);
+  // zoo networks as a weights archive rebuilt from the sidecar's options.
+  auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(const_cast<torch::nn::Module*>(&network));
   write_atomically(path, [&](const std::string& tmp) {
+    if (scripted != nullptr) {
+      scripted->module().save(tmp);
+      return;
+    }
     torch::serialize::OutputArchive archive;
     network.save(archive);
     archive.save_to(tmp);
@@ -53,6 +61,10 @@ SavedNetwork load_network(const std::string& path) {
     spec = saved.meta.at("model").get<ModelSpec>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(side + ": bad \"model\" entry: " + first_line(e.what()));
+  }
+  if (spec.arch == "torchscript") {
+    saved.network = load_torchscript_network(path, spec.layer, spec.input, at::kCPU);
+    return saved;
   }
   saved.network = make_network(spec);
   try {

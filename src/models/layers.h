@@ -15,7 +15,8 @@ namespace amalgam {
 
 /// Options of every zoo network: the architecture family and its size.
 struct ModelSpec {
-  std::string arch = "resnet";  ///< resnet | vgg | mobilenetv2
+  std::string arch = "resnet";  ///< resnet | vgg | mobilenetv2 | torchscript (a user's file)
+  std::string layer;            ///< torchscript: submodule whose output is the feature map
   int64_t width = 16;           ///< channels of the first stage; each later stage doubles it
   int64_t depth = 1;            ///< blocks (resnet, mobilenetv2) or convs (vgg) per stage
   int64_t stages = 3;           ///< stages; every stage after the first halves the resolution

@@ -20,6 +20,8 @@ Network make_network(const ModelSpec& spec) {
   if (spec.arch == "resnet") return ResNet(spec).ptr();
   if (spec.arch == "vgg") return VGG(spec).ptr();
   if (spec.arch == "mobilenetv2") return MobileNetV2(spec).ptr();
+  require(spec.arch != "torchscript",
+          "a torchscript network is loaded from its file (PATH:LAYER), not built");
   throw Error("unknown architecture '" + spec.arch + "' (expected resnet, vgg or mobilenetv2)");
 }
 
@@ -44,6 +46,7 @@ void to_json(nlohmann::json& j, const ModelSpec& spec) {
                      {"depth", spec.depth},         {"stages", spec.stages},
                      {"expansion", spec.expansion}, {"num_classes", spec.num_classes},
                      {"input", spec.input}};
+  if (spec.arch == "torchscript") j["layer"] = spec.layer;
 }
 
 void from_json(const nlohmann::json& j, ModelSpec& spec) {
@@ -54,6 +57,7 @@ void from_json(const nlohmann::json& j, ModelSpec& spec) {
   spec.expansion = j.at("expansion").get<int64_t>();
   spec.num_classes = j.at("num_classes").get<int64_t>();
   spec.input = j.at("input").get<InputSpec>();
+  spec.layer = j.value("layer", std::string());
 }
 
 }  // namespace amalgam

@@ -2,9 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <set>
+
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "models/checkpoint.h"
+#include "models/torchscript_network.h"
 #include "models/zoo.h"
 
 namespace amalgam {
@@ -27,7 +32,69 @@ void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const
   save_network(network, path, meta);
 }
 
-Teacher load_teacher(const std::string& path, c10::Device device) {
+namespace {
+
+// True when `path` has a sidecar written by amalgam (a teacher from `amalgam teach`).
+bool has_amalgam_sidecar(const std::string& path) {
+  try {
+    const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
+    return meta.is_object() && meta.value("format", "") == "amalgam-network";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
+                                 const InputConventions& conventions) {
+  require(!ref.layer.empty(),
+          ref.path +
+              ": a TorchScript teacher needs :LAYER, the submodule whose output is its "
+              "feature map (amalgam inspect " +
+              ref.path + " lists them)");
+  const FileConventions conv = resolve_conventions(ref.path, conventions);
+  Network network = load_torchscript_network(ref.path, ref.layer, conv.input, device);
+  freeze(*network);
+  int64_t outputs = 0;
+  try {
+    torch::NoGradGuard no_grad;
+    outputs =
+        network
+            ->forward(torch::zeros({1, conv.input.channels, conv.input.height, conv.input.width},
+                                   torch::TensorOptions().device(device)))
+            .logits.size(1);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw Error(ref.path + ": forward fails on a " + std::to_string(conv.input.channels) + "x" +
+                std::to_string(conv.input.height) + "x" + std::to_string(conv.input.width) +
+                " input (check --input-size and --channels): " + what.substr(0, what.find('\n')));
+  }
+  TaskSpec task;
+  task.name = conv.task.empty() ? std::filesystem::path(ref.path).stem().string() : conv.task;
+  for (int64_t i = 0; i < outputs; ++i) task.classes.push_back(i);
+  task.class_names = conv.class_names;
+  require(task.class_names.empty() || task.size() == static_cast<int64_t>(task.class_names.size()),
+          sidecar_path(ref.path) + ": " + std::to_string(task.class_names.size()) +
+              " class names but the model has " + std::to_string(outputs) + " outputs");
+  if (task.class_names.empty())
+    for (int64_t i = 0; i < outputs; ++i)
+      task.class_names.push_back(task.name + ":" + std::to_string(i));
+  Teacher teacher = make_teacher(network, std::move(task));
+  teacher.path = ref.path + ":" + ref.layer;
+  return teacher;
+}
+
+}  // namespace
+
+Teacher load_teacher(const std::string& text, c10::Device device,
+                     const InputConventions& conventions) {
+  const ModelRef ref = parse_model_ref(text);
+  require(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
+  if (!has_amalgam_sidecar(ref.path)) return load_torchscript_teacher(ref, device, conventions);
+  require(ref.layer.empty(), ref.path +
+                                 ": written by amalgam teach, its feature map is its last "
+                                 "stage; drop ':" +
+                                 ref.layer + "'");
+  const std::string& path = ref.path;
   SavedNetwork saved = load_network(path);
   require(saved.meta.contains("task"),
           sidecar_path(path) + ": no \"task\" entry; is this a teacher written by amalgam teach?");
@@ -90,6 +157,34 @@ TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
   for (size_t i = 0; i < teachers.size(); ++i)
     cache.outputs.push_back({torch::cat(features[i], 0), torch::cat(logits[i], 0)});
   return cache;
+}
+
+std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::Device device,
+                                   const InputConventions& conventions) {
+  std::vector<Teacher> teachers;
+  for (const auto& ref : refs) teachers.push_back(load_teacher(ref, device, conventions));
+  const auto is_user_file = [](const Teacher& t) {
+    return dynamic_cast<TorchScriptNetworkImpl*>(t.network.get()) != nullptr;
+  };
+  // A user's teacher numbers its classes 0..k-1: give them ids no other teacher uses.
+  std::set<int64_t> used;
+  std::set<std::string> names;
+  for (const auto& t : teachers) {
+    if (is_user_file(t)) continue;
+    used.insert(t.task.classes.begin(), t.task.classes.end());
+    names.insert(t.task.name);
+  }
+  int64_t next = used.empty() ? 0 : *used.rbegin() + 1;
+  for (auto& t : teachers) {
+    if (!is_user_file(t)) continue;
+    for (auto& c : t.task.classes) c = next++;
+    std::string name = t.task.name;
+    for (int i = 2; names.count(name); ++i) name = t.task.name + std::to_string(i);
+    t.task.name = name;
+    names.insert(name);
+  }
+  check_teachers_compatible(teachers);
+  return teachers;
 }
 
 void check_teachers_compatible(const std::vector<Teacher>& teachers) {

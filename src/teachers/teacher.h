@@ -11,6 +11,7 @@
 #include "data/task.h"
 #include "models/layers.h"
 #include "models/network.h"
+#include "teachers/conventions.h"
 
 namespace amalgam {
 
@@ -27,8 +28,18 @@ struct Teacher {
 void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const TaskSpec& task,
                   const std::string& path, const nlohmann::json& extra);
 
-/// Loads a teacher written by `amalgam teach` onto `device` and freezes it.
-Teacher load_teacher(const std::string& path, c10::Device device);
+/// Loads a teacher onto `device` and freezes it. `ref` is "PATH" (written by `amalgam teach`) or
+/// "PATH:LAYER" (a TorchScript file whose forward returns logits; LAYER's output is the feature
+/// map; input conventions from its sidecar or `conventions`). A TorchScript teacher's task is
+/// named by its sidecar (else the file's stem), its classes get ids 0..k-1 (load_teachers makes
+/// them unique) and names from the sidecar (else "<task>:<i>").
+Teacher load_teacher(const std::string& ref, c10::Device device,
+                     const InputConventions& conventions = {});
+
+/// Loads every teacher, renumbers the classes of TorchScript teachers so no two teachers share a
+/// class id, and checks that they can be amalgamated together.
+std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::Device device,
+                                   const InputConventions& conventions);
 
 /// Wraps an in-memory network as a frozen teacher.
 Teacher make_teacher(Network network, TaskSpec task);

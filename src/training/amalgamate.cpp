@@ -8,7 +8,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "data/augment.h"
 #include "data/batch_loader.h"
+#include "models/torchscript_network.h"
 #include "models/zoo.h"
 
 namespace amalgam {
@@ -55,9 +57,36 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   result.student_spec.num_classes = result.head.total();
 
   torch::manual_seed(options.train.seed);
-  result.student = make_network(result.student_spec);
+  if (options.student_network) {
+    result.student = options.student_network;
+    result.student_spec.arch = "torchscript";
+    if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(result.student.get()))
+      result.student_spec.layer = scripted->layer();
+    result.student_spec.input = result.student->input();
+    const InputSpec& own = result.student->input();
+    require(
+        own.channels == input.channels && own.height == input.height && own.width == input.width,
+        "--student: takes " + std::to_string(own.channels) + "x" + std::to_string(own.height) +
+            "x" + std::to_string(own.width) + " images but the teachers take " +
+            std::to_string(input.channels) + "x" + std::to_string(input.height) + "x" +
+            std::to_string(input.width));
+  } else {
+    result.student = make_network(result.student_spec);
+  }
   NetworkImpl& student = *result.student;
   student.to(device);
+  for (auto& p : student.parameters()) p.set_requires_grad(true);
+  {
+    torch::NoGradGuard no_grad;
+    student.eval();
+    const auto probe = student.forward(torch::zeros({1, input.channels, input.height, input.width},
+                                                    torch::TensorOptions().device(device)));
+    require(probe.logits.size(1) == result.head.total(),
+            "--student: produces " + std::to_string(probe.logits.size(1)) +
+                " logits but the teachers have " + std::to_string(result.head.total()) +
+                " classes in all");
+    require(probe.features.defined(), "--student: no feature map (give PATH:LAYER)");
+  }
   std::vector<ParamGroup> groups = {{student.backbone_parameters(), 1.0},
                                     {student.head_parameters(), options.train.head_lr_mult}};
   if (options.objective.method == "cfl") {
@@ -86,7 +115,13 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   }
 
   TeacherOutputCache own_cache;
-  if (cache == nullptr && options.cache_teachers) {
+  const bool augmenting = options.train.augment.enabled();
+  if (augmenting) {
+    // Teachers must see the same augmented images as the student: no cached outputs.
+    cache = nullptr;
+    log_info("amalgamate: augmentation on, teachers run on every batch");
+  }
+  if (cache == nullptr && options.cache_teachers && !augmenting) {
     const int64_t bytes = teacher_cache_bytes(teachers, transfer.size());
     if (bytes <= options.teacher_cache_limit) {
       const double cache_start = now_seconds();
@@ -122,7 +157,8 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     int64_t seen = 0, step = 0;
     const double epoch_start = now_seconds();
     while (auto batch = loader.next()) {
-      const at::Tensor images = batch->images.to(device);
+      const at::Tensor images = augment_batch(batch->images.to(device), options.train.augment,
+                                              augment_seed(options.train.seed, epoch, step));
       const std::vector<ModelOutput> targets =
           cache ? cache->gather(batch->indices, device) : teacher_outputs(teachers, images);
       optimizer.zero_grad();

@@ -17,7 +17,10 @@ namespace amalgam {
 
 /// Everything that defines an amalgamation run.
 struct AmalgamateOptions {
-  ModelSpec student;             ///< student architecture (input and classes come from teachers)
+  ModelSpec student;  ///< student architecture (input and classes come from teachers)
+  /// A ready-made student (e.g. a user's TorchScript file) used instead of building `student`;
+  /// its logits must cover every teacher's classes, in teacher order.
+  Network student_network;
   ObjectiveOptions objective;    ///< method and loss weights
   int64_t common_channels = 32;  ///< h of the common feature space
   int64_t extractor_blocks = 2;  ///< residual units in the shared extractor

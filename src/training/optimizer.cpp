@@ -20,6 +20,7 @@ void validate(const TrainOptions& o) {
   require(o.step_epochs > 0, "--step-epochs: must be > 0");
   require(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
   require(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
+  require(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
 }
 
 ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,

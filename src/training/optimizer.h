@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "data/augment.h"
+
 namespace torch::optim {
 class Adam;
 }
@@ -27,6 +29,7 @@ struct TrainOptions {
   uint64_t seed = 0;                ///< seeds initialisation and data order
   int threads = 0;                  ///< intra-op threads (0 = all cores)
   std::string device = "cpu";       ///< cpu | cuda[:N]
+  AugmentOptions augment;           ///< applied to every training batch (off by default)
 };
 
 /// Throws Error naming the option for any nonsense value.

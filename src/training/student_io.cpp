@@ -2,10 +2,16 @@
 
 #include <torch/torch.h>
 
+#include <torch/script.h>
+
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "models/checkpoint.h"
+#include "models/export.h"
+#include "models/torchscript_network.h"
 #include "models/zoo.h"
 
 namespace amalgam {
@@ -30,7 +36,78 @@ void save_student(const AmalgamationResult& result, const std::string& path,
   }
 }
 
+namespace {
+
+Student load_exported_student(const std::string& path, const nlohmann::json& meta,
+                              c10::Device device) {
+  Student student;
+  try {
+    InputSpec input = meta.at("input").get<InputSpec>();
+    // Normalisation is inside the exported forward: the wrapper passes [0,1] images through.
+    input.mean.assign(static_cast<size_t>(input.channels), 0.0);
+    input.std.assign(static_cast<size_t>(input.channels), 1.0);
+    student.head = meta.at("head").get<HeadLayout>();
+    student.network = load_torchscript_network(path, "", input, device);
+  } catch (const nlohmann::json::exception& e) {
+    const std::string what = e.what();
+    throw Error(sidecar_path(path) + ": bad export sidecar: " + what.substr(0, what.find('\n')));
+  }
+  student.network->eval();
+  return student;
+}
+
+}  // namespace
+
+double export_student(NetworkImpl& student, const HeadLayout& head, const std::string& path,
+                      const nlohmann::json& extra) {
+  nlohmann::json side = extra;
+  side["head"] = head;
+  side["input"] = student.input();
+  side["outputs"] = head.total();
+  nlohmann::json slices = nlohmann::json::array();
+  for (size_t i = 0; i < head.tasks.size(); ++i)
+    slices.push_back({{"task", head.tasks[i].name},
+                      {"begin", head.offset(i)},
+                      {"end", head.offset(i) + head.tasks[i].size()},
+                      {"class_names", head.tasks[i].class_names}});
+  side["tasks"] = slices;
+  export_torchscript(student, path, side);
+
+  // The file must reproduce the student: compare on random images before calling it done.
+  const InputSpec& in = student.input();
+  at::Device device = at::kCPU;
+  for (const auto& p : student.parameters()) {
+    device = p.device();
+    break;
+  }
+  const at::Tensor images = torch::rand({4, in.channels, in.height, in.width});
+  torch::NoGradGuard no_grad;
+  const bool was_training = student.is_training();
+  student.eval();
+  const at::Tensor expected = student.forward(images.to(device)).logits.to(at::kCPU);
+  student.train(was_training);
+  torch::jit::Module reloaded = torch::jit::load(path);
+  const at::Tensor got = reloaded.forward({images}).toTensor();
+  const double diff = (got - expected).abs().max().item<double>();
+  require(diff <= 1e-4, path +
+                            ": exported module disagrees with the student (max |logit "
+                            "difference| " +
+                            std::to_string(diff) + ")");
+  return diff;
+}
+
 Student load_student(const std::string& path, c10::Device device) {
+  require(std::filesystem::is_regular_file(path), path + ": no such model file");
+  {
+    nlohmann::json meta;
+    try {
+      meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
+    } catch (const std::exception&) {
+      meta = nullptr;  // load_network reports what is wrong
+    }
+    if (meta.is_object() && meta.value("format", "") == kExportFormat)
+      return load_exported_student(path, meta, device);
+  }
   SavedNetwork saved = load_network(path);
   require(saved.meta.contains("head"),
           sidecar_path(path) + ": no \"head\" entry; is this a student written by amalgamate?");

@@ -24,7 +24,15 @@ struct Student {
 void save_student(const AmalgamationResult& result, const std::string& path,
                   const nlohmann::json& extra);
 
-/// Loads a student written by save_student onto `device`.
+/// Loads a student written by save_student or export_student onto `device` (an exported one
+/// gives logits only).
 Student load_student(const std::string& path, c10::Device device);
+
+/// Exports `student` as TorchScript (forward(images in [0,1]) -> concatenated logits) with a
+/// sidecar describing the head (task -> slice, class names) and input conventions; reloads the
+/// file and throws Error if its logits differ from the student's by more than 1e-4. Returns the
+/// largest absolute logit difference seen.
+double export_student(NetworkImpl& student, const HeadLayout& head, const std::string& path,
+                      const nlohmann::json& extra);
 
 }  // namespace amalgam

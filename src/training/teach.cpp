@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "data/augment.h"
 #include "data/batch_loader.h"
 #include "evaluation/evaluate.h"
 #include "models/zoo.h"
@@ -38,8 +39,10 @@ TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& tra
     double loss_sum = 0;
     int64_t seen = 0;
     const double epoch_start = now_seconds();
+    int64_t step = 0;
     while (auto batch = loader.next()) {
-      const at::Tensor images = batch->images.to(device);
+      const at::Tensor images = augment_batch(batch->images.to(device), options.augment,
+                                              augment_seed(options.seed, epoch, step++));
       const at::Tensor labels = batch->labels.to(device);
       optimizer.zero_grad();
       const at::Tensor loss = torch::cross_entropy_loss(net.forward(images).logits, labels);

@@ -1,0 +1,124 @@
+#include "app/data_sources.h"
+
+#include <torch/torch.h>
+
+#include <ctime>
+#include <map>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace amalgam {
+namespace {
+
+ImageFolderOptions geometry_of(const DataSource& source, const InputSpec& input) {
+  ImageFolderOptions options;
+  options.channels = input.channels;
+  options.height = input.height;
+  options.width = input.width;
+  options.on_bad_image = source.on_bad_image;
+  return options;
+}
+
+void require_folders(const DataSource& source) {
+  require(!source.dirs.empty(), "--data: no folder given");
+  for (const auto& dir : source.dirs)
+    require(!is_idx_folder(dir),
+            "--data: " + dir + " holds IDX files; give it alone, not with image folders");
+}
+
+}  // namespace
+
+bool DataSource::is_idx() const {
+  return dirs.size() == 1 && is_idx_folder(dirs.front());
+}
+
+TrainValSplit load_training_split(const DataSource& source) {
+  require(source.limit >= 0, "--limit: must be >= 0 (0 = all images)");
+  require(source.is_idx(), "--data: " + (source.dirs.empty() ? "" : source.dirs.front()) +
+                               " is not a folder of IDX files");
+  TrainValSplit data = split_train_val(load_idx_split(source.dirs.front(), "train"),
+                                       std::max<int64_t>(source.val_size, 0), source.split_seed);
+  data.train = subsample(data.train, source.limit, source.split_seed + 1);
+  return data;
+}
+
+TransferSet load_transfer_set(const DataSource& source, const InputSpec& input,
+                              LabeledImages* val) {
+  if (source.is_idx()) {
+    TrainValSplit data = load_training_split(source);
+    *val = data.val;
+    return strip_labels(data.train);
+  }
+  require_folders(source);
+  *val = LabeledImages{};
+  at::Tensor images = load_image_tree(source.dirs, geometry_of(source, input));
+  log_info("transfer set: " + std::to_string(images.size(0)) + " images from " +
+           std::to_string(source.dirs.size()) + " folder(s)");
+  LabeledImages all{images, at::Tensor()};
+  if (source.limit > 0) images = subsample(all, source.limit, source.split_seed + 1).images;
+  return TransferSet(images);
+}
+
+LabeledImages load_scoring_set(const DataSource& source, const std::string& split,
+                               const InputSpec& input, const std::vector<TaskSpec>& tasks) {
+  if (source.is_idx()) {
+    require(split == "test" || split == "val",
+            "--split: expected test or val, got '" + split + "'");
+    return split == "test" ? load_idx_split(source.dirs.front(), "test")
+                           : load_training_split(source).val;
+  }
+  require_folders(source);
+  require(source.dirs.size() == 1, "--data: give one labeled folder to score on");
+  const LabeledFolder folder = load_labeled_folder(source.dirs.front(), geometry_of(source, input));
+  std::map<std::string, int64_t> id_of;
+  std::string known;
+  for (const auto& task : tasks)
+    for (size_t i = 0; i < task.class_names.size(); ++i) {
+      id_of[task.class_names[i]] = task.classes[i];
+      known += (known.empty() ? "" : ", ") + task.class_names[i];
+    }
+  std::vector<int64_t> folder_ids;
+  int64_t matched = 0;
+  for (const auto& name : folder.class_names) {
+    const auto it = id_of.find(name);
+    folder_ids.push_back(it == id_of.end() ? -1 : it->second);
+    if (it == id_of.end())
+      log_info("scoring: class folder '" + name + "' is no task's class; its images are left out");
+    else
+      ++matched;
+  }
+  require(matched > 0, source.dirs.front() +
+                           ": no class folder is named after a class of the "
+                           "models (" +
+                           known + ")");
+  std::vector<int64_t> rows, labels;
+  const auto label = folder.data.labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < folder.data.size(); ++i) {
+    const int64_t id = folder_ids[static_cast<size_t>(label[i])];
+    if (id < 0) continue;
+    rows.push_back(i);
+    labels.push_back(id);
+  }
+  return {folder.data.images.index_select(0, torch::tensor(rows, torch::kInt64)),
+          torch::tensor(labels, torch::kInt64)};
+}
+
+LabeledFolder load_teaching_folder(const DataSource& source, const ImageFolderOptions& geometry) {
+  require_folders(source);
+  require(source.dirs.size() == 1, "--data: give one labeled folder to teach on");
+  ImageFolderOptions options = geometry;
+  options.on_bad_image = source.on_bad_image;
+  return load_labeled_folder(source.dirs.front(), options);
+}
+
+std::string default_run_dir(const std::string& command) {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+  return "runs/" + command + "-" + stamp;
+}
+
+}  // namespace amalgam

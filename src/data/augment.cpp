@@ -1,0 +1,39 @@
+#include "data/augment.h"
+
+#include <torch/torch.h>
+
+#include <random>
+
+namespace amalgam {
+
+uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step) {
+  std::seed_seq seq{run_seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(step)};
+  uint64_t out = 0;
+  seq.generate(reinterpret_cast<uint32_t*>(&out), reinterpret_cast<uint32_t*>(&out) + 2);
+  return out;
+}
+
+at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed) {
+  if (!options.enabled()) return images;
+  std::mt19937_64 rng(seed);
+  const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
+  const int64_t pad = options.crop_padding;
+  const at::Tensor padded =
+      pad > 0 ? torch::constant_pad_nd(images, {pad, pad, pad, pad}, 0.0) : images;
+  std::uniform_int_distribution<int64_t> offset(0, 2 * pad);
+  std::bernoulli_distribution flip(0.5);
+  std::vector<at::Tensor> out;
+  out.reserve(static_cast<size_t>(batch));
+  for (int64_t i = 0; i < batch; ++i) {
+    at::Tensor image = padded[i];
+    if (pad > 0) {
+      const int64_t top = offset(rng), left = offset(rng);
+      image = image.slice(1, top, top + height).slice(2, left, left + width);
+    }
+    if (options.horizontal_flip && flip(rng)) image = image.flip({2});
+    out.push_back(image);
+  }
+  return torch::stack(out);
+}
+
+}  // namespace amalgam

@@ -1,0 +1,208 @@
+#include "data/image_folder.h"
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace amalgam {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int64_t kMaxPixels = int64_t{1} << 28;  // refuse absurd sizes before allocating
+
+bool has_image_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  static const char* known[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
+                                ".tga", ".pgm", ".ppm",  ".pnm"};
+  return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return ext == k; });
+}
+
+std::string failure_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason != nullptr ? reason : "unknown reason";
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  require(in.good(), path + ": cannot open");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Fills geometry left at 0 from the first file that decodes.
+void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions& options) {
+  if (options.channels > 0 && options.height > 0 && options.width > 0) return;
+  for (const auto& file : files) {
+    std::string bytes;
+    try {
+      bytes = read_bytes(file);
+    } catch (const Error&) {
+      continue;
+    }
+    int w = 0, h = 0, n = 0;
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                               static_cast<int>(bytes.size()), &w, &h, &n))
+      continue;
+    if (options.channels <= 0) options.channels = (n == 1 || n == 2) ? 1 : 3;
+    if (options.height <= 0) options.height = h;
+    if (options.width <= 0) options.width = w;
+    return;
+  }
+  throw Error("image folder: no readable image to take the input size from");
+}
+
+// Decodes `files` into one uint8 batch; bad files fail or are dropped (per the policy).
+at::Tensor decode_all(const std::vector<std::string>& files, const ImageFolderOptions& options,
+                      std::vector<bool>* kept) {
+  const auto n = static_cast<int64_t>(files.size());
+  at::Tensor images =
+      torch::empty({n, options.channels, options.height, options.width}, torch::kUInt8);
+  std::vector<std::string> errors(files.size());
+  at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      try {
+        images[i].copy_(read_image(files[i], options.channels, options.height, options.width));
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      }
+    }
+  });
+  kept->assign(files.size(), true);
+  std::vector<int64_t> good;
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (errors[i].empty()) {
+      good.push_back(i);
+      continue;
+    }
+    require(options.on_bad_image == BadImagePolicy::kSkip,
+            errors[i] + " (use --on-bad-image skip to go on without it)");
+    (*kept)[i] = false;
+    if (++bad <= 10) log_info("skipping " + errors[i]);
+  }
+  if (bad > 10) log_info("skipped " + std::to_string(bad) + " unreadable images in all");
+  if (bad == 0) return images;
+  return images.index_select(0, torch::tensor(good, torch::kInt64));
+}
+
+}  // namespace
+
+BadImagePolicy parse_bad_image_policy(const std::string& text) {
+  if (text == "fail") return BadImagePolicy::kFail;
+  if (text == "skip") return BadImagePolicy::kSkip;
+  throw Error("--on-bad-image: expected skip or fail, got '" + text + "'");
+}
+
+std::vector<std::string> list_image_files(const std::string& root) {
+  require(fs::is_directory(root), root + ": no such folder");
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator
+           it(root, fs::directory_options::follow_directory_symlink, ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec) && has_image_extension(it->path()))
+      files.push_back(it->path().string());
+  }
+  require(!ec, root + ": cannot list: " + ec.message());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width) {
+  require(channels == 1 || channels == 3, path + ": can only decode to 1 or 3 channels");
+  const std::string bytes = read_bytes(path);
+  require(!bytes.empty(), path + ": empty file");
+  int w = 0, h = 0, n = 0;
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int size = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
+  if (!stbi_info_from_memory(data, size, &w, &h, &n))
+    throw Error(path + ": not a readable image (" + failure_reason() + ")");
+  require(
+      w > 0 && h > 0 && int64_t{w} * h <= kMaxPixels,
+      path + ": image size " + std::to_string(w) + "x" + std::to_string(h) + " is not supported");
+  stbi_uc* pixels = stbi_load_from_memory(data, size, &w, &h, &n, static_cast<int>(channels));
+  if (pixels == nullptr) throw Error(path + ": corrupt image (" + failure_reason() + ")");
+  at::Tensor hwc = torch::empty({height, width, channels}, torch::kUInt8);
+  int ok = 1;
+  if (w == width && h == height)
+    std::copy(pixels, pixels + hwc.numel(), hwc.data_ptr<uint8_t>());
+  else
+    ok = stbir_resize_uint8(pixels, w, h, 0, hwc.data_ptr<uint8_t>(), static_cast<int>(width),
+                            static_cast<int>(height), 0, static_cast<int>(channels));
+  stbi_image_free(pixels);
+  require(ok == 1,
+          path + ": cannot resize to " + std::to_string(width) + "x" + std::to_string(height));
+  return hwc.permute({2, 0, 1}).contiguous();
+}
+
+at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
+                           std::vector<std::string>* kept_files) {
+  require(!roots.empty(), "--data: no image folder given");
+  std::vector<std::string> files;
+  for (const auto& root : roots) {
+    const auto found = list_image_files(root);
+    require(!found.empty(), root + ": no image files (png, jpg, bmp, gif, tga, pnm) in this tree");
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  resolve_geometry(files, options);
+  std::vector<bool> kept;
+  at::Tensor images = decode_all(files, options, &kept);
+  require(images.size(0) > 0,
+          "--data: none of the " + std::to_string(files.size()) + " image files could be read");
+  if (kept_files != nullptr) {
+    kept_files->clear();
+    for (size_t i = 0; i < files.size(); ++i)
+      if (kept[i]) kept_files->push_back(files[i]);
+  }
+  return images;
+}
+
+LabeledFolder load_labeled_folder(const std::string& root, ImageFolderOptions options) {
+  require(fs::is_directory(root), root + ": no such folder");
+  std::vector<std::string> class_dirs;
+  for (const auto& entry : fs::directory_iterator(root))
+    if (entry.is_directory()) class_dirs.push_back(entry.path().filename().string());
+  std::sort(class_dirs.begin(), class_dirs.end());
+  LabeledFolder folder;
+  std::vector<std::string> files;
+  std::vector<int64_t> labels;
+  for (const auto& name : class_dirs) {
+    const auto found = list_image_files((fs::path(root) / name).string());
+    if (found.empty()) continue;
+    for (const auto& f : found) {
+      files.push_back(f);
+      labels.push_back(static_cast<int64_t>(folder.class_names.size()));
+    }
+    folder.class_names.push_back(name);
+  }
+  require(!files.empty(),
+          root + ": no class folders with images (expected root/<class>/<image files>)");
+  resolve_geometry(files, options);
+  std::vector<bool> kept;
+  folder.data.images = decode_all(files, options, &kept);
+  std::vector<int64_t> kept_labels;
+  for (size_t i = 0; i < files.size(); ++i)
+    if (kept[i]) kept_labels.push_back(labels[i]);
+  require(!kept_labels.empty(), root + ": none of the image files could be read");
+  folder.data.labels = torch::tensor(kept_labels, torch::kInt64);
+  return folder;
+}
+
+bool is_idx_folder(const std::string& dir) {
+  for (const char* name : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+                           "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"})
+    if (fs::exists(fs::path(dir) / name)) return true;
+  return false;
+}
+
+}  // namespace amalgam

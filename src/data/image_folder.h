@@ -1,0 +1,56 @@
+// Folders of image files (PNG, JPEG, BMP, ...): unlabeled trees for the transfer set and labeled
+// root/<class>/ folders for teaching and evaluation.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace amalgam {
+
+/// What happens to a file that does not decode as an image.
+enum class BadImagePolicy {
+  kFail,  ///< stop with an error naming the file
+  kSkip,  ///< report it and go on without it
+};
+
+/// Parses "skip" or "fail"; throws Error naming --on-bad-image otherwise.
+BadImagePolicy parse_bad_image_policy(const std::string& text);
+
+/// How images are decoded: every image is converted to `channels` and resized to height x width.
+struct ImageFolderOptions {
+  int64_t channels = 0;  ///< 1 (grey) or 3 (RGB); 0 = as the first image
+  int64_t height = 0;    ///< 0 = as the first image
+  int64_t width = 0;     ///< 0 = as the first image
+  BadImagePolicy on_bad_image = BadImagePolicy::kFail;  ///< corrupt or unreadable files
+};
+
+/// The image files (by extension) under `root`, recursively, in sorted order.
+std::vector<std::string> list_image_files(const std::string& root);
+
+/// Decodes `path` to uint8 [channels,height,width] (grey and RGB converted, bilinear-resized).
+/// Throws Error naming the file when it cannot be read or decoded.
+at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);
+
+/// Every image under each of `roots` (any tree, labels ignored) as uint8 [N,C,H,W]; `files`, when
+/// given, receives the path of each image kept, in order.
+at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
+                           std::vector<std::string>* files = nullptr);
+
+/// A labeled folder: root/<class>/... images, classes sorted by folder name.
+struct LabeledFolder {
+  LabeledImages data;                    ///< labels index class_names
+  std::vector<std::string> class_names;  ///< one per class folder, sorted
+};
+
+/// Loads root/<class>/**/image files; throws Error when there is no class folder with images.
+LabeledFolder load_labeled_folder(const std::string& root, ImageFolderOptions options);
+
+/// Whether `dir` holds MNIST-family IDX files (train-images-idx3-ubyte[.gz] or the t10k ones).
+bool is_idx_folder(const std::string& dir);
+
+}  // namespace amalgam

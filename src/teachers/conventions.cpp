@@ -1,0 +1,91 @@
+#include "teachers/conventions.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "models/checkpoint.h"
+
+namespace amalgam {
+namespace {
+
+int64_t positive_int(const std::string& text, const std::string& option) {
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(text, &used);
+    if (used == text.size() && v > 0) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error(option + ": '" + text + "' is not a positive integer");
+}
+
+std::vector<double> per_channel(std::vector<double> values, int64_t channels,
+                                const std::string& what) {
+  if (values.size() == 1) values.assign(static_cast<size_t>(channels), values.front());
+  require(static_cast<int64_t>(values.size()) == channels,
+          what + ": " + std::to_string(values.size()) + " values for " + std::to_string(channels) +
+              " channels (give one, or one per channel)");
+  return values;
+}
+
+}  // namespace
+
+void parse_input_size(const std::string& text, InputConventions& conventions) {
+  const auto x = text.find('x');
+  conventions.height = positive_int(text.substr(0, x), "--input-size");
+  conventions.width = x == std::string::npos ? conventions.height
+                                             : positive_int(text.substr(x + 1), "--input-size");
+}
+
+ModelRef parse_model_ref(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon != std::string::npos && colon > 0 && text.find('/', colon) == std::string::npos &&
+      std::filesystem::is_regular_file(text.substr(0, colon)))
+    return {text.substr(0, colon), text.substr(colon + 1)};
+  return {text, ""};
+}
+
+FileConventions resolve_conventions(const std::string& path, const InputConventions& options) {
+  FileConventions result;
+  nlohmann::json side = nlohmann::json::object();
+  const std::string side_path = sidecar_path(path);
+  if (std::filesystem::is_regular_file(side_path)) {
+    try {
+      side = nlohmann::json::parse(read_text_file(side_path));
+    } catch (const nlohmann::json::exception& e) {
+      const std::string what = e.what();
+      throw Error(side_path + ": not valid JSON: " + what.substr(0, what.find('\n')));
+    }
+    require(side.is_object(), side_path + ": expected a JSON object");
+  }
+  InputSpec& in = result.input;
+  try {
+    result.task = side.value("task", std::string());
+    result.class_names = side.value("class_names", std::vector<std::string>());
+    in.channels = side.value("channels", options.channels > 0 ? options.channels : 3);
+    in.height = options.height;
+    in.width = options.width;
+    if (side.contains("input_size")) {
+      const auto& size = side.at("input_size");
+      in.height = size.is_array() ? size.at(0).get<int64_t>() : size.get<int64_t>();
+      in.width = size.is_array() ? size.at(1).get<int64_t>() : size.get<int64_t>();
+    }
+    in.mean = side.value("mean", options.mean.empty() ? std::vector<double>{0.0} : options.mean);
+    in.std = side.value("std", options.std.empty() ? std::vector<double>{1.0} : options.std);
+  } catch (const nlohmann::json::exception& e) {
+    const std::string what = e.what();
+    throw Error(side_path + ": bad entry: " + what.substr(0, what.find('\n')));
+  }
+  require(in.channels == 1 || in.channels == 3,
+          path + ": channels must be 1 or 3, got " + std::to_string(in.channels));
+  require(in.height > 0 && in.width > 0,
+          path + ": input size unknown: give --input-size or \"input_size\" in " + side_path);
+  in.mean = per_channel(in.mean, in.channels, path + ": mean");
+  in.std = per_channel(in.std, in.channels, path + ": std");
+  for (double s : in.std) require(s > 0, path + ": std values must be > 0");
+  return result;
+}
+
+}  // namespace amalgam

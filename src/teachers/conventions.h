@@ -1,0 +1,48 @@
+// Input conventions and task of a user's TorchScript file: from its optional JSON sidecar, else
+// from command-line options.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/network.h"
+
+namespace amalgam {
+
+/// Conventions given as options; they fill what a file's sidecar leaves out (0 / empty = unset).
+struct InputConventions {
+  int64_t channels = 0;      ///< --channels
+  int64_t height = 0;        ///< --input-size (height)
+  int64_t width = 0;         ///< --input-size (width)
+  std::vector<double> mean;  ///< --mean, one value or one per channel
+  std::vector<double> std;   ///< --std, one value or one per channel
+};
+
+/// Parses "--input-size" text: "32" or "32x48" (height x width).
+void parse_input_size(const std::string& text, InputConventions& conventions);
+
+/// A model reference "PATH" or "PATH:LAYER" split in two.
+struct ModelRef {
+  std::string path;   ///< the file
+  std::string layer;  ///< submodule path whose output is the feature map ("" when none)
+};
+
+/// Splits at the last ':' when what precedes it names an existing file (so paths with colons
+/// still work).
+ModelRef parse_model_ref(const std::string& text);
+
+/// What a TorchScript file's sidecar (NAME.json beside NAME.pt) and the options say about it.
+struct FileConventions {
+  InputSpec input;                       ///< geometry and normalisation
+  std::string task;                      ///< task name ("" when the sidecar gives none)
+  std::vector<std::string> class_names;  ///< empty when the sidecar gives none
+};
+
+/// Reads `path`'s sidecar if there is one ({"task", "class_names", "input_size", "channels",
+/// "mean", "std"}; every key optional), fills gaps from `options`, then defaults (3 channels,
+/// mean 0, std 1). Throws Error naming the file when the input size is still unknown or an entry
+/// has the wrong type.
+FileConventions resolve_conventions(const std::string& path, const InputConventions& options);
+
+}  // namespace amalgam
