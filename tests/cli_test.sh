@@ -3,46 +3,7 @@
 # it bad input and checks each refusal is one clear line, a non-zero exit and no output file.
 set -u
 AMALGAM=${1:?usage: cli_test.sh path/to/amalgam}
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-
-# ok NAME CMD...: must exit 0.
-ok() {
-  local name=$1; shift
-  if "$@" >"$W/out" 2>"$W/err"; then pass "$name"; else fail "$name (exit $?)"; tail -3 "$W/err"; fi
-}
-
-# bad NAME PATTERN CMD...: must exit non-zero with a last stderr line "amalgam: error: ...PATTERN...".
-bad() {
-  local name=$1 pattern=$2; shift 2
-  "$@" >"$W/out" 2>"$W/err"
-  local rc=$?
-  local last
-  last=$(tail -n 1 "$W/err")
-  if [ $rc -ne 0 ] && [[ "$last" == "amalgam: error: "* ]] && [[ "$last" == *"$pattern"* ]]; then
-    pass "$name -> $last"
-  else
-    fail "$name: exit $rc, last stderr line: $last"
-  fi
-}
-
-# exists NAME FILE...
-exists() {
-  local name=$1; shift
-  for f in "$@"; do [ -s "$f" ] || { fail "$name: $f missing"; return; }; done
-  pass "$name"
-}
-
-# absent NAME FILE...
-absent() {
-  local name=$1; shift
-  for f in "$@"; do [ ! -e "$f" ] || { fail "$name: $f was written"; return; }; done
-  pass "$name"
-}
+source "$(dirname "$0")/lib.sh"
 
 A="$AMALGAM --quiet"
 SMALL="--limit 2000 --val-size 500 --epochs 1 --batch-size 64"
@@ -78,7 +39,7 @@ bad "unwritable output" "cannot create directory" $AM --out /proc/amalgam-test/o
 printf 'not a model' >"$W/junk.pt"
 bad "not a model file" "sidecar" $A eval --teacher "$W/junk.pt"
 mkdir -p "$W/empty" "$W/corrupt"
-bad "empty data folder" "train-images-idx3-ubyte" $AM --data "$W/empty" --out "$W/x9"
+bad "empty data folder" "no image files" $AM --data "$W/empty" --out "$W/x9"
 printf '\0\0\x08\x03\0\0\0\x0a\0\0\0\x1c\0\0\0\x1c\x01\x02' >"$W/corrupt/train-images-idx3-ubyte"
 printf '\0\0\x08\x01\0\0\0\x0a\x01\x02\x03\x04\x05\x06\x07\x08\x09\x00' >"$W/corrupt/train-labels-idx1-ubyte"
 bad "truncated IDX" "truncated" $AM --data "$W/corrupt" --out "$W/x10"
@@ -87,5 +48,4 @@ bad "option given twice" "--epochs" $AM --epochs 2 --out "$W/x12"
 bad "not a number" "--lr" $AM --lr fast --out "$W/x13"
 bad "unknown option" "--colour" $AM --colour --out "$W/x14"
 
-echo "cli: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary cli

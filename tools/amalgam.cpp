@@ -191,8 +191,8 @@ Network user_student(const std::string& text, const DataOptions& d, const std::s
     if (text == arch) return nullptr;
   const ModelRef ref = parse_model_ref(text);
   require(std::filesystem::is_regular_file(ref.path),
-          "--student: '" + text +
-              "' is neither an architecture (resnet, vgg, mobilenetv2) nor a model file");
+          "--student: unknown architecture '" + text +
+              "' (expected resnet, vgg, mobilenetv2, or a TorchScript file PATH.pt:LAYER)");
   require(!ref.layer.empty(), "--student: " + ref.path +
                                   " needs :LAYER, the submodule whose output is its feature map");
   return load_torchscript_network(ref.path, ref.layer, resolve_conventions(ref.path, d.input).input,
@@ -269,7 +269,8 @@ int run_eval(const DataOptions& d, const std::string& split,
                             : load_teachers(teacher_paths, parse_device(device), d.input);
   Student student;
   if (!student_path.empty()) student = load_student(student_path, parse_device(device));
-  nlohmann::json report = {{"split", split}, {"tasks", nlohmann::json::array()}};
+  nlohmann::json report = {{"split", d.source.is_idx() ? split : d.source.dirs.front()},
+                           {"tasks", nlohmann::json::array()}};
   std::vector<std::vector<std::string>> rows;
   const std::vector<TaskSpec> tasks = [&] {
     std::vector<TaskSpec> list;
@@ -285,6 +286,12 @@ int run_eval(const DataOptions& d, const std::string& split,
   for (size_t i = 0; i < tasks.size(); ++i) {
     nlohmann::json entry = {{"name", tasks[i].name}, {"classes", tasks[i].classes}};
     std::vector<std::string> row = {tasks[i].name, "-", "-"};
+    if (!has_task_images(data.labels, tasks[i])) {
+      row[1] = row[2] = "no images";
+      report["tasks"].push_back(entry);
+      rows.push_back(row);
+      continue;
+    }
     for (const auto& t : teachers) {
       if (t.task.classes == tasks[i].classes) {
         entry["teacher_acc"] = evaluate_teacher(t, data, 256);

@@ -8,9 +8,9 @@ namespace amalgam {
 
 uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step) {
   std::seed_seq seq{run_seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(step)};
-  uint64_t out = 0;
-  seq.generate(reinterpret_cast<uint32_t*>(&out), reinterpret_cast<uint32_t*>(&out) + 2);
-  return out;
+  uint32_t words[2] = {};
+  seq.generate(words, words + 2);
+  return (uint64_t{words[0]} << 32) | words[1];
 }
 
 at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed) {

@@ -74,6 +74,13 @@ TrainValSplit split_train_val(const LabeledImages& data, int64_t val_size, uint6
   return {gather(data, to_index(train)), gather(data, to_index(val))};
 }
 
+bool has_task_images(const at::Tensor& labels, const TaskSpec& task) {
+  const auto label = labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < labels.size(0); ++i)
+    if (task.local_index(label[i]) >= 0) return true;
+  return false;
+}
+
 TaskRows task_rows(const at::Tensor& labels, const TaskSpec& task) {
   std::vector<int64_t> keep;
   std::vector<int64_t> local;

@@ -57,6 +57,9 @@ struct TaskRows {
   at::Tensor local_labels;  ///< int64 task-local labels of those rows
 };
 
+/// Whether any of `labels` (data-set class ids) belongs to `task`.
+bool has_task_images(const at::Tensor& labels, const TaskSpec& task);
+
 /// The rows of `labels` (data-set class ids) that belong to `task`; throws Error when none do.
 TaskRows task_rows(const at::Tensor& labels, const TaskSpec& task);
 

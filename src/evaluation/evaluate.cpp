@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace amalgam {
@@ -62,6 +64,10 @@ StudentScores evaluate_student(NetworkImpl& student, const HeadLayout& head,
                                               std::to_string(head.total()));
   StudentScores scores;
   for (size_t i = 0; i < head.tasks.size(); ++i) {
+    if (!has_task_images(all.labels, head.tasks[i])) {
+      scores.task_accuracy.push_back(std::nan(""));
+      continue;
+    }
     const TaskRows rows = task_rows(all.labels, head.tasks[i]);
     const at::Tensor slice = logits.index_select(0, rows.rows)
                                  .slice(1, head.offset(i), head.offset(i) + head.tasks[i].size());

@@ -26,7 +26,8 @@ double evaluate_teacher(const Teacher& teacher, const LabeledImages& data, int64
 
 /// A student's scores.
 struct StudentScores {
-  std::vector<double> task_accuracy;  ///< per task: argmax over the task's slice of the head
+  /// per task: argmax over the task's slice of the head (NaN when the data has none of its images)
+  std::vector<double> task_accuracy;
   double union_accuracy = 0;          ///< argmax over the whole head, over all tasks' images
 };
 

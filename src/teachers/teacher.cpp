@@ -89,7 +89,12 @@ Teacher load_teacher(const std::string& text, c10::Device device,
                      const InputConventions& conventions) {
   const ModelRef ref = parse_model_ref(text);
   require(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
-  if (!has_amalgam_sidecar(ref.path)) return load_torchscript_teacher(ref, device, conventions);
+  if (!has_amalgam_sidecar(ref.path)) {
+    require(is_torchscript_file(ref.path),
+            ref.path + ": neither a teacher written by amalgam teach (its sidecar " +
+                sidecar_path(ref.path) + " is missing) nor a TorchScript file");
+    return load_torchscript_teacher(ref, device, conventions);
+  }
   require(ref.layer.empty(), ref.path +
                                  ": written by amalgam teach, its feature map is its last "
                                  "stage; drop ':" +

@@ -1,0 +1,235 @@
+// A user's models and files: layer taps on TorchScript modules, the TorchScript wrapper, export,
+// image folders and augmentation. Modules are built here with torch::jit so no Python is needed.
+#include <gtest/gtest.h>
+#include <stb_image_write.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "data/augment.h"
+#include "data/image_folder.h"
+#include "models/checkpoint.h"
+#include "models/export.h"
+#include "models/layer_tap.h"
+#include "models/torchscript_network.h"
+#include "models/zoo.h"
+
+using namespace amalgam;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("amalgam_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+// A conv "body" (feature map) and a linear "head" (logits), as a user's scripted model would be.
+torch::jit::Module user_module() {
+  torch::manual_seed(0);
+  torch::jit::Module body("__torch__.Body");
+  body.register_parameter("weight", torch::randn({4, 3, 3, 3}) * 0.1, false);
+  body.define(R"(
+def forward(self, x):
+    return torch.relu(torch.conv2d(x, self.weight, None, [2, 2], [1, 1]))
+)");
+  torch::jit::Module head("__torch__.Head");
+  head.register_parameter("weight", torch::randn({5, 4}) * 0.1, false);
+  head.define(R"(
+def forward(self, x):
+    return torch.matmul(torch.mean(x, [2, 3]), self.weight.t())
+)");
+  torch::jit::Module model("__torch__.Model");
+  model.register_module("body", body);
+  model.register_module("head", head);
+  model.define(R"(
+def features(self, x):
+    return self.body.forward(x)
+
+def forward(self, x):
+    return self.head.forward(self.features(x))
+)");
+  return model;
+}
+
+InputSpec rgb(int64_t size) {
+  InputSpec in;
+  in.channels = 3;
+  in.height = in.width = size;
+  in.mean = {0.0, 0.0, 0.0};
+  in.std = {1.0, 1.0, 1.0};
+  return in;
+}
+
+void write_png(const std::string& path, int width, int height, int channels, uint8_t value) {
+  std::vector<uint8_t> pixels(static_cast<size_t>(width * height * channels), value);
+  fs::create_directories(fs::path(path).parent_path());
+  ASSERT_TRUE(stbi_write_png(path.c_str(), width, height, channels, pixels.data(), 0));
+}
+
+}  // namespace
+
+TEST(LayerTap, ReturnsTheSubmoduleOutputThroughHelperMethods) {
+  torch::jit::Module model = user_module();
+  const LayerTaps taps = tap_layers(model, {"body", "head", "nothing"});
+  ASSERT_EQ(taps.tapped, (std::vector<std::string>{"body", "head"}));
+  ASSERT_EQ(taps.untappable.size(), 1u);
+  EXPECT_NE(taps.untappable[0].find("no such submodule"), std::string::npos);
+  const at::Tensor x = torch::rand({2, 3, 8, 8});
+  const auto out = (*taps.function)({model._ivalue(), x}).toTuple()->elements();
+  const at::Tensor expected_body = model.attr("body").toModule().forward({x}).toTensor();
+  EXPECT_TRUE(out[0].toTensor().equal(expected_body));
+  EXPECT_TRUE(out[2].toTensor().equal(model.forward({x}).toTensor()));
+  EXPECT_TRUE(out[1].toTensor().equal(out[2].toTensor()));
+}
+
+TEST(LayerTap, RefusesLayersCalledTwiceOrInsideControlFlow) {
+  torch::jit::Module act("__torch__.Act");
+  act.define("def forward(self, x):\n    return torch.relu(x)\n");
+  torch::jit::Module twice("__torch__.Twice");
+  twice.register_module("act", act);
+  twice.define("def forward(self, x):\n    return self.act.forward(self.act.forward(x))\n");
+  EXPECT_NE(tap_layers(twice, {"act"}).untappable.at(0).find("called 2 times"), std::string::npos);
+
+  torch::jit::Module branchy("__torch__.Branchy");
+  branchy.register_module("act", act.clone());
+  branchy.define(R"(
+def forward(self, x):
+    if bool(x.sum() > 0):
+        x = self.act.forward(x)
+    return x
+)");
+  EXPECT_NE(tap_layers(branchy, {"act"}).untappable.at(0).find("control flow"), std::string::npos);
+}
+
+TEST(TorchScriptNetwork, SharesParametersWithTheModuleAndTrains) {
+  auto net = std::make_shared<TorchScriptNetworkImpl>(user_module(), "body", rgb(8), "user.pt");
+  const auto out = net->forward(torch::rand({2, 3, 8, 8}));
+  EXPECT_EQ(out.features.sizes(), (std::vector<int64_t>{2, 4, 4, 4}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{2, 5}));
+  ASSERT_EQ(net->parameters().size(), 2u);
+
+  const at::Tensor before = net->module().attr("head").toModule().attr("weight").toTensor().clone();
+  torch::optim::SGD sgd(net->parameters(), 0.1);
+  net->forward(torch::rand({2, 3, 8, 8})).logits.sum().backward();
+  sgd.step();
+  const at::Tensor after = net->module().attr("head").toModule().attr("weight").toTensor();
+  EXPECT_FALSE(after.equal(before)) << "an optimiser step must reach the TorchScript module";
+
+  EXPECT_THROW(TorchScriptNetworkImpl(user_module(), "tail", rgb(8), "user.pt"), Error);
+}
+
+TEST(TorchScriptNetwork, CheckpointRoundTripKeepsLayerAndWeights) {
+  const std::string dir = temp_dir("ts_checkpoint");
+  auto net = std::make_shared<TorchScriptNetworkImpl>(user_module(), "body", rgb(8), "user.pt");
+  ModelSpec spec;
+  spec.arch = "torchscript";
+  spec.layer = "body";
+  spec.num_classes = 5;
+  spec.input = rgb(8);
+  save_network(*net, dir + "/s.pt", {{"model", spec}});
+  const SavedNetwork back = load_network(dir + "/s.pt");
+  const at::Tensor x = torch::rand({2, 3, 8, 8});
+  net->eval();
+  back.network->eval();
+  EXPECT_TRUE(back.network->forward(x).logits.allclose(net->forward(x).logits));
+  EXPECT_TRUE(back.network->forward(x).features.allclose(net->forward(x).features));
+}
+
+TEST(Export, ZooNetworkReloadsWithTheSameLogitsAndTrainableParameters) {
+  const std::string dir = temp_dir("export");
+  ModelSpec spec;
+  spec.arch = "mobilenetv2";
+  spec.width = 8;
+  spec.num_classes = 6;
+  torch::manual_seed(1);
+  Network net = make_network(spec);
+  net->train();
+  net->forward(torch::rand({8, 1, 28, 28}));  // moves BatchNorm statistics off their defaults
+  export_torchscript(*net, dir + "/e.pt", {{"note", "test"}});
+  ASSERT_TRUE(fs::exists(dir + "/e.json"));
+  torch::jit::Module loaded = torch::jit::load(dir + "/e.pt");
+  const at::Tensor x = torch::rand({3, 1, 28, 28});
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const at::Tensor expected = net->forward(x).logits;
+  EXPECT_LE((loaded.forward({x}).toTensor() - expected).abs().max().item<double>(), 1e-5);
+  int64_t count = 0;
+  for (const auto& p : loaded.parameters()) {
+    count += p.numel();
+    EXPECT_TRUE(p.requires_grad());
+  }
+  EXPECT_EQ(count, count_parameters(*net));
+  EXPECT_TRUE(net->is_training() == false);
+}
+
+TEST(ImageFolder, DecodesGreyAndRgbToOneGeometry) {
+  const std::string dir = temp_dir("images");
+  write_png(dir + "/a/grey.png", 10, 6, 1, 200);
+  write_png(dir + "/b/c/rgb.png", 4, 4, 3, 50);
+  std::ofstream(dir + "/notes.txt") << "ignored";
+  ImageFolderOptions options;
+  options.channels = 3;
+  options.height = options.width = 8;
+  std::vector<std::string> files;
+  const at::Tensor images = load_image_tree({dir}, options, &files);
+  ASSERT_EQ(images.sizes(), (std::vector<int64_t>{2, 3, 8, 8}));
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(images[0].min().item<int>(), 200);  // grey replicated into three channels
+  EXPECT_EQ(images[1].max().item<int>(), 50);
+  options.channels = 0;
+  options.height = options.width = 0;  // geometry of the first image
+  EXPECT_EQ(load_image_tree({dir}, options).sizes(), (std::vector<int64_t>{2, 1, 6, 10}));
+  EXPECT_FALSE(is_idx_folder(dir));
+}
+
+TEST(ImageFolder, CorruptFilesFailOrAreSkipped) {
+  const std::string dir = temp_dir("corrupt");
+  write_png(dir + "/good.png", 4, 4, 3, 1);
+  std::ofstream(dir + "/bad.png") << "\x89PNG but not really";
+  std::ofstream(dir + "/empty.jpg");
+  ImageFolderOptions options;
+  options.channels = 3;
+  options.height = options.width = 4;
+  try {
+    load_image_tree({dir}, options);
+    FAIL() << "a corrupt image must stop the run by default";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.png"), std::string::npos) << e.what();
+  }
+  options.on_bad_image = BadImagePolicy::kSkip;
+  EXPECT_EQ(load_image_tree({dir}, options).size(0), 1);
+  EXPECT_THROW(load_image_tree({dir + "/none"}, options), Error);
+}
+
+TEST(ImageFolder, LabeledFolderSortsClasses) {
+  const std::string dir = temp_dir("labeled");
+  write_png(dir + "/zebra/1.png", 4, 4, 1, 9);
+  write_png(dir + "/ant/1.png", 4, 4, 1, 1);
+  write_png(dir + "/ant/2.png", 4, 4, 1, 2);
+  fs::create_directories(dir + "/empty_class");
+  const LabeledFolder folder = load_labeled_folder(dir, {});
+  EXPECT_EQ(folder.class_names, (std::vector<std::string>{"ant", "zebra"}));
+  EXPECT_TRUE(folder.data.labels.equal(torch::tensor({0, 0, 1}, torch::kInt64)));
+}
+
+TEST(Augment, IsSeededAndKeepsShape) {
+  const at::Tensor images = torch::rand({6, 3, 8, 8});
+  AugmentOptions options;
+  options.crop_padding = 2;
+  options.horizontal_flip = true;
+  const at::Tensor a = augment_batch(images, options, augment_seed(0, 1, 2));
+  EXPECT_EQ(a.sizes(), images.sizes());
+  EXPECT_TRUE(a.equal(augment_batch(images, options, augment_seed(0, 1, 2))));
+  EXPECT_FALSE(a.equal(augment_batch(images, options, augment_seed(0, 1, 3))));
+  options.crop_padding = 0;
+  const at::Tensor flipped = augment_batch(images, options, 7);
+  for (int64_t i = 0; i < 6; ++i)
+    EXPECT_TRUE(flipped[i].equal(images[i]) || flipped[i].equal(images[i].flip({2})));
+  EXPECT_TRUE(augment_batch(images, AugmentOptions{}, 7).equal(images));
+}

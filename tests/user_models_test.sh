@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A user's models and data: torchvision networks saved with torch.jit.save (one scripted, one
+# traced) as teachers, folders of PNG/JPEG files as data, the documented command, and the
+# exported student loaded back in Python. Fixtures are made here by Debian's python3-torch.
+set -u
+AMALGAM=$(realpath "${1:?usage: user_models_test.sh path/to/amalgam}")
+PY=${PYTHON:-/usr/bin/python3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/lib.sh"
+
+"$PY" "$HERE/fixtures/make_user_models.py" "$W" || { echo "FAIL fixtures"; exit 1; }
+cd "$W" || exit 1
+A="$AMALGAM --quiet"
+
+# Choosing LAYER.
+ok "inspect scripted resnet18" $A inspect a.pt --input-size 32
+grep -q "layer4 (Sequential)  \[1, 512, 1, 1\]" out && pass "inspect shows layer4's shape" ||
+  fail "inspect shows layer4's shape"
+ok "inspect traced mobilenet_v2" $A inspect b.pt --input-size 32
+grep -q "features.7 (InvertedResidual)  \[1, 64, 2, 2\]" out && pass "inspect shows nested shape" ||
+  fail "inspect shows nested shape"
+
+# The documented command (b.pt has no sidecar: --input-size supplies its input size).
+ok "documented command" $AMALGAM amalgamate --teacher a.pt:layer4 --teacher b.pt:features \
+  --data images/ --student resnet --epochs 2 --export student.pt --input-size 32
+exists "export and sidecar" student.pt student.json
+ls runs/amalgamate-*/student.pt >/dev/null 2>&1 && pass "default run directory under runs/" ||
+  fail "default run directory under runs/"
+grep -q '"class_names"' student.json && grep -q '"bird"' student.json &&
+  pass "export sidecar carries the head's class names" || fail "export sidecar class names"
+
+# Python loads the export; its logits match C++ (the export and the run's own checkpoint).
+ok "predict with the export (C++)" $A predict --model student.pt --data images/rgb --json p1.json
+ok "python logits = C++ logits (export)" "$PY" "$HERE/fixtures/compare_logits.py" student.pt p1.json 1e-5
+ok "predict with the run's student" $A predict --model runs/amalgamate-*/student.pt \
+  --data images/rgb --json p2.json
+ok "python export = C++ student" "$PY" "$HERE/fixtures/compare_logits.py" student.pt p2.json 1e-5
+
+# A user's TorchScript student, two folders combined, augmentation.
+ok "TorchScript student" $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features \
+  --data images --data more --student s.pt:layer4 --epochs 1 --input-size 32 --crop-padding 4 \
+  --flip --export s_out.pt --out run_s
+ok "predict with the exported TorchScript student" $A predict --model s_out.pt --data images/rgb \
+  --json p3.json
+ok "python = C++ (TorchScript student)" "$PY" "$HERE/fixtures/compare_logits.py" s_out.pt p3.json 1e-5
+ok "the user's student was trained" "$PY" -c "
+import torch
+x = torch.rand(2, 3, 32, 32)
+a, b = torch.jit.load('s.pt').eval()(x), torch.jit.load('s_out.pt')(x)
+assert a.shape == b.shape == (2, 7) and (a - b).abs().max() > 1e-4"
+
+# Labeled folders: teach and eval; eval matches class folders to the teachers' class names.
+ok "teach on a labeled folder" $A teach --data labeled --arch resnet --width 8 --epochs 1 \
+  --crop-padding 2 --flip --out t1
+ok "eval the student on a labeled folder" $A eval --student student.pt --teacher a.pt:layer4 \
+  --teacher b.pt:features --input-size 32 --data labeled --json ev.json
+grep -q '"student_acc"' ev.json && grep -q "no images" out && pass "eval scores the known task" ||
+  fail "eval scores the known task"
+
+# Bad input: one line naming the file, non-zero exit, nothing written.
+bad "missing layer lists module paths" "layer4, layer4.0" $A amalgamate --teacher a.pt:layer9 \
+  --teacher b.pt:features --data images --input-size 32 --out x1
+absent "no output after refusal" x1
+bad "layer called twice" "called 2 times" $A amalgamate --teacher a.pt:layer1.0.relu \
+  --teacher b.pt:features --data images --input-size 32 --out x2
+bad "no input size" "input size unknown" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --out x3
+bad "teachers disagree on input size" "agree on input geometry" $A amalgamate \
+  --teacher a.pt:layer4 --teacher c.pt:features --data images --input-size 32 --out x4
+bad "corrupt image" "with_bad/broken.png" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data with_bad --input-size 32 --out x5
+absent "no output after a corrupt image" x5
+ok "corrupt image skipped on request" $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features \
+  --data with_bad --input-size 32 --on-bad-image skip --epochs 1 --out x6
+bad "TorchScript teacher without LAYER" "needs :LAYER" $A amalgamate --teacher a.pt \
+  --teacher b.pt:features --data images --input-size 32 --out x7
+bad "student without LAYER" "needs :LAYER" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --input-size 32 --student s.pt --out x8
+bad "not TorchScript" "nor a TorchScript file" $A amalgamate --teacher a.json:x \
+  --teacher b.pt:features --data images --input-size 32 --out x9
+bad "student with the wrong number of logits" "logits" $A amalgamate --teacher a.pt:layer4 \
+  --data images --input-size 32 --student s.pt:layer4 --out x10
+
+summary user_models
