@@ -89,7 +89,7 @@ DemoResult run_demo(const DemoOptions& o) {
   // Both students learn from the same frozen teachers on the same images: one pass serves both.
   const double cache_start = now_seconds();
   const TeacherOutputCache cache =
-      cache_teacher_outputs(teachers, transfer.images(), 256, parse_device(o.device));
+      cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, parse_device(o.device));
   result.seconds["teacher_outputs"] = now_seconds() - cache_start;
   std::map<std::string, StudentScores> test_scores;
   nlohmann::json validation;
@@ -101,9 +101,10 @@ DemoResult run_demo(const DemoOptions& o) {
     ensure_directory(o.out_dir + "/students");
     save_student(amalgamated, o.out_dir + "/students/" + method + ".pt", {{"method", method}});
     const double eval_start = now_seconds();
-    test_scores[method] = evaluate_student(*amalgamated.student, amalgamated.head, test, 256);
+    test_scores[method] =
+        evaluate_student(*amalgamated.student, amalgamated.head, test, kInferenceBatch);
     const StudentScores val =
-        evaluate_student(*amalgamated.student, amalgamated.head, data.val, 256);
+        evaluate_student(*amalgamated.student, amalgamated.head, data.val, kInferenceBatch);
     validation[method] = {{"task_acc", val.task_accuracy}, {"union_acc", val.union_accuracy}};
     result.seconds["evaluate"] += now_seconds() - eval_start;
   }
@@ -112,17 +113,17 @@ DemoResult run_demo(const DemoOptions& o) {
     DemoTaskRow row;
     row.name = teachers[i].task.name;
     row.classes = teachers[i].task.classes;
-    row.teacher_acc = evaluate_teacher(teachers[i], test, 256);
+    row.teacher_acc = evaluate_teacher(teachers[i], test, kInferenceBatch);
     row.kd_acc = test_scores["kd"].task_accuracy[i];
     row.cfl_acc = test_scores["cfl"].task_accuracy[i];
     result.tasks.push_back(row);
-    validation["teachers"].push_back(evaluate_teacher(teachers[i], data.val, 256));
+    validation["teachers"].push_back(evaluate_teacher(teachers[i], data.val, kInferenceBatch));
     result.params["teacher_" + row.name] = count_parameters(*teachers[i].network);
   }
-  result.union_teachers = evaluate_ensemble(teachers, test, 256);
+  result.union_teachers = evaluate_ensemble(teachers, test, kInferenceBatch);
   result.union_kd = test_scores["kd"].union_accuracy;
   result.union_cfl = test_scores["cfl"].union_accuracy;
-  validation["teachers_union"] = evaluate_ensemble(teachers, data.val, 256);
+  validation["teachers_union"] = evaluate_ensemble(teachers, data.val, kInferenceBatch);
   result.validation = validation;
   result.seconds["evaluate"] += now_seconds() - eval_start;
   result.seconds["total"] = now_seconds() - start;

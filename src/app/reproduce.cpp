@@ -97,8 +97,8 @@ std::array<at::Tensor, 3> probe_features(NetworkImpl& student, CommonFeatureBloc
   student.eval();
   block.eval();
   std::vector<at::Tensor> hs, hi, fi;
-  for (int64_t begin = 0; begin < images.size(0); begin += 256) {
-    const at::Tensor x = to_network_input(images.slice(0, begin, begin + 256), device);
+  for (int64_t begin = 0; begin < images.size(0); begin += kInferenceBatch) {
+    const at::Tensor x = to_network_input(images.slice(0, begin, begin + kInferenceBatch), device);
     const ModelOutput t = teacher_outputs({teacher}, x).front();
     hs.push_back(block.student_common(student.forward(x).features).flatten(1).cpu());
     hi.push_back(block.teacher_common(index, t.features).flatten(1).cpu());
@@ -131,16 +131,17 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   std::vector<double> own;
   int64_t teacher_params = 0;
   for (const auto& t : teachers) {
-    own.push_back(evaluate_teacher(t, data.test, 256));
+    own.push_back(evaluate_teacher(t, data.test, kInferenceBatch));
     teacher_params += count_parameters(*t.network);
   }
   teacher_row.task_acc.push_back(own);
-  teacher_row.union_acc.push_back(evaluate_ensemble(teachers, data.test, 256));
+  teacher_row.union_acc.push_back(evaluate_ensemble(teachers, data.test, kInferenceBatch));
   teacher_row.params = teacher_params;
   teacher_row.seconds = teacher_seconds;
 
   const TransferSet transfer = strip_labels(data.split.train);
-  const TeacherOutputCache cache = cache_teacher_outputs(teachers, transfer.images(), 256, device);
+  const TeacherOutputCache cache =
+      cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
   const ModelSpec student = zoo_spec("resnet", preset.student_width, 1);
 
   struct Variant {
@@ -170,7 +171,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
           teach(student, union_task, select_task(data.split.train, union_task), {}, train);
       const double seconds = now_seconds() - t0;
       record(row(result.rows, "Supervised on labels", "reference: trained on the labeled union"),
-             evaluate_student(*supervised.network, head, data.test, 256),
+             evaluate_student(*supervised.network, head, data.test, kInferenceBatch),
              count_parameters(*supervised.network), seconds, o.seeds);
     }
     // Every amalgamated row shares these; rows differ only in method and ablation switches.
@@ -186,8 +187,8 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
       options.fixed_common_space = v.fixed_space;
       AmalgamationResult r = amalgamate(teachers, transfer, options, {}, &cache);
       record(row(result.rows, v.name, v.description),
-             evaluate_student(*r.student, r.head, data.test, 256), count_parameters(*r.student),
-             r.seconds, o.seeds);
+             evaluate_student(*r.student, r.head, data.test, kInferenceBatch),
+             count_parameters(*r.student), r.seconds, o.seeds);
       if (v.name == "CFL" && seed == 0) {
         for (size_t i = 0; i < n; ++i) {
           const LabeledImages val_i = select_task(data.split.val, teachers[i].task);
@@ -213,7 +214,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     for (size_t i = 0; i < n; ++i) {
       const TeacherOutputCache one{{cache.outputs[i]}};
       const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, {}, &one);
-      accs[i] = evaluate_student(*r.student, r.head, data.test, 256).task_accuracy[0];
+      accs[i] = evaluate_student(*r.student, r.head, data.test, kInferenceBatch).task_accuracy[0];
       single.params = count_parameters(*r.student);
       seconds += r.seconds;
     }

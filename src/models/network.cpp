@@ -37,6 +37,14 @@ int64_t count_parameters(const torch::nn::Module& module) {
   return total;
 }
 
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  for (auto& b : module.buffers())
+    if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 void freeze(NetworkImpl& network) {
   network.eval();
   for (auto& p : network.parameters()) p.set_requires_grad(false);

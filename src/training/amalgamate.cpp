@@ -35,7 +35,7 @@ void check_finite(const LossTerms& terms, int64_t epoch, int64_t step) {
 
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                               const AmalgamateOptions& options, const EpochCallback& on_epoch,
-                              const TeacherOutputCache* cache) {
+                              const TeacherOutputCache* cache, const TrainingHooks& hooks) {
   validate(options.train);
   validate(options.objective);
   check_teachers_compatible(teachers);
@@ -125,7 +125,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     const int64_t bytes = teacher_cache_bytes(teachers, transfer.size());
     if (bytes <= options.teacher_cache_limit) {
       const double cache_start = now_seconds();
-      own_cache = cache_teacher_outputs(teachers, transfer.images(), 256, device);
+      own_cache = cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
       cache = &own_cache;
       log_info("amalgamate: cached teacher outputs (" + std::to_string(bytes >> 20) + " MiB) in " +
                std::to_string(now_seconds() - cache_start) + " s");
@@ -147,6 +147,14 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   BatchLoader loader(transfer.images(), at::Tensor(), loader_options);
   ScheduledAdam optimizer(groups, options.train, loader.batches_per_epoch());
 
+  const bool channels_last = options.channels_last;
+  if (channels_last) {
+    to_channels_last(student);
+    if (result.block) to_channels_last(*result.block);
+    if (result.hints) to_channels_last(*result.hints);
+  }
+  if (hooks.on_start) hooks.on_start(student, result.block ? result.block.get() : nullptr);
+  int64_t global_step = 0;
   for (int64_t epoch = 0; epoch < options.train.epochs; ++epoch) {
     student.train();
     if (result.block) result.block->train();
@@ -157,17 +165,22 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     int64_t seen = 0, step = 0;
     const double epoch_start = now_seconds();
     while (auto batch = loader.next()) {
+      const double step_start = hooks.on_step ? now_seconds() : 0.0;
       const at::Tensor images = augment_batch(batch->images.to(device), options.train.augment,
                                               augment_seed(options.train.seed, epoch, step));
-      const std::vector<ModelOutput> targets =
+      std::vector<ModelOutput> targets =
           cache ? cache->gather(batch->indices, device) : teacher_outputs(teachers, images);
+      if (channels_last)
+        for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
       optimizer.zero_grad();
-      const ModelOutput out = student.forward(images);
+      const ModelOutput out = student.forward(
+          channels_last ? images.contiguous(at::MemoryFormat::ChannelsLast) : images);
       const LossTerms terms =
           amalgamation_loss(out, targets, result.block ? result.block.get() : nullptr,
                             options.objective, result.hints ? result.hints.get() : nullptr);
       check_finite(terms, epoch + 1, step);
       terms.total.backward();
+      const std::vector<double> lrs = optimizer.learning_rates();
       optimizer.step();
       const double b = static_cast<double>(images.size(0));
       stats.total += terms.total.item<double>() * b;
@@ -175,7 +188,23 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
       stats.mmd += terms.mmd.item<double>() * b;
       stats.recon += terms.recon.item<double>() * b;
       seen += images.size(0);
+      if (hooks.on_step) {
+        StepRecord record;
+        record.epoch = epoch;
+        record.step = step;
+        record.global_step = global_step;
+        record.indices = batch->indices;
+        record.total = terms.total.item<double>();
+        record.kd = terms.kd.item<double>();
+        record.mmd = terms.mmd.item<double>();
+        record.recon = terms.recon.item<double>();
+        record.hint = terms.hint.item<double>();
+        record.lrs = lrs;
+        record.seconds = now_seconds() - step_start;
+        hooks.on_step(record);
+      }
       ++step;
+      ++global_step;
     }
     stats.total /= seen;
     stats.kd /= seen;
