@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "core/signals.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
 #include "models/torchscript_network.h"
@@ -143,11 +144,17 @@ int main(int argc, char** argv) {
   std::string am_sigmas, am_out;
   auto* am_cmd = app.add_subcommand("amalgamate", "Train one student from several teachers");
   add_data_options(am_cmd, am_data);
+  am_cmd->add_option("--teacher", am_teachers,
+                     "Teacher: PATH from amalgam teach, or PATH.pt:LAYER, a TorchScript file and "
+                     "the submodule whose output is its feature map (repeat for each)");
+  std::string am_resume;
+  am_cmd->add_option("--resume", am_resume,
+                     "Continue the run in RUN_DIR from its last checkpoint (other options come "
+                     "from RUN_DIR/config.json; --threads may be given)");
   am_cmd
-      ->add_option("--teacher", am_teachers,
-                   "Teacher: PATH from amalgam teach, or PATH.pt:LAYER, a TorchScript file and "
-                   "the submodule whose output is its feature map (repeat for each)")
-      ->required();
+      ->add_option("--checkpoint-every", am.checkpoint_every,
+                   "Steps between run checkpoints (0 = only at epoch ends)")
+      ->capture_default_str();
   am_cmd
       ->add_option("--student", am.student.arch,
                    "Student: resnet|vgg|mobilenetv2, or PATH.pt:LAYER (a TorchScript file)")
@@ -299,8 +306,16 @@ int main(int argc, char** argv) {
     am.cache_teachers = !no_teacher_cache;
     am.objective.use_mmd = !no_mmd;
     am.objective.use_reconstruction = !no_reconstruction;
-    if (*am_cmd)
+    if (*am_cmd && !am_resume.empty()) {
+      require(am_teachers.empty() && am_out.empty(),
+              "--resume: the run's teachers and directory come from its config.json; give "
+              "--resume alone (and --threads if needed)");
+      return resume_amalgamate(am_resume, am.train.threads);
+    }
+    if (*am_cmd) {
+      require(!am_teachers.empty(), "--teacher: at least one teacher is needed");
       return run_amalgamate(resolved(am_data), am, am_teachers, am_sigmas, am_out, am_export);
+    }
     if (*ev_cmd)
       return run_eval(resolved(ev_data), ev_split, ev_teachers, ev_student, ev_device, ev_threads,
                       ev_json);
@@ -332,6 +347,9 @@ int main(int argc, char** argv) {
       std::printf("%s", format_demo(result).c_str());
       return 0;
     }
+  } catch (const Interrupted& e) {
+    std::fprintf(stderr, "amalgam: %s\n", e.what());
+    return 128 + e.signal();
   } catch (const Error& e) {
     std::fprintf(stderr, "amalgam: error: %s\n", e.what());
     return 1;

@@ -209,12 +209,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
     state.insert("transfer_images", transfer.images());
     if (!check_indices.empty()) state.insert("check_indices", torch::stack(check_indices));
     const std::vector<char> bytes = torch::pickle_save(state);
-    write_atomically(o.state_path, [&](const std::string& tmp) {
-      std::FILE* f = std::fopen(tmp.c_str(), "wb");
-      require(f != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size(),
-              o.state_path + ": cannot write");
-      std::fclose(f);
-    });
+    write_bytes_atomically(o.state_path, std::string(bytes.begin(), bytes.end()));
     const AmalgamateOptions& a = options;
     ModelSpec student = a.student;
     student.num_classes = 0;

@@ -10,16 +10,45 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "core/signals.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
 #include "reporting/table.h"
 #include "teachers/teacher.h"
+#include "training/options_json.h"
 #include "training/student_io.h"
 #include "training/teach.h"
 
 namespace amalgam {
+
+void to_json(nlohmann::json& j, const DataOptions& d) {
+  j = {{"dirs", d.source.dirs},
+       {"val_size", d.source.val_size},
+       {"split_seed", d.source.split_seed},
+       {"limit", d.source.limit},
+       {"on_bad_image", d.source.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
+       {"channels", d.input.channels},
+       {"height", d.input.height},
+       {"width", d.input.width},
+       {"mean", d.input.mean},
+       {"std", d.input.std}};
+}
+
+void from_json(const nlohmann::json& j, DataOptions& d) {
+  j.at("dirs").get_to(d.source.dirs);
+  j.at("val_size").get_to(d.source.val_size);
+  j.at("split_seed").get_to(d.source.split_seed);
+  j.at("limit").get_to(d.source.limit);
+  d.source.on_bad_image = parse_bad_image_policy(j.at("on_bad_image").get<std::string>());
+  j.at("channels").get_to(d.input.channels);
+  j.at("height").get_to(d.input.height);
+  j.at("width").get_to(d.input.width);
+  j.at("mean").get_to(d.input.mean);
+  j.at("std").get_to(d.input.std);
+}
+
 namespace {
 
 // The task and labeled images `teach` trains on: a task of an IDX data set, or a labeled folder
@@ -150,6 +179,16 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
   LabeledImages val;
   const TransferSet transfer = load_transfer_set(d.source, teachers.front().network->input(), &val);
   ensure_directory(out);
+  // Everything needed to rerun or resume the run, written once every input has been accepted.
+  write_text_atomically(out + "/config.json", nlohmann::json{{"command", "amalgamate"},
+                                                             {"teachers", teacher_refs},
+                                                             {"data", d},
+                                                             {"options", options},
+                                                             {"export", export_path}}
+                                                      .dump(2) +
+                                                  "\n");
+  options.checkpoint_path = out + "/checkpoint.pt";
+  install_stop_handlers();
   HeadLayout head;
   for (const auto& t : teachers) head.tasks.push_back(t.task);
   EpochCallback on_epoch;
@@ -177,6 +216,33 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                 export_path.c_str(), diff);
   }
   return 0;
+}
+
+int resume_amalgamate(const std::string& run_dir, int threads) {
+  const std::string config_path = run_dir + "/config.json";
+  require(std::filesystem::is_regular_file(config_path),
+          "--resume: " + config_path + " is missing; is " + run_dir + " a run directory?");
+  DataOptions d;
+  AmalgamateOptions options;
+  std::vector<std::string> teachers;
+  std::string export_path;
+  try {
+    const auto config = nlohmann::json::parse(read_text_file(config_path));
+    require(config.value("command", "") == "amalgamate",
+            config_path + ": not the config of an amalgamate run");
+    config.at("data").get_to(d);
+    config.at("options").get_to(options);
+    config.at("teachers").get_to(teachers);
+    config.at("export").get_to(export_path);
+  } catch (const nlohmann::json::exception& e) {
+    const std::string what = e.what();
+    throw Error(config_path + ": damaged config: " + what.substr(0, what.find('\n')));
+  }
+  require(std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
+          "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");
+  if (threads > 0) options.train.threads = threads;
+  options.resume = true;
+  return run_amalgamate(d, options, teachers, "", run_dir, export_path);
 }
 
 int run_eval(const DataOptions& d, const std::string& split,

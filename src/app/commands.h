@@ -2,6 +2,8 @@
 // options into these structs and calls one function; the functions print results to stdout.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <string>
 #include <vector>
 
@@ -19,16 +21,25 @@ struct DataOptions {
   InputConventions input;  ///< --input-size, --channels, --mean, --std
 };
 
+void to_json(nlohmann::json& j, const DataOptions& d);
+void from_json(const nlohmann::json& j, DataOptions& d);
+
 /// `amalgam teach`: trains `spec` on one task of an IDX set (`task` "NAME=CLASSES") or on a
 /// labeled folder (`task` "", "NAME" or "NAME=INDICES") and writes OUT/teacher.pt.
 int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task, const TrainOptions& t,
               std::string out);
 
 /// `amalgam amalgamate`: trains a student (options.student.arch: a zoo name or PATH.pt:LAYER) from
-/// `teacher_refs`, writes OUT/student.pt and, when `export_path` is set, a TorchScript export.
+/// `teacher_refs`; writes OUT/config.json, OUT/checkpoint.pt (every options.checkpoint_every
+/// steps, at epoch ends, and on SIGINT/SIGTERM, which then throw Interrupted), OUT/student.pt and,
+/// when `export_path` is set, a TorchScript export.
 int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                    const std::vector<std::string>& teacher_refs, const std::string& sigmas,
                    std::string out, const std::string& export_path);
+
+/// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
+/// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same).
+int resume_amalgamate(const std::string& run_dir, int threads);
 
 /// `amalgam eval`: per-task and union accuracy of teachers and/or a student on an IDX split or a
 /// labeled folder; `json_path` also receives the scores.

@@ -64,14 +64,18 @@ void write_atomically(const std::string& path,
   }
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
+void write_bytes_atomically(const std::string& path, const std::string& bytes) {
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
-    out << text;
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.flush();
-    if (!out) throw Error(path + ": write failed (disk full?)");
+    if (!out) throw Error(path + ": write failed (disk full or file size limit?)");
   });
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_bytes_atomically(path, text);
 }
 
 std::string read_text_file(const std::string& path) {

@@ -12,7 +12,11 @@ namespace amalgam {
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write);
 
-/// Writes `text` to `path` through write_atomically.
+/// Writes `bytes` to `path` through write_atomically; a short write (disk full, file size limit)
+/// is an Error naming `path`.
+void write_bytes_atomically(const std::string& path, const std::string& bytes);
+
+/// Writes `text` to `path` through write_atomically (write_bytes_atomically).
 void write_text_atomically(const std::string& path, const std::string& text);
 
 /// Creates `dir` and its parents; throws Error naming `dir` when that is impossible.

@@ -78,6 +78,14 @@ void BatchLoader::prefetch(int64_t index) {
   pending_ = std::async(std::launch::async, [this, index] { return make_batch(index); });
 }
 
+void BatchLoader::skip_to(int64_t index) {
+  require(!order_.empty(), "batch loader: skip_to() before start_epoch()");
+  if (pending_.valid()) pending_.wait();
+  pending_ = {};
+  next_index_ = index;
+  prefetch(index);
+}
+
 std::optional<Batch> BatchLoader::next() {
   require(!order_.empty(), "batch loader: next() before start_epoch()");
   if (next_index_ >= batches_per_epoch() || !pending_.valid()) return std::nullopt;

@@ -37,6 +37,8 @@ class BatchLoader {
 
   /// Starts epoch `epoch`: the order is a pure function of (seed, epoch).
   void start_epoch(int64_t epoch);
+  /// Skips to batch `index` of the current epoch (resuming a run part-way through an epoch).
+  void skip_to(int64_t index);
   /// The next batch of the current epoch, or nothing at its end.
   std::optional<Batch> next();
   /// Batches in one epoch.

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,7 +17,7 @@ namespace amalgam {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr int64_t kMaxPixels = int64_t{1} << 28;  // refuse absurd sizes before allocating
+constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192x8192: refuse larger before decoding
 
 bool has_image_extension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -30,6 +31,37 @@ bool has_image_extension(const fs::path& path) {
 std::string failure_reason() {
   const char* reason = stbi_failure_reason();
   return reason != nullptr ? reason : "unknown reason";
+}
+
+// Binary PGM/PPM are checked here before stb sees them: Debian's stb reads past the buffer on
+// a header that promises more pixels (or 16-bit samples) than the file holds (found by fuzzing).
+void check_pnm(const std::string& bytes, const std::string& name) {
+  if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6')) return;
+  size_t pos = 2;
+  int64_t values[3] = {0, 0, 0};
+  for (int64_t& value : values) {
+    while (pos < bytes.size() &&
+           (std::isspace(static_cast<unsigned char>(bytes[pos])) || bytes[pos] == '#')) {
+      if (bytes[pos] == '#')
+        while (pos < bytes.size() && bytes[pos] != '\n') ++pos;
+      else
+        ++pos;
+    }
+    const size_t start = pos;
+    while (pos < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[pos]))) {
+      value = value * 10 + (bytes[pos++] - '0');
+      if (value > (int64_t{1} << 30)) throw Error(name + ": corrupt PNM header: size too large");
+    }
+    if (pos == start) throw Error(name + ": corrupt PNM header");
+  }
+  ++pos;  // the single whitespace byte before the pixels
+  const int64_t channels = bytes[1] == '5' ? 1 : 3;
+  if (values[2] < 1 || values[2] > 255)
+    throw Error(name + ": unsupported PNM: only 8-bit samples (maxval 1..255)");
+  if (values[0] < 1 || values[1] < 1 || values[0] * values[1] > kMaxPixels ||
+      static_cast<int64_t>(bytes.size()) - static_cast<int64_t>(pos) <
+          values[0] * values[1] * channels)
+    throw Error(name + ": truncated PNM: the header promises more pixels than the file holds");
 }
 
 std::string read_bytes(const std::string& path) {
@@ -119,9 +151,15 @@ std::vector<std::string> list_image_files(const std::string& root) {
 }
 
 at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width) {
+  return decode_image(read_bytes(path), path, channels, height, width);
+}
+
+at::Tensor decode_image(const std::string& bytes, const std::string& path, int64_t channels,
+                        int64_t height, int64_t width) {
   require(channels == 1 || channels == 3, path + ": can only decode to 1 or 3 channels");
-  const std::string bytes = read_bytes(path);
+  require(height > 0 && width > 0, path + ": target size must be positive");
   require(!bytes.empty(), path + ": empty file");
+  check_pnm(bytes, path);
   int w = 0, h = 0, n = 0;
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));

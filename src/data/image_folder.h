@@ -32,6 +32,11 @@ struct ImageFolderOptions {
 /// The image files (by extension) under `root`, recursively, in sorted order.
 std::vector<std::string> list_image_files(const std::string& root);
 
+/// Decodes an encoded image held in memory (`name` labels it in messages) to uint8
+/// [channels,height,width]; throws Error naming it when it is not a decodable image.
+at::Tensor decode_image(const std::string& bytes, const std::string& name, int64_t channels,
+                        int64_t height, int64_t width);
+
 /// Decodes `path` to uint8 [channels,height,width] (grey and RGB converted, bilinear-resized).
 /// Throws Error naming the file when it cannot be read or decoded.
 at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -31,15 +32,17 @@ void save_network(const torch::nn::Module& network, const std::string& path, nlo
   // A user's TorchScript network is saved as TorchScript (architecture and weights together);
   // zoo networks as a weights archive rebuilt from the sidecar's options.
   auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(const_cast<torch::nn::Module*>(&network));
-  write_atomically(path, [&](const std::string& tmp) {
-    if (scripted != nullptr) {
-      scripted->module().save(tmp);
-      return;
-    }
+  // Into memory first: LibTorch's zip writer throws from a destructor on a short write (full
+  // disk), which would end the process instead of reporting the error.
+  std::ostringstream bytes;
+  if (scripted != nullptr) {
+    scripted->module().save(bytes);
+  } else {
     torch::serialize::OutputArchive archive;
     network.save(archive);
-    archive.save_to(tmp);
-  });
+    archive.save_to(bytes);
+  }
+  write_bytes_atomically(path, bytes.str());
   write_text_atomically(sidecar_path(path), meta.dump(2) + "\n");
 }
 

@@ -4,6 +4,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <sstream>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "models/checkpoint.h"
@@ -69,7 +71,9 @@ void export_torchscript(NetworkImpl& network, const std::string& path, nlohmann:
   sidecar["format"] = kExportFormat;
   sidecar["version"] = 1;
   sidecar["input"]["range"] = "[0,1], normalised inside forward";
-  write_atomically(path, [&](const std::string& tmp) { holder.save(tmp); });
+  std::ostringstream bytes;  // in memory first: see save_network
+  holder.save(bytes);
+  write_bytes_atomically(path, bytes.str());
   write_text_atomically(sidecar_path(path), sidecar.dump(2) + "\n");
 }
 

@@ -8,15 +8,20 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "core/signals.h"
 #include "data/augment.h"
 #include "data/batch_loader.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
+#include "training/options_json.h"
+#include "training/run_checkpoint.h"
 
 namespace amalgam {
 namespace {
 
-void check_finite(const LossTerms& terms, int64_t epoch, int64_t step) {
+// Stops the run at the first non-finite loss term; `kept` says what survives of the run.
+void check_finite(const LossTerms& terms, int64_t epoch, int64_t step,
+                  const std::function<std::string()>& kept) {
   const std::pair<const char*, const at::Tensor*> named[] = {{"kd", &terms.kd},
                                                              {"mmd", &terms.mmd},
                                                              {"recon", &terms.recon},
@@ -24,11 +29,23 @@ void check_finite(const LossTerms& terms, int64_t epoch, int64_t step) {
                                                              {"total", &terms.total}};
   for (const auto& [name, value] : named) {
     const double v = value->item<double>();
-    require(std::isfinite(v), "amalgamate: loss term '" + std::string(name) + "' is " +
-                                  std::to_string(v) + " at epoch " + std::to_string(epoch) +
-                                  ", step " + std::to_string(step) +
-                                  " (try a lower --lr or --block-lr-mult)");
+    if (!std::isfinite(v))
+      throw Error("amalgamate: loss term '" + std::string(name) + "' is " + std::to_string(v) +
+                  " at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
+                  " (try a lower --lr or --block-lr-mult)" + kept());
   }
+}
+
+// What must not change between a run and its resumption (threads may: results then match to
+// rounding instead of bitwise).
+nlohmann::json run_fingerprint(const AmalgamateOptions& options,
+                               const std::vector<Teacher>& teachers, const TransferSet& transfer) {
+  nlohmann::json j = options;
+  j["train"].erase("threads");
+  j.erase("checkpoint_every");
+  for (const auto& t : teachers) j["teachers"].push_back(t.path);
+  j["transfer_images"] = transfer.size();
+  return j;
 }
 
 }  // namespace
@@ -154,15 +171,44 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     if (result.hints) to_channels_last(*result.hints);
   }
   if (hooks.on_start) hooks.on_start(student, result.block ? result.block.get() : nullptr);
-  int64_t global_step = 0;
-  for (int64_t epoch = 0; epoch < options.train.epochs; ++epoch) {
+
+  const RunModules modules{&student, result.block ? result.block.get() : nullptr,
+                           result.hints ? result.hints.get() : nullptr, &optimizer};
+  const nlohmann::json fingerprint = run_fingerprint(options, teachers, transfer);
+  RunProgress progress;
+  if (options.resume) {
+    progress = load_run_checkpoint(options.checkpoint_path, modules, fingerprint);
+    result.history = progress.history;
+    log_info("amalgamate: resuming at epoch " + std::to_string(progress.epoch + 1) + ", step " +
+             std::to_string(progress.step) + " from " + options.checkpoint_path);
+  }
+  int64_t checkpointed_step = options.resume ? progress.global_step : -1;
+  const auto checkpoint = [&](const RunProgress& p) {
+    if (options.checkpoint_path.empty()) return;
+    save_run_checkpoint(options.checkpoint_path, modules, p, fingerprint);
+    checkpointed_step = p.global_step;
+  };
+  const auto kept = [&]() -> std::string {
+    if (options.checkpoint_path.empty()) return "";
+    if (checkpointed_step < 0) return "; no checkpoint had been written yet";
+    return "; the last good checkpoint, after step " + std::to_string(checkpointed_step) +
+           " of the run, is kept in " + options.checkpoint_path;
+  };
+  int64_t global_step = progress.global_step;
+  for (int64_t epoch = progress.epoch; epoch < options.train.epochs; ++epoch) {
     student.train();
     if (result.block) result.block->train();
     if (result.hints) result.hints->train();
     loader.start_epoch(epoch);
     EpochStats stats;
-    stats.epoch = epoch + 1;
     int64_t seen = 0, step = 0;
+    if (epoch == progress.epoch && progress.step > 0) {
+      stats = progress.partial;
+      seen = progress.seen;
+      step = progress.step;
+      loader.skip_to(step);
+    }
+    stats.epoch = epoch + 1;
     const double epoch_start = now_seconds();
     while (auto batch = loader.next()) {
       const double step_start = hooks.on_step ? now_seconds() : 0.0;
@@ -178,7 +224,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
       const LossTerms terms =
           amalgamation_loss(out, targets, result.block ? result.block.get() : nullptr,
                             options.objective, result.hints ? result.hints.get() : nullptr);
-      check_finite(terms, epoch + 1, step);
+      check_finite(terms, epoch + 1, step, kept);
       terms.total.backward();
       const std::vector<double> lrs = optimizer.learning_rates();
       optimizer.step();
@@ -205,6 +251,16 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
       }
       ++step;
       ++global_step;
+      const int signal = stop_signal();
+      if (signal != 0 ||
+          (options.checkpoint_every > 0 && global_step % options.checkpoint_every == 0))
+        checkpoint({epoch, step, global_step, stats, seen, result.history});
+      if (signal != 0)
+        throw Interrupted(signal, "stopped by signal " + std::to_string(signal) + " after epoch " +
+                                      std::to_string(epoch + 1) + " step " + std::to_string(step) +
+                                      (options.checkpoint_path.empty()
+                                           ? " (no checkpoint: the run had no run directory)"
+                                           : "; checkpoint written to " + options.checkpoint_path));
     }
     stats.total /= seen;
     stats.kd /= seen;
@@ -213,6 +269,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     stats.seconds = now_seconds() - epoch_start;
     stats.images_per_second = seen / stats.seconds;
     result.history.push_back(stats);
+    checkpoint({epoch + 1, 0, global_step, EpochStats{}, 0, result.history});
     char line[256];
     std::snprintf(
         line, sizeof line,

@@ -31,6 +31,9 @@ struct AmalgamateOptions {
   /// cfl ablation: keep the common space (align layers, extractor) at its random initialisation.
   bool fixed_common_space = false;
   int64_t teacher_cache_limit = int64_t{8} << 30;  ///< bytes the cache may hold
+  std::string checkpoint_path;                     ///< write the run state here ("" = never)
+  int64_t checkpoint_every = 200;  ///< steps between checkpoints (0 = only at epoch ends)
+  bool resume = false;             ///< continue the run saved at checkpoint_path
   /// Train in channels-last (NHWC) layout, oneDNN's preferred one (bench: 1-7% faster per step
   /// here, not bitwise equal to the default layout).
   bool channels_last = false;

@@ -57,6 +57,22 @@ std::vector<double> ScheduledAdam::learning_rates() const {
   return lrs;
 }
 
+void ScheduledAdam::save(torch::serialize::OutputArchive& archive) const {
+  torch::serialize::OutputArchive adam;
+  adam_->save(adam);
+  archive.write("adam", adam);
+  archive.write("step", torch::tensor(step_, torch::kInt64));
+}
+
+void ScheduledAdam::load(torch::serialize::InputArchive& archive) {
+  torch::serialize::InputArchive adam;
+  archive.read("adam", adam);
+  adam_->load(adam);
+  at::Tensor step;
+  archive.read("step", step);
+  step_ = step.item<int64_t>();
+}
+
 void ScheduledAdam::zero_grad() {
   adam_->zero_grad();
 }

@@ -12,6 +12,10 @@
 namespace torch::optim {
 class Adam;
 }
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
 
 namespace amalgam {
 
@@ -55,6 +59,10 @@ class ScheduledAdam {
   double factor(int64_t step) const;
   /// Learning rate of each group at the current step.
   std::vector<double> learning_rates() const;
+  /// Writes Adam's moments and the step count (for a run checkpoint).
+  void save(torch::serialize::OutputArchive& archive) const;
+  /// Restores what save() wrote; the parameter groups must be the same.
+  void load(torch::serialize::InputArchive& archive);
 
  private:
   std::unique_ptr<torch::optim::Adam> adam_;

@@ -1,0 +1,129 @@
+#include "training/run_checkpoint.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace amalgam {
+namespace {
+
+constexpr const char* kFormat = "amalgam-run-checkpoint";
+
+void write_module(torch::serialize::OutputArchive& root, const std::string& key,
+                  torch::nn::Module* module) {
+  if (module == nullptr) return;
+  torch::serialize::OutputArchive archive;
+  module->save(archive);
+  root.write(key, archive);
+}
+
+void read_module(torch::serialize::InputArchive& root, const std::string& key,
+                 torch::nn::Module* module) {
+  if (module == nullptr) return;
+  torch::serialize::InputArchive archive;
+  root.read(key, archive);
+  module->load(archive);
+}
+
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const EpochStats& s) {
+  j = {{"epoch", s.epoch},    {"total", s.total}, {"kd", s.kd},
+       {"mmd", s.mmd},        {"recon", s.recon}, {"images_per_second", s.images_per_second},
+       {"seconds", s.seconds}};
+}
+
+void from_json(const nlohmann::json& j, EpochStats& s) {
+  j.at("epoch").get_to(s.epoch);
+  j.at("total").get_to(s.total);
+  j.at("kd").get_to(s.kd);
+  j.at("mmd").get_to(s.mmd);
+  j.at("recon").get_to(s.recon);
+  j.at("images_per_second").get_to(s.images_per_second);
+  j.at("seconds").get_to(s.seconds);
+}
+
+void save_run_checkpoint(const std::string& path, const RunModules& modules,
+                         const RunProgress& progress, const nlohmann::json& fingerprint) {
+  const nlohmann::json meta = {
+      {"epoch", progress.epoch},     {"step", progress.step}, {"global_step", progress.global_step},
+      {"partial", progress.partial}, {"seen", progress.seen}, {"history", progress.history},
+      {"fingerprint", fingerprint}};
+  torch::serialize::OutputArchive root;
+  root.write("format", c10::IValue(std::string(kFormat)));
+  root.write("progress", c10::IValue(meta.dump()));
+  write_module(root, "student", modules.student);
+  write_module(root, "block", modules.block);
+  write_module(root, "hints", modules.hints);
+  torch::serialize::OutputArchive optimizer;
+  modules.optimizer->save(optimizer);
+  root.write("optimizer", optimizer);
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    root.write("cpu_generator", generator.get_state());
+  }
+  // Into memory first: LibTorch's zip writer throws from a destructor on a short write (full
+  // disk), which would end the process instead of reporting the error.
+  std::ostringstream bytes;
+  root.save_to(bytes);
+  write_bytes_atomically(path, bytes.str());
+}
+
+RunProgress load_run_checkpoint(const std::string& path, const RunModules& modules,
+                                const nlohmann::json& fingerprint) {
+  require(std::filesystem::is_regular_file(path), path + ": no run checkpoint here");
+  torch::serialize::InputArchive root;
+  nlohmann::json meta;
+  try {
+    root.load_from(path);
+    c10::IValue format, progress;
+    require(root.try_read("format", format) && format.isString() && format.toStringRef() == kFormat,
+            path + ": not an amalgam run checkpoint");
+    root.read("progress", progress);
+    meta = nlohmann::json::parse(progress.toStringRef());
+  } catch (const c10::Error& e) {
+    throw Error(path + ": not an amalgam run checkpoint (" +
+                first_line(e.what_without_backtrace()) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": damaged run checkpoint (" + first_line(e.what()) + ")");
+  }
+  require(meta.value("fingerprint", nlohmann::json()) == fingerprint,
+          path +
+              ": written by a run with other options, teachers or data; resume it with the "
+              "run's own config.json");
+  try {
+    read_module(root, "student", modules.student);
+    read_module(root, "block", modules.block);
+    read_module(root, "hints", modules.hints);
+    torch::serialize::InputArchive optimizer;
+    root.read("optimizer", optimizer);
+    modules.optimizer->load(optimizer);
+    at::Tensor state;
+    root.read("cpu_generator", state);
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": run checkpoint does not fit this run (" +
+                first_line(e.what_without_backtrace()) + ")");
+  }
+  RunProgress progress;
+  meta.at("epoch").get_to(progress.epoch);
+  meta.at("step").get_to(progress.step);
+  meta.at("global_step").get_to(progress.global_step);
+  meta.at("partial").get_to(progress.partial);
+  meta.at("seen").get_to(progress.seen);
+  meta.at("history").get_to(progress.history);
+  return progress;
+}
+
+}  // namespace amalgam

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Never lose work, as a user meets it: SIGKILL at a random moment then --resume ends with the
+# same weights as an uninterrupted run (bitwise); SIGINT/SIGTERM checkpoint and exit 130/143;
+# a NaN stops the run and keeps the last good checkpoint; a full disk and damaged files leave no
+# half-written output.
+set -u
+AMALGAM=$(realpath "${1:?usage: reliability_test.sh path/to/amalgam}")
+PY=${PYTHON:-/usr/bin/python3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/lib.sh"
+cd "$W" || exit 1
+A="$AMALGAM --quiet"
+
+ok "teacher A" $A teach --task A=0-4 --arch resnet --width 8 --limit 1500 --val-size 500 --epochs 1 --out ta
+ok "teacher B" $A teach --task B=5-9 --arch vgg --width 8 --limit 1500 --val-size 500 --epochs 1 --out tb
+BASE="--teacher ta/teacher.pt --teacher tb/teacher.pt --student-width 8 --limit 3000 --val-size 500
+      --batch-size 64 --threads 2 --flip"
+RUN="$BASE --epochs 3 --checkpoint-every 5"
+SECONDS=0
+ok "uninterrupted run" $A amalgamate $RUN --out full
+FULL_S=$SECONDS
+
+same() {  # same NAME A.pt B.pt: every parameter and buffer bitwise equal
+  if "$PY" - "$2" "$3" <<'PY'; then pass "$1"; else fail "$1"; fi
+import sys, torch
+a, b = torch.jit.load(sys.argv[1]), torch.jit.load(sys.argv[2])
+pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+ba, bb = dict(a.named_buffers()), dict(b.named_buffers())
+sys.exit(0 if pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+         and all(torch.equal(ba[k], bb[k]) for k in ba) else 1)
+PY
+}
+
+# SIGKILL at a random moment (after the first checkpoint, before the end), then resume.
+for round in 1 2; do
+  $AMALGAM amalgamate $RUN --out kill$round >/dev/null 2>&1 &
+  pid=$!
+  delay=$("$PY" -c "import random; print(round(random.uniform(0.25, 0.85) * $FULL_S, 2))")
+  sleep "$delay"
+  kill -KILL $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  echo "     (killed after ${delay}s of a ${FULL_S}s run)"
+  if [ -e kill$round/student.pt ]; then
+    pass "kill $round: the run had already finished"
+  else
+    ok "kill $round: resume" $A amalgamate --resume kill$round
+  fi
+  same "kill $round: same student as the uninterrupted run" full/student.pt kill$round/student.pt
+  same "kill $round: same common feature block" full/student.block.pt kill$round/student.block.pt
+done
+
+# SIGINT and SIGTERM: finish the step, checkpoint, exit 128 + signal.
+for sig in INT TERM; do
+  $AMALGAM amalgamate $RUN --out sig$sig >/dev/null 2>sig$sig.err &
+  pid=$!
+  sleep 3
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  want=$([ $sig = INT ] && echo 130 || echo 143)
+  if [ $rc -eq "$want" ] && grep -q "checkpoint written to sig$sig/checkpoint.pt" sig$sig.err; then
+    pass "SIG$sig -> exit $rc, $(tail -n 1 sig$sig.err)"
+  else
+    fail "SIG$sig: exit $rc (want $want): $(tail -n 1 sig$sig.err)"
+  fi
+done
+ok "resume after SIGINT" $A amalgamate --resume sigINT
+same "SIGINT then resume: same student" full/student.pt sigINT/student.pt
+
+# A diverging run stops at the first non-finite term and keeps its last good checkpoint.
+bad "NaN/Inf loss" "last good checkpoint" $A amalgamate $BASE --epochs 1 --lr 1e10 --checkpoint-every 1 --out nan
+exists "the last good checkpoint is kept" nan/checkpoint.pt
+absent "no student from a diverged run" nan/student.pt
+
+# A full disk (file size limit) while writing the student: an error, no half-written file.
+( trap '' XFSZ; ulimit -f 200; $AMALGAM amalgamate $BASE --epochs 1 --out disk >disk.out 2>disk.err )
+rc=$?
+last=$(tail -n 1 disk.err)
+if [ $rc -ne 0 ] && [[ "$last" == "amalgam: error: "*"disk/"* ]]; then pass "full disk -> $last"; else fail "full disk: exit $rc: $last"; fi
+absent "no half-written student" disk/student.pt
+ls disk/*.tmp* >/dev/null 2>&1 && fail "temporary files left behind" || pass "no temporary files left"
+
+# Damaged or foreign files.
+bad "resume a folder that is no run" "config.json is missing" $A amalgamate --resume ta
+mkdir -p junkrun && cp full/config.json junkrun/ && printf 'junk' >junkrun/checkpoint.pt
+bad "resume from a junk checkpoint" "not an amalgam run checkpoint" $A amalgamate --resume junkrun
+bad "resume with other options" "--resume alone" $A amalgamate --resume full --teacher ta/teacher.pt
+printf 'junk' >junk.pt
+bad "teacher that is neither ours nor TorchScript" "nor a TorchScript file" $A amalgamate \
+  --teacher junk.pt --out x1
+# The IDX header fuzzing found: it must be refused as truncated, not by running out of memory.
+mkdir -p oom
+printf '\x00\x00\x08\x03\x00\x00\x00\x03\x00\x00\x02\xfc\x00\x24\x00\x00\x05\x5f' >oom/train-images-idx3-ubyte
+cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz oom/
+bad "IDX header claiming 5 GB, 2 GB of memory" "truncated IDX file" \
+  bash -c "ulimit -v 3000000; $AMALGAM amalgamate --teacher ta/teacher.pt --data oom --out x2"
+
+summary reliability
