@@ -2,9 +2,11 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "app/bench.h"
@@ -21,6 +23,7 @@
 #include "evaluation/evaluate.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
+#include "reporting/report.h"
 #include "reporting/table.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
@@ -108,6 +111,48 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
       ->capture_default_str();
 }
 
+// --config FILE: a JSON object whose keys are options of the command given ("epochs": 3,
+// "teacher": ["a.pt:layer4", "b.pt:features"], "flip": true). An option also given on the
+// command line keeps the command line's value. Returns the arguments to parse.
+std::vector<std::string> arguments_with_config(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto it = std::find(args.begin(), args.end(), "--config");
+  if (it == args.end()) return args;
+  require(it + 1 != args.end(), "--config: needs a JSON file");
+  const std::string path = *(it + 1);
+  args.erase(it, it + 2);
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON: " + std::string(e.what()).substr(0, 200));
+  }
+  require(config.is_object(), path + ": expected a JSON object of option names and values");
+  std::set<std::string> given;
+  for (const auto& a : args)
+    if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
+  for (const auto& [key, value] : config.items()) {
+    std::string name = "--" + key;
+    std::replace(name.begin(), name.end(), '_', '-');
+    if (given.count(name)) continue;
+    const auto text = [&](const nlohmann::json& v) {
+      return v.is_string() ? v.get<std::string>() : v.dump();
+    };
+    if (value.is_boolean()) {
+      if (value.get<bool>()) args.push_back(name);
+    } else if (value.is_array()) {
+      for (const auto& v : value) {
+        args.push_back(name);
+        args.push_back(text(v));
+      }
+    } else {
+      args.push_back(name);
+      args.push_back(text(value));
+    }
+  }
+  return args;
+}
+
 std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
 }
@@ -119,6 +164,11 @@ int main(int argc, char** argv) {
       "amalgam: one compact student from several expert teachers and unlabeled images "
       "(Common Feature Learning)"};
   app.require_subcommand(1);
+  std::string config_unused;  // read before parsing (arguments_with_config); declared for --help
+  const auto add_config = [&](CLI::App* cmd) {
+    cmd->add_option("--config", config_unused,
+                    "JSON file of this command's options (the command line wins)");
+  };
   bool quiet = false, verbose = false;
   app.add_flag("-q,--quiet", quiet, "Print results only");
   app.add_flag("-v,--verbose", verbose, "Print more progress");
@@ -147,10 +197,16 @@ int main(int argc, char** argv) {
   am_cmd->add_option("--teacher", am_teachers,
                      "Teacher: PATH from amalgam teach, or PATH.pt:LAYER, a TorchScript file and "
                      "the submodule whose output is its feature map (repeat for each)");
+  bool am_dry_run = false;
+  am_cmd->add_flag("--dry-run", am_dry_run,
+                   "Print the resolved options and a model summary, then exit without training");
   std::string am_resume;
   am_cmd->add_option("--resume", am_resume,
                      "Continue the run in RUN_DIR from its last checkpoint (other options come "
                      "from RUN_DIR/config.json; --threads may be given)");
+  am_cmd
+      ->add_option("--log-every", am.log_every, "Steps between progress lines and metrics records")
+      ->capture_default_str();
   am_cmd
       ->add_option("--checkpoint-every", am.checkpoint_every,
                    "Steps between run checkpoints (0 = only at epoch ends)")
@@ -236,6 +292,12 @@ int main(int argc, char** argv) {
   pr_cmd->add_option("--threads", pr_threads, "Intra-op threads (0 = all cores)")
       ->capture_default_str();
 
+  // report
+  std::string report_dir;
+  auto* report_cmd =
+      app.add_subcommand("report", "Write RUN_DIR/report.html (charts, tables, feature maps)");
+  report_cmd->add_option("run_dir", report_dir, "Run directory of amalgamate")->required();
+
   // bench
   BenchOptions bench;
   std::string bench_json;
@@ -289,8 +351,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   rep_cmd->add_option("--device", rep.device, "cpu or cuda[:N]")->capture_default_str();
 
+  for (CLI::App* cmd : app.get_subcommands({})) add_config(cmd);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args;
+    try {
+      args = arguments_with_config(argc, argv);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "amalgam: error: %s\n", e.what());
+      return 1;
+    }
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -314,7 +385,8 @@ int main(int argc, char** argv) {
     }
     if (*am_cmd) {
       require(!am_teachers.empty(), "--teacher: at least one teacher is needed");
-      return run_amalgamate(resolved(am_data), am, am_teachers, am_sigmas, am_out, am_export);
+      return run_amalgamate(resolved(am_data), am, am_teachers, am_sigmas, am_out, am_export,
+                            am_dry_run);
     }
     if (*ev_cmd)
       return run_eval(resolved(ev_data), ev_split, ev_teachers, ev_student, ev_device, ev_threads,
@@ -329,6 +401,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*pr_cmd) return run_predict(resolved(pr_data), pr_model, pr_out, pr_device, pr_threads);
+    if (*report_cmd) {
+      std::printf("report -> %s\n", write_report(report_dir).c_str());
+      return 0;
+    }
     if (*bench_cmd) {
       const std::string text = run_bench(bench).dump(2) + "\n";
       if (bench_json.empty())

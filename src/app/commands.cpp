@@ -1,5 +1,7 @@
 #include "app/commands.h"
 
+#include "app/run_recorder.h"
+
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include "evaluation/evaluate.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
+#include "reporting/report.h"
 #include "reporting/table.h"
 #include "teachers/teacher.h"
 #include "training/options_json.h"
@@ -121,6 +124,56 @@ Network user_student(const std::string& text, const DataOptions& d, const std::s
                                   parse_device(device));
 }
 
+// --dry-run: the resolved options and what would be built, without touching data or disk.
+void print_dry_run(const DataOptions& d, const AmalgamateOptions& options,
+                   const std::vector<std::string>& refs, const std::vector<Teacher>& teachers,
+                   const std::string& out, const std::string& export_path) {
+  HeadLayout head;
+  for (const auto& t : teachers) head.tasks.push_back(t.task);
+  Network student = options.student_network;
+  ModelSpec spec = options.student;
+  if (!student) {
+    spec.input = teachers.front().network->input();
+    spec.num_classes = head.total();
+    student = make_network(spec);
+  }
+  const std::vector<int64_t> student_shape = feature_shape(*student);
+  nlohmann::json summary = {{"out", out},
+                            {"teachers", nlohmann::json::array()},
+                            {"student",
+                             {{"arch", spec.arch},
+                              {"parameters", count_parameters(*student)},
+                              {"feature_shape", student_shape}}},
+                            {"head", nlohmann::json::array()}};
+  for (size_t i = 0; i < teachers.size(); ++i) {
+    summary["teachers"].push_back({{"ref", refs[i]},
+                                   {"task", teachers[i].task.name},
+                                   {"classes", teachers[i].task.size()},
+                                   {"parameters", count_parameters(*teachers[i].network)},
+                                   {"feature_shape", teachers[i].feature_shape}});
+    summary["head"].push_back({{"task", head.tasks[i].name},
+                               {"begin", head.offset(i)},
+                               {"end", head.offset(i) + head.tasks[i].size()}});
+  }
+  if (options.objective.method == "cfl") {
+    CommonFeatureBlockOptions block;
+    for (const auto& t : teachers) block.teacher_shapes.push_back(t.feature_shape);
+    block.student_shape = student_shape;
+    block.common_channels = options.common_channels;
+    block.extractor_blocks = options.extractor_blocks;
+    summary["common_space"] = {{"channels", options.common_channels},
+                               {"grid", {student_shape[1], student_shape[2]}},
+                               {"extractor_blocks", options.extractor_blocks},
+                               {"block_parameters", count_parameters(*CommonFeatureBlock(block))}};
+  }
+  const nlohmann::json config = {{"command", "amalgamate"},
+                                 {"teachers", refs},
+                                 {"data", d},
+                                 {"options", options},
+                                 {"export", export_path}};
+  std::printf("%s\n", nlohmann::json{{"config", config}, {"summary", summary}}.dump(2).c_str());
+}
+
 }  // namespace
 
 int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task_text,
@@ -150,7 +203,7 @@ int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task_text
 
 int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                    const std::vector<std::string>& teacher_refs, const std::string& sigmas,
-                   std::string out, const std::string& export_path) {
+                   std::string out, const std::string& export_path, bool dry_run) {
   configure_threads(options.train.threads);
   if (!sigmas.empty()) {
     std::stringstream parts(sigmas);
@@ -176,6 +229,10 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
     make_network(options.student);  // validates the student architecture before any work
   const std::vector<Teacher> teachers =
       load_teachers(teacher_refs, parse_device(options.train.device), d.input);
+  if (dry_run) {
+    print_dry_run(d, options, teacher_refs, teachers, out, export_path);
+    return 0;
+  }
   LabeledImages val;
   const TransferSet transfer = load_transfer_set(d.source, teachers.front().network->input(), &val);
   ensure_directory(out);
@@ -189,19 +246,9 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                                                   "\n");
   options.checkpoint_path = out + "/checkpoint.pt";
   install_stop_handlers();
-  HeadLayout head;
-  for (const auto& t : teachers) head.tasks.push_back(t.task);
-  EpochCallback on_epoch;
-  if (val.size() > 0) {
-    on_epoch = [&](const EpochStats&, NetworkImpl& student) {
-      const StudentScores s = evaluate_student(student, head, val, kInferenceBatch);
-      std::string line = "  val:";
-      for (size_t i = 0; i < head.tasks.size(); ++i)
-        line += " " + head.tasks[i].name + " " + percent(s.task_accuracy[i]) + "%";
-      log_info(line + "  union " + percent(s.union_accuracy) + "%");
-    };
-  }
-  const AmalgamationResult result = amalgamate(teachers, transfer, options, on_epoch);
+  RunRecorder recorder(out, teachers, val, transfer, options);
+  AmalgamationResult result =
+      amalgamate(teachers, transfer, options, recorder.on_epoch(), nullptr, recorder.hooks());
   const std::string path = out + "/student.pt";
   save_student(result, path, {{"method", options.objective.method}, {"teachers", teacher_refs}});
   std::printf("student (%s, %s, %lld params, %lld outputs) -> %s\n",
@@ -215,6 +262,7 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
     std::printf("exported TorchScript student -> %s (reloaded: max |logit difference| %.2g)\n",
                 export_path.c_str(), diff);
   }
+  std::printf("report -> %s\n", recorder.finish(result).c_str());
   return 0;
 }
 

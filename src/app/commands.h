@@ -35,7 +35,7 @@ int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task, con
 /// when `export_path` is set, a TorchScript export.
 int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                    const std::vector<std::string>& teacher_refs, const std::string& sigmas,
-                   std::string out, const std::string& export_path);
+                   std::string out, const std::string& export_path, bool dry_run = false);
 
 /// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
 /// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same).

@@ -2,6 +2,10 @@
 
 #include "app/experiment.h"
 
+#include <filesystem>
+
+#include "app/run_recorder.h"
+
 #include <torch/torch.h>
 
 #include "core/atomic_file.h"
@@ -14,6 +18,7 @@
 #include "reporting/table.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
+#include "training/options_json.h"
 #include "training/student_io.h"
 
 namespace amalgam {
@@ -95,11 +100,25 @@ DemoResult run_demo(const DemoOptions& o) {
   nlohmann::json validation;
   for (const std::string method : {"kd", "cfl"}) {
     amalgam_options.objective.method = method;
-    AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options, {}, &cache);
+    // Each student gets a run directory (metrics, report) like `amalgamate` writes.
+    const std::string run_dir = o.out_dir + "/students/" + method;
+    ensure_directory(run_dir);
+    nlohmann::json teacher_paths = nlohmann::json::array();
+    for (const auto& t : teachers) teacher_paths.push_back(t.path);
+    write_text_atomically(run_dir + "/config.json", nlohmann::json{{"command", "demo"},
+                                                                   {"teachers", teacher_paths},
+                                                                   {"data", o.data_dir},
+                                                                   {"options", amalgam_options}}
+                                                            .dump(2) +
+                                                        "\n");
+    std::filesystem::remove(run_dir + "/metrics.jsonl");  // a rerun starts its record afresh
+    RunRecorder recorder(run_dir, teachers, data.val, transfer, amalgam_options);
+    AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options,
+                                                recorder.on_epoch(), &cache, recorder.hooks());
     result.seconds["amalgamate_" + method] = amalgamated.seconds;
     result.params["student"] = count_parameters(*amalgamated.student);
-    ensure_directory(o.out_dir + "/students");
-    save_student(amalgamated, o.out_dir + "/students/" + method + ".pt", {{"method", method}});
+    save_student(amalgamated, run_dir + "/student.pt", {{"method", method}});
+    log_info("demo: " + method + " report -> " + recorder.finish(amalgamated));
     const double eval_start = now_seconds();
     test_scores[method] =
         evaluate_student(*amalgamated.student, amalgamated.head, test, kInferenceBatch);

@@ -26,4 +26,14 @@ double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+std::string duration_text(double seconds) {
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600)
+    return std::to_string(s / 3600) + "h" + (s % 3600 / 60 < 10 ? "0" : "") +
+           std::to_string(s % 3600 / 60) + "m";
+  if (s >= 60)
+    return std::to_string(s / 60) + "m" + (s % 60 < 10 ? "0" : "") + std::to_string(s % 60) + "s";
+  return std::to_string(s) + "s";
+}
+
 }  // namespace amalgam

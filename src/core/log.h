@@ -17,6 +17,9 @@ void log_info(const std::string& line);
 /// Prints one line at kVerbose.
 void log_verbose(const std::string& line);
 
+/// "1h02m", "3m10s", "42s": a duration for progress lines.
+std::string duration_text(double seconds);
+
 /// Seconds since an arbitrary fixed point (a monotonic clock).
 double now_seconds();
 

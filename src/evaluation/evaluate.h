@@ -28,7 +28,7 @@ double evaluate_teacher(const Teacher& teacher, const LabeledImages& data, int64
 struct StudentScores {
   /// per task: argmax over the task's slice of the head (NaN when the data has none of its images)
   std::vector<double> task_accuracy;
-  double union_accuracy = 0;          ///< argmax over the whole head, over all tasks' images
+  double union_accuracy = 0;  ///< argmax over the whole head, over all tasks' images
 };
 
 /// Scores a student whose head follows `head` on `data` (data-set labels).

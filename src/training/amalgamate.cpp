@@ -43,6 +43,7 @@ nlohmann::json run_fingerprint(const AmalgamateOptions& options,
   nlohmann::json j = options;
   j["train"].erase("threads");
   j.erase("checkpoint_every");
+  j.erase("log_every");
   for (const auto& t : teachers) j["teachers"].push_back(t.path);
   j["transfer_images"] = transfer.size();
   return j;

@@ -34,6 +34,7 @@ struct AmalgamateOptions {
   std::string checkpoint_path;                     ///< write the run state here ("" = never)
   int64_t checkpoint_every = 200;  ///< steps between checkpoints (0 = only at epoch ends)
   bool resume = false;             ///< continue the run saved at checkpoint_path
+  int64_t log_every = 50;          ///< commands: steps between progress lines and metrics records
   /// Train in channels-last (NHWC) layout, oneDNN's preferred one (bench: 1-7% faster per step
   /// here, not bitwise equal to the default layout).
   bool channels_last = false;

@@ -75,7 +75,8 @@ void to_json(nlohmann::json& j, const AmalgamateOptions& o) {
        {"fixed_common_space", o.fixed_common_space},
        {"teacher_cache_limit", o.teacher_cache_limit},
        {"channels_last", o.channels_last},
-       {"checkpoint_every", o.checkpoint_every}};
+       {"checkpoint_every", o.checkpoint_every},
+       {"log_every", o.log_every}};
 }
 
 void from_json(const nlohmann::json& j, AmalgamateOptions& o) {
@@ -89,6 +90,7 @@ void from_json(const nlohmann::json& j, AmalgamateOptions& o) {
   j.at("teacher_cache_limit").get_to(o.teacher_cache_limit);
   j.at("channels_last").get_to(o.channels_last);
   j.at("checkpoint_every").get_to(o.checkpoint_every);
+  o.log_every = j.value("log_every", o.log_every);
 }
 
 }  // namespace amalgam

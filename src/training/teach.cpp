@@ -13,6 +13,11 @@
 #include "models/zoo.h"
 
 namespace amalgam {
+namespace {
+
+constexpr int64_t kProgressEvery = 100;  // steps between progress lines
+
+}  // namespace
 
 TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& train,
                   const LabeledImages& val, const TrainOptions& options) {
@@ -50,6 +55,18 @@ TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& tra
       optimizer.step();
       loss_sum += loss.item<double>() * images.size(0);
       seen += images.size(0);
+      if (step % kProgressEvery == 0) {
+        const double rate = seen / (now_seconds() - epoch_start);
+        const int64_t left = (options.epochs - epoch) * loader.size() - seen;
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "teach %s: epoch %lld/%lld step %lld/%lld loss %.4f %.0f img/s ETA %s",
+                      task.name.c_str(), static_cast<long long>(epoch + 1),
+                      static_cast<long long>(options.epochs), static_cast<long long>(step),
+                      static_cast<long long>(loader.batches_per_epoch()), loss.item<double>(), rate,
+                      duration_text(left / rate).c_str());
+        log_info(line);
+      }
     }
     result.epoch_loss.push_back(loss_sum / seen);
     char line[256];

@@ -1,0 +1,49 @@
+// What a person watches and reads of an amalgamation: progress lines, metrics.jsonl, and at the
+// end embedding.json and report.html in the run directory.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "reporting/metrics.h"
+#include "teachers/teacher.h"
+#include "training/amalgamate.h"
+
+namespace amalgam {
+
+/// Watches one amalgamation (pass on_epoch() and hooks() to amalgamate) and keeps its run
+/// directory; the directory's config.json is the caller's to write.
+class RunRecorder {
+ public:
+  /// `val` (labeled, may be empty) is scored every epoch, the teachers once at the start unless
+  /// `options.resume` (their scores are already in metrics.jsonl).
+  RunRecorder(std::string dir, const std::vector<Teacher>& teachers, LabeledImages val,
+              const TransferSet& transfer, const AmalgamateOptions& options);
+  /// Logs the epoch's losses and validation scores.
+  EpochCallback on_epoch();
+  /// Logs a progress line and a metrics record every options.log_every steps.
+  TrainingHooks hooks();
+  /// Writes the summary record, embedding.json and report.html; returns the report's path.
+  std::string finish(AmalgamationResult& result);
+
+ private:
+  nlohmann::json val_scores(NetworkImpl& student);
+
+  std::string dir_;
+  const std::vector<Teacher>& teachers_;
+  LabeledImages val_;
+  const TransferSet& transfer_;
+  AmalgamateOptions options_;
+  std::shared_ptr<MetricsLog> metrics_;
+  HeadLayout head_;
+  nlohmann::json last_val_;
+  int64_t steps_per_epoch_ = 1;
+  double start_ = 0;
+  int64_t first_step_ = -1;
+};
+
+}  // namespace amalgam

@@ -1,0 +1,283 @@
+#include "reporting/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace amalgam {
+namespace {
+
+const char* const kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+
+std::string colour(size_t i) {
+  return kColours[i % (sizeof kColours / sizeof kColours[0])];
+}
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string number(double v, int digits = 4) {
+  std::ostringstream s;
+  s.precision(digits);
+  s << v;
+  return s.str();
+}
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+  bool dashed = false;  // reference lines (teachers)
+  int colour = -1;      // palette index; -1: the series' position
+};
+
+struct Range {
+  double lo = 1e300, hi = -1e300;
+  void add(double v) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  double span() const { return hi > lo ? hi - lo : 1.0; }
+};
+
+// A line chart with axes, ticks at the ends and a legend; `log_y` plots log10 of positive values.
+std::string line_chart(const std::string& title, const std::string& x_label,
+                       const std::vector<Series>& series, bool log_y = false) {
+  const double w = 460, h = 260, left = 56, right = 12, top = 28, bottom = 40;
+  Range xr, yr;
+  const auto y_of = [&](double v) { return log_y ? std::log10(std::max(v, 1e-12)) : v; };
+  for (const auto& s : series)
+    for (const auto& [x, y] : s.points) {
+      xr.add(x);
+      yr.add(y_of(y));
+    }
+  std::ostringstream svg;
+  svg << "<svg class=\"chart\" width=\"" << w << "\" height=\"" << h + 20 * series.size()
+      << "\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"" << left << "\" y=\"18\" "
+      << "font-weight=\"bold\">" << escape(title) << "</text>";
+  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << w - left - right
+      << "\" height=\"" << h - top - bottom << "\" fill=\"none\" stroke=\"#999\"/>";
+  if (xr.lo > xr.hi) {
+    svg << "<text x=\"" << left + 10 << "\" y=\"" << h / 2 << "\">no data</text></svg>";
+    return svg.str();
+  }
+  const auto px = [&](double x) { return left + (x - xr.lo) / xr.span() * (w - left - right); };
+  const auto py = [&](double y) {
+    return top + (1 - (y_of(y) - yr.lo) / yr.span()) * (h - top - bottom);
+  };
+  const auto y_tick = [&](double v) { return log_y ? number(std::pow(10, v), 3) : number(v, 4); };
+  svg << "<text x=\"4\" y=\"" << top + 10 << "\" font-size=\"11\">" << y_tick(yr.hi) << "</text>"
+      << "<text x=\"4\" y=\"" << h - bottom << "\" font-size=\"11\">" << y_tick(yr.lo) << "</text>"
+      << "<text x=\"" << left << "\" y=\"" << h - bottom + 14 << "\" font-size=\"11\">"
+      << number(xr.lo) << "</text><text x=\"" << w - right - 40 << "\" y=\"" << h - bottom + 14
+      << "\" font-size=\"11\">" << number(xr.hi) << "</text><text x=\"" << (w / 2) << "\" y=\""
+      << h - bottom + 28 << "\" font-size=\"12\">" << escape(x_label) << "</text>";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const Series& s = series[i];
+    const std::string c = colour(s.colour >= 0 ? static_cast<size_t>(s.colour) : i);
+    svg << "<polyline fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.6\""
+        << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << " points=\"";
+    for (const auto& [x, y] : s.points) svg << number(px(x), 6) << "," << number(py(y), 6) << " ";
+    svg << "\"/>";
+    if (s.points.size() == 1)
+      svg << "<circle cx=\"" << px(s.points[0].first) << "\" cy=\"" << py(s.points[0].second)
+          << "\" r=\"3\" fill=\"" << c << "\"/>";
+    svg << "<line x1=\"" << left << "\" x2=\"" << left + 18 << "\" y1=\"" << h + 20 * i
+        << "\" y2=\"" << h + 20 * i << "\" stroke=\"" << c << "\" stroke-width=\"2\""
+        << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << "/><text x=\"" << left + 24 << "\" y=\""
+        << h + 20 * i + 4 << "\" font-size=\"12\">" << escape(s.name) << "</text>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+// A scatter plot of 2-D points coloured by class; `groups` give each point a marker shape.
+std::string scatter(const std::string& title, const nlohmann::json& points) {
+  const double size = 300, pad = 12;
+  Range xr, yr;
+  for (const auto& p : points) {
+    xr.add(p.at("x").get<double>());
+    yr.add(p.at("y").get<double>());
+  }
+  std::ostringstream svg;
+  svg << "<svg class=\"chart scatter\" width=\"" << size << "\" height=\"" << size + 20
+      << "\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"4\" y=\"14\" font-size=\"13\" "
+      << "font-weight=\"bold\">" << escape(title) << "</text><rect x=\"1\" y=\"20\" width=\""
+      << size - 2 << "\" height=\"" << size - 2 << "\" fill=\"none\" stroke=\"#999\"/>";
+  for (const auto& p : points) {
+    const double x = pad + (p.at("x").get<double>() - xr.lo) / xr.span() * (size - 2 * pad);
+    const double y =
+        20 + pad + (1 - (p.at("y").get<double>() - yr.lo) / yr.span()) * (size - 2 * pad);
+    const std::string c = colour(static_cast<size_t>(p.value("class", 0)));
+    if (p.value("group", 0) == 0)
+      svg << "<circle cx=\"" << number(x, 5) << "\" cy=\"" << number(y, 5) << "\" r=\"2.5\" fill=\""
+          << c << "\" fill-opacity=\"0.75\"/>";
+    else
+      svg << "<rect x=\"" << number(x - 2.5, 5) << "\" y=\"" << number(y - 2.5, 5)
+          << "\" width=\"5\" height=\"5\" fill=\"none\" stroke=\"" << c << "\"/>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+std::string table(const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows) {
+  std::ostringstream html;
+  html << "<table><tr>";
+  for (const auto& h : header) html << "<th>" << escape(h) << "</th>";
+  html << "</tr>";
+  for (const auto& row : rows) {
+    html << "<tr>";
+    for (const auto& cell : row) html << "<td>" << escape(cell) << "</td>";
+    html << "</tr>";
+  }
+  html << "</table>";
+  return html.str();
+}
+
+std::string percent(double v) {
+  return number(100 * v, 4);
+}
+
+}  // namespace
+
+std::string render_report(const nlohmann::json& config, const std::vector<nlohmann::json>& metrics,
+                          const nlohmann::json& embedding) {
+  // The last record of each step and epoch wins (a resumed run logs some steps twice).
+  std::map<int64_t, nlohmann::json> steps, epochs;
+  nlohmann::json teachers_val, summary;
+  for (const auto& m : metrics) {
+    const std::string type = m.value("type", "");
+    if (type == "step") steps[m.at("global_step").get<int64_t>()] = m;
+    if (type == "epoch") epochs[m.at("epoch").get<int64_t>()] = m;
+    if (type == "teachers") teachers_val = m.value("val", nlohmann::json::object());
+    if (type == "summary") summary = m;
+  }
+  std::vector<Series> losses;
+  for (const std::string term : {"total", "kd", "mmd", "recon", "hint"}) {
+    Series s{term, {}, false};
+    for (const auto& [step, m] : steps)
+      if (m.contains(term) && m.at(term).get<double>() > 0)
+        s.points.emplace_back(step, m.at(term).get<double>());
+    if (!s.points.empty()) losses.push_back(s);
+  }
+  std::vector<Series> accuracy;
+  std::map<std::string, Series> per_task;
+  for (const auto& [epoch, m] : epochs) {
+    const nlohmann::json val = m.value("val", nlohmann::json::object());
+    for (const auto& [task, acc] : val.items())
+      per_task[task].points.emplace_back(epoch, 100 * acc.get<double>());
+  }
+  int task_index = 0;
+  for (auto& [task, s] : per_task) {
+    s.name = "student, " + task;
+    s.colour = task_index;
+    accuracy.push_back(s);
+    if (teachers_val.contains(task) && !s.points.empty())
+      accuracy.push_back({"teacher, " + task,
+                          {{s.points.front().first, 100 * teachers_val[task].get<double>()},
+                           {s.points.back().first, 100 * teachers_val[task].get<double>()}},
+                          true,
+                          task_index});
+    ++task_index;
+  }
+  std::vector<std::vector<std::string>> epoch_rows;
+  for (const auto& [epoch, m] : epochs) {
+    std::vector<std::string> row = {
+        std::to_string(epoch),         number(m.value("total", 0.0)),
+        number(m.value("kd", 0.0)),    number(m.value("mmd", 0.0)),
+        number(m.value("recon", 0.0)), number(m.value("images_per_second", 0.0), 4)};
+    std::string text;
+    const nlohmann::json val = m.value("val", nlohmann::json::object());
+    for (const auto& [task, acc] : val.items())
+      text += task + " " + percent(acc.get<double>()) + "%  ";
+    row.push_back(text.empty() ? "-" : text);
+    epoch_rows.push_back(row);
+  }
+
+  std::ostringstream html;
+  const nlohmann::json options = config.value("options", nlohmann::json::object());
+  const std::string method =
+      options.value("objective", nlohmann::json::object()).value("method", "?");
+  html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>amalgam report</title>"
+       << "<style>body{font-family:sans-serif;margin:24px;max-width:1100px}"
+       << ".row{display:flex;flex-wrap:wrap;gap:18px}table{border-collapse:collapse;margin:8px 0}"
+       << "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
+       << "pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:300px}</style></head><body>";
+  html << "<h1>amalgam run: " << escape(method) << " student</h1><p>Teachers: ";
+  const nlohmann::json teacher_refs = config.value("teachers", nlohmann::json::array());
+  for (const auto& t : teacher_refs) html << "<code>" << escape(t.get<std::string>()) << "</code> ";
+  html << "</p>";
+  if (!summary.is_null()) {
+    html << "<h2>Results</h2>";
+    std::vector<std::vector<std::string>> rows;
+    const nlohmann::json student_val = summary.value("student_val", nlohmann::json::object());
+    for (const auto& [task, acc] : student_val.items())
+      rows.push_back({task,
+                      teachers_val.contains(task) ? percent(teachers_val[task].get<double>()) : "-",
+                      percent(acc.get<double>())});
+    if (!rows.empty()) html << table({"task (validation accuracy, %)", "teacher", "student"}, rows);
+    html << "<p>Student: " << escape(summary.value("student", "")) << ", "
+         << summary.value("student_params", 0) << " parameters; "
+         << number(summary.value("seconds", 0.0), 4) << " s of training.</p>";
+  }
+  html << "<h2>Training</h2><div class=\"row\">"
+       << line_chart("Loss terms (log scale)", "step", losses, true)
+       << line_chart("Validation accuracy (%)", "epoch", accuracy) << "</div>";
+  html << table({"epoch", "total", "kd", "mmd", "recon", "img/s", "validation"}, epoch_rows);
+  if (embedding.is_object() && !embedding.empty()) {
+    html << "<h2>Feature spaces (PCA, coloured by " << escape(embedding.value("colour_by", "class"))
+         << ")</h2><p>Raw feature maps of each network, and the common space where the student's "
+            "features (dots) and each teacher's (squares) are pulled together by MMD.</p>"
+         << "<div class=\"row\">";
+    const nlohmann::json maps = embedding.value("maps", nlohmann::json::object());
+    for (const auto& [name, points] : maps.items()) html << scatter(name, points);
+    html << "</div>";
+  }
+  html << "<h2>Configuration</h2><pre>" << escape(config.dump(2)) << "</pre></body></html>\n";
+  return html.str();
+}
+
+std::string write_report(const std::string& run_dir) {
+  const std::string config_path = run_dir + "/config.json";
+  require(std::filesystem::is_regular_file(config_path),
+          "report: " + config_path + " is missing; is " + run_dir + " a run directory?");
+  nlohmann::json config, embedding = nlohmann::json::object();
+  std::vector<nlohmann::json> metrics;
+  try {
+    config = nlohmann::json::parse(read_text_file(config_path));
+    std::ifstream lines(run_dir + "/metrics.jsonl");
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty()) metrics.push_back(nlohmann::json::parse(line));
+    if (std::filesystem::is_regular_file(run_dir + "/embedding.json"))
+      embedding = nlohmann::json::parse(read_text_file(run_dir + "/embedding.json"));
+  } catch (const nlohmann::json::exception& e) {
+    const std::string what = e.what();
+    throw Error("report: " + run_dir + ": damaged run file: " + what.substr(0, what.find('\n')));
+  }
+  const std::string path = run_dir + "/report.html";
+  write_text_atomically(path, render_report(config, metrics, embedding));
+  return path;
+}
+
+}  // namespace amalgam
