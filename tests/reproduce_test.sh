@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `amalgam reproduce --quick` on one benchmark: the table has every row, every row trained
-# (above chance on every task), and the probes ran. The numbers themselves are not asserted.
+# (above chance on every task), the probes ran, and report.html charts every row. The numbers
+# themselves are not asserted.
 set -euo pipefail
 AMALGAM=${1:?usage: reproduce_test.sh path/to/amalgam}
 W=$(mktemp -d)
@@ -9,6 +10,8 @@ trap 'rm -rf "$W"' EXIT
   --json "$W/r.json" --markdown "$W/r.md" >"$W/stdout"
 grep -q "| CFL |" "$W/stdout" || { echo "FAIL: no CFL row printed"; exit 1; }
 cmp -s "$W/stdout" "$W/r.md" || { echo "FAIL: --markdown differs from what was printed"; exit 1; }
+bars=$(grep -o '<rect' "$W/runs/report.html" | wc -l)
+[ "$bars" -ge 27 ] || { echo "FAIL: report.html has $bars bars, expected one per row and task"; exit 1; }
 python3 - "$W/r.json" <<'PY'
 import json, math, sys
 d = json.load(open(sys.argv[1]))

@@ -15,6 +15,7 @@
 #include "core/runtime.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/linear_probe.h"
+#include "reporting/report.h"
 #include "reporting/table.h"
 #include "training/amalgamate.h"
 #include "training/teach.h"
@@ -286,6 +287,10 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
   if (!o.json_path.empty())
     write_text_atomically(o.json_path, reproduce_json(result).dump(2) + "\n");
   if (!o.markdown_path.empty()) write_text_atomically(o.markdown_path, format_reproduce(result));
+  ensure_directory(o.out_dir);
+  write_text_atomically(o.out_dir + "/report.html",
+                        render_reproduce_report(reproduce_json(result)));
+  log_info("reproduce: report -> " + o.out_dir + "/report.html");
   return result;
 }
 

@@ -159,7 +159,110 @@ std::string percent(double v) {
   return number(100 * v, 4);
 }
 
+// Grouped bars: one group per row, one bar per task (mean over seeds, whisker = std).
+std::string bar_chart(const std::string& title, const std::vector<std::string>& groups,
+                      const std::vector<std::string>& bars,
+                      const std::vector<std::vector<std::pair<double, double>>>& values) {
+  const double group_w = 26.0 * bars.size() + 14, left = 44, top = 28, plot_h = 200;
+  const double w = left + group_w * groups.size() + 10, h = top + plot_h + 130;
+  std::ostringstream svg;
+  svg << "<svg class=\"chart bars\" width=\"" << w << "\" height=\"" << h + 20
+      << "\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"" << left << "\" y=\"18\" "
+      << "font-weight=\"bold\">" << escape(title) << "</text>";
+  // Accuracy axis from 0 to 100 %.
+  for (int tick = 0; tick <= 100; tick += 25) {
+    const double y = top + plot_h * (1 - tick / 100.0);
+    svg << "<line x1=\"" << left << "\" x2=\"" << w - 10 << "\" y1=\"" << y << "\" y2=\"" << y
+        << "\" stroke=\"#ddd\"/><text x=\"8\" y=\"" << y + 4 << "\" font-size=\"11\">" << tick
+        << "</text>";
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const double x0 = left + g * group_w + 7;
+    for (size_t b = 0; b < bars.size() && b < values[g].size(); ++b) {
+      const auto [mean, sd] = values[g][b];
+      if (std::isnan(mean)) continue;
+      const double x = x0 + 26.0 * b, y = top + plot_h * (1 - mean / 100.0);
+      svg << "<rect x=\"" << x << "\" y=\"" << number(y, 6) << "\" width=\"22\" height=\""
+          << number(top + plot_h - y, 6) << "\" fill=\"" << colour(b) << "\"><title>"
+          << escape(groups[g] + ", " + bars[b] + ": " + number(mean, 4) + " ± " + number(sd, 2))
+          << "</title></rect>";
+      if (sd > 0)
+        svg << "<line x1=\"" << x + 11 << "\" x2=\"" << x + 11 << "\" y1=\""
+            << number(top + plot_h * (1 - (mean + sd) / 100.0), 6) << "\" y2=\""
+            << number(top + plot_h * (1 - (mean - sd) / 100.0), 6) << "\" stroke=\"#000\"/>";
+    }
+    svg << "<text font-size=\"11\" transform=\"translate(" << x0 + 4 << "," << top + plot_h + 12
+        << ") rotate(35)\">" << escape(groups[g]) << "</text>";
+  }
+  for (size_t b = 0; b < bars.size(); ++b)
+    svg << "<rect x=\"" << left + 110 * b << "\" y=\"" << h + 6 << "\" width=\"12\" height=\"12\" "
+        << "fill=\"" << colour(b) << "\"/><text x=\"" << left + 110 * b + 16 << "\" y=\"" << h + 16
+        << "\" font-size=\"12\">" << escape(bars[b]) << "</text>";
+  svg << "</svg>";
+  return svg.str();
+}
+
+std::pair<double, double> mean_sd(const std::vector<double>& v) {
+  double sum = 0, n = 0;
+  for (double x : v)
+    if (!std::isnan(x)) sum += x, ++n;
+  if (n == 0) return {std::nan(""), 0};
+  const double mean = sum / n;
+  double sq = 0;
+  for (double x : v)
+    if (!std::isnan(x)) sq += (x - mean) * (x - mean);
+  return {mean, n > 1 ? std::sqrt(sq / (n - 1)) : 0};
+}
+
 }  // namespace
+
+std::string render_reproduce_report(const nlohmann::json& results) {
+  std::ostringstream html;
+  html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>amalgam reproduce</title>"
+       << "<style>body{font-family:sans-serif;margin:24px;max-width:1200px}table{border-collapse:"
+       << "collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+       << "th{background:#f3f3f3}pre{background:#f7f7f7;padding:8px}</style></head><body>"
+       << "<h1>amalgam reproduce</h1><p>Test accuracy (%), mean over seeds; whiskers and ± are the "
+          "standard deviation over seeds.</p>";
+  const nlohmann::json benchmarks = results.value("benchmarks", nlohmann::json::array());
+  for (const auto& b : benchmarks) {
+    std::vector<std::string> tasks;
+    for (const auto& t : b.at("tasks")) tasks.push_back(t.value("name", "?"));
+    std::vector<std::string> bars = tasks;
+    bars.push_back("union");
+    std::vector<std::string> groups;
+    std::vector<std::vector<std::pair<double, double>>> values;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : b.at("rows")) {
+      groups.push_back(r.value("name", "?"));
+      std::vector<std::pair<double, double>> per_bar;
+      std::vector<std::string> row = {r.value("name", "?")};
+      for (size_t t = 0; t < tasks.size(); ++t) {
+        std::vector<double> seeds;
+        for (const auto& seed : r.at("task_acc"))
+          seeds.push_back(seed.at(t).is_null() ? std::nan("") : 100 * seed.at(t).get<double>());
+        per_bar.push_back(mean_sd(seeds));
+      }
+      std::vector<double> unions;
+      for (const auto& u : r.at("union_acc")) unions.push_back(100 * u.get<double>());
+      per_bar.push_back(mean_sd(unions));
+      for (const auto& [mean, sd] : per_bar)
+        row.push_back(std::isnan(mean) ? "-" : number(mean, 4) + " ± " + number(sd, 2));
+      row.push_back(std::to_string(r.value("params", 0)));
+      values.push_back(per_bar);
+      rows.push_back(row);
+    }
+    std::vector<std::string> header = {"row"};
+    for (const auto& t : bars) header.push_back(t);
+    header.push_back("parameters");
+    html << "<h2>" << escape(b.value("name", "")) << "</h2>"
+         << bar_chart(b.value("name", "") + ": accuracy per task", groups, bars, values)
+         << table(header, rows);
+  }
+  html << "<h2>Protocol</h2><pre>" << escape(results.value("settings", nlohmann::json()).dump(2))
+       << "</pre></body></html>\n";
+  return html.str();
+}
 
 std::string render_report(const nlohmann::json& config, const std::vector<nlohmann::json>& metrics,
                           const nlohmann::json& embedding) {

@@ -15,6 +15,10 @@ namespace amalgam {
 std::string render_report(const nlohmann::json& config, const std::vector<nlohmann::json>& metrics,
                           const nlohmann::json& embedding);
 
+/// The report of `amalgam reproduce` (its JSON, reproduce_json): per benchmark, a bar chart of
+/// each row's mean accuracy per task with the seeds' standard deviation, and the table.
+std::string render_reproduce_report(const nlohmann::json& results);
+
 /// Reads RUN_DIR's files and writes RUN_DIR/report.html atomically; returns its path. Throws
 /// Error naming the directory when it holds no run.
 std::string write_report(const std::string& run_dir);
