@@ -153,10 +153,6 @@ std::vector<std::string> arguments_with_config(int argc, char** argv) {
   return args;
 }
 
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -284,7 +284,7 @@ int resume_amalgamate(const std::string& run_dir, int threads) {
     config.at("export").get_to(export_path);
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
-    throw Error(config_path + ": damaged config: " + what.substr(0, what.find('\n')));
+    throw Error(config_path + ": damaged config: " + first_line(what));
   }
   require(std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
           "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");

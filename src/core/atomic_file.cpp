@@ -58,9 +58,7 @@ void write_atomically(const std::string& path,
     throw;
   } catch (const std::exception& e) {
     std::remove(tmp.c_str());
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    throw Error(path + ": cannot write: " + what);
+    throw Error(path + ": cannot write: " + first_line(e.what()));
   }
 }
 

@@ -12,6 +12,9 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+/// The first line of `text`: LibTorch and JSON messages run on with backtraces and context.
+std::string first_line(const std::string& text);
+
 /// Throws Error(message) when `condition` is false.
 void require(bool condition, const std::string& message);
 

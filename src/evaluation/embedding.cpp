@@ -39,12 +39,7 @@ nlohmann::json feature_embedding(const std::vector<Teacher>& teachers, NetworkIm
   student.eval();
   if (block != nullptr) block->eval();
   const int64_t n = std::min<int64_t>(max_points, images.size(0));
-  c10::Device device = at::kCPU;
-  for (const auto& p : student.parameters()) {
-    device = p.device();
-    break;
-  }
-  const at::Tensor x = to_network_input(images.slice(0, 0, n), device);
+  const at::Tensor x = to_network_input(images.slice(0, 0, n), device_of(student));
   const ModelOutput s = student.forward(x);
   const std::vector<ModelOutput> t = teacher_outputs(teachers, x);
   nlohmann::json out = {{"maps", nlohmann::json::object()}};

@@ -9,11 +9,6 @@
 namespace amalgam {
 namespace {
 
-c10::Device device_of(torch::nn::Module& module) {
-  for (const auto& p : module.parameters()) return p.device();
-  return c10::Device(c10::kCPU);
-}
-
 double fraction_equal(const at::Tensor& predicted, const at::Tensor& labels) {
   return predicted.eq(labels).to(torch::kFloat64).mean().item<double>();
 }

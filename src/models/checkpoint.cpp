@@ -16,14 +16,19 @@ namespace {
 constexpr const char* kFormat = "amalgam-network";
 constexpr int kVersion = 1;
 
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
-}
-
 }  // namespace
 
 std::string sidecar_path(const std::string& weights_path) {
   return std::filesystem::path(weights_path).replace_extension(".json").string();
+}
+
+std::string sidecar_format(const std::string& weights_path) {
+  try {
+    const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(weights_path)));
+    return meta.is_object() ? meta.value("format", "") : "";
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 void save_network(const torch::nn::Module& network, const std::string& path, nlohmann::json meta) {

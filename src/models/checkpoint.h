@@ -18,6 +18,10 @@ struct SavedNetwork {
 /// The sidecar path of a weights file: "dir/name.pt" -> "dir/name.json".
 std::string sidecar_path(const std::string& weights_path);
 
+/// The "format" entry of `weights_path`'s sidecar ("amalgam-network", "amalgam-export"), or ""
+/// when there is no readable sidecar.
+std::string sidecar_format(const std::string& weights_path);
+
 /// Writes a module's weights to `path` and `meta` to its sidecar, each atomically; "format" and
 /// "version" are added. load_network needs the zoo options under "model".
 void save_network(const torch::nn::Module& network, const std::string& path, nlohmann::json meta);

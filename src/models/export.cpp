@@ -35,11 +35,7 @@ void export_torchscript(NetworkImpl& network, const std::string& path, nlohmann:
     holder.register_buffer(attribute_name(b.key(), index++), b.value());
 
   const InputSpec& in = network.input();
-  at::Device device = at::kCPU;
-  for (const auto& p : network.parameters()) {
-    device = p.device();
-    break;
-  }
+  const c10::Device device = device_of(network);
   const at::Tensor example =
       torch::rand({2, in.channels, in.height, in.width}, torch::TensorOptions().device(device));
   std::shared_ptr<torch::jit::Graph> graph;

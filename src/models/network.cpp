@@ -20,15 +20,16 @@ std::vector<int64_t> feature_shape(NetworkImpl& network) {
   network.eval();
   torch::NoGradGuard no_grad;
   const InputSpec& in = network.input();
-  auto device = torch::kCPU;
-  for (const auto& p : network.parameters()) {
-    device = p.device().type();
-    break;
-  }
+  const c10::Device device = device_of(network);
   const auto out = network.forward(
       torch::zeros({1, in.channels, in.height, in.width}, torch::TensorOptions().device(device)));
   network.train(was_training);
   return {out.features.size(1), out.features.size(2), out.features.size(3)};
+}
+
+c10::Device device_of(const torch::nn::Module& module) {
+  for (const auto& p : module.parameters()) return p.device();
+  return c10::Device(c10::kCPU);
 }
 
 int64_t count_parameters(const torch::nn::Module& module) {

@@ -49,6 +49,9 @@ using Network = std::shared_ptr<NetworkImpl>;
 /// The feature map shape {C,H,W} the network produces for its declared input size.
 std::vector<int64_t> feature_shape(NetworkImpl& network);
 
+/// The device of a module's first parameter (CPU for a module without parameters).
+c10::Device device_of(const torch::nn::Module& module);
+
 /// Number of scalar parameters of a module.
 int64_t count_parameters(const torch::nn::Module& module);
 

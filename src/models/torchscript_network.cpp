@@ -13,10 +13,6 @@
 namespace amalgam {
 namespace {
 
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
-}
-
 std::string shape_text(const at::IValue& value) {
   if (!value.isTensor()) return value.tagKind();
   std::string text = "[";
@@ -89,12 +85,7 @@ TorchScriptNetworkImpl::TorchScriptNetworkImpl(torch::jit::Module module, std::s
     register_parameter(flat_name(p.name, named_parameters()), p.value);
   for (const auto& b : module_->named_buffers(true))
     register_buffer(flat_name(b.name, named_buffers()), b.value);
-  at::Device device = at::kCPU;
-  for (const auto& p : module_->parameters()) {
-    device = p.device();
-    break;
-  }
-  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device_of(*this));
   mean_ = register_buffer("input_mean",
                           torch::tensor(input_.mean, options).view({1, input_.channels, 1, 1}));
   std_ = register_buffer("input_std",

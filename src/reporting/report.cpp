@@ -376,7 +376,7 @@ std::string write_report(const std::string& run_dir) {
       embedding = nlohmann::json::parse(read_text_file(run_dir + "/embedding.json"));
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
-    throw Error("report: " + run_dir + ": damaged run file: " + what.substr(0, what.find('\n')));
+    throw Error("report: " + run_dir + ": damaged run file: " + first_line(what));
   }
   const std::string path = run_dir + "/report.html";
   write_text_atomically(path, render_report(config, metrics, embedding));

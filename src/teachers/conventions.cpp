@@ -56,7 +56,7 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
       side = nlohmann::json::parse(read_text_file(side_path));
     } catch (const nlohmann::json::exception& e) {
       const std::string what = e.what();
-      throw Error(side_path + ": not valid JSON: " + what.substr(0, what.find('\n')));
+      throw Error(side_path + ": not valid JSON: " + first_line(what));
     }
     require(side.is_object(), side_path + ": expected a JSON object");
   }
@@ -76,7 +76,7 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
     in.std = side.value("std", options.std.empty() ? std::vector<double>{1.0} : options.std);
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
-    throw Error(side_path + ": bad entry: " + what.substr(0, what.find('\n')));
+    throw Error(side_path + ": bad entry: " + first_line(what));
   }
   require(in.channels == 1 || in.channels == 3,
           path + ": channels must be 1 or 3, got " + std::to_string(in.channels));

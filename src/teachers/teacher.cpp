@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <set>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "models/checkpoint.h"
@@ -34,16 +33,6 @@ void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const
 
 namespace {
 
-// True when `path` has a sidecar written by amalgam (a teacher from `amalgam teach`).
-bool has_amalgam_sidecar(const std::string& path) {
-  try {
-    const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
-    return meta.is_object() && meta.value("format", "") == "amalgam-network";
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
                                  const InputConventions& conventions) {
   require(!ref.layer.empty(),
@@ -66,7 +55,7 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
     const std::string what = e.what_without_backtrace();
     throw Error(ref.path + ": forward fails on a " + std::to_string(conv.input.channels) + "x" +
                 std::to_string(conv.input.height) + "x" + std::to_string(conv.input.width) +
-                " input (check --input-size and --channels): " + what.substr(0, what.find('\n')));
+                " input (check --input-size and --channels): " + first_line(what));
   }
   TaskSpec task;
   task.name = conv.task.empty() ? std::filesystem::path(ref.path).stem().string() : conv.task;
@@ -89,7 +78,7 @@ Teacher load_teacher(const std::string& text, c10::Device device,
                      const InputConventions& conventions) {
   const ModelRef ref = parse_model_ref(text);
   require(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
-  if (!has_amalgam_sidecar(ref.path)) {
+  if (sidecar_format(ref.path) != "amalgam-network") {
     require(is_torchscript_file(ref.path),
             ref.path + ": neither a teacher written by amalgam teach (its sidecar " +
                 sidecar_path(ref.path) + " is missing) nor a TorchScript file");

@@ -29,10 +29,6 @@ void read_module(torch::serialize::InputArchive& root, const std::string& key,
   module->load(archive);
 }
 
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
-}
-
 }  // namespace
 
 void to_json(nlohmann::json& j, const EpochStats& s) {

@@ -50,7 +50,7 @@ Student load_exported_student(const std::string& path, const nlohmann::json& met
     student.network = load_torchscript_network(path, "", input, device);
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
-    throw Error(sidecar_path(path) + ": bad export sidecar: " + what.substr(0, what.find('\n')));
+    throw Error(sidecar_path(path) + ": bad export sidecar: " + first_line(what));
   }
   student.network->eval();
   return student;
@@ -75,11 +75,7 @@ double export_student(NetworkImpl& student, const HeadLayout& head, const std::s
 
   // The file must reproduce the student: compare on random images before calling it done.
   const InputSpec& in = student.input();
-  at::Device device = at::kCPU;
-  for (const auto& p : student.parameters()) {
-    device = p.device();
-    break;
-  }
+  const c10::Device device = device_of(student);
   const at::Tensor images = torch::rand({4, in.channels, in.height, in.width});
   torch::NoGradGuard no_grad;
   const bool was_training = student.is_training();
@@ -98,16 +94,9 @@ double export_student(NetworkImpl& student, const HeadLayout& head, const std::s
 
 Student load_student(const std::string& path, c10::Device device) {
   require(std::filesystem::is_regular_file(path), path + ": no such model file");
-  {
-    nlohmann::json meta;
-    try {
-      meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
-    } catch (const std::exception&) {
-      meta = nullptr;  // load_network reports what is wrong
-    }
-    if (meta.is_object() && meta.value("format", "") == kExportFormat)
-      return load_exported_student(path, meta, device);
-  }
+  if (sidecar_format(path) == kExportFormat)
+    return load_exported_student(path, nlohmann::json::parse(read_text_file(sidecar_path(path))),
+                                 device);
   SavedNetwork saved = load_network(path);
   require(saved.meta.contains("head"),
           sidecar_path(path) + ": no \"head\" entry; is this a student written by amalgamate?");
