@@ -15,20 +15,15 @@
 #include "data/image_folder.h"
 #include "models/zoo.h"
 #include "teachers/teacher.h"
+#include "test_util.h"
 #include "training/amalgamate.h"
 #include "training/run_checkpoint.h"
 
 using namespace amalgam;
+using amalgam::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("amalgam_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
 
 struct Setup {
   std::vector<Teacher> teachers;

@@ -16,18 +16,13 @@
 #include "models/layer_tap.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
+#include "test_util.h"
 
 using namespace amalgam;
+using amalgam::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("amalgam_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
 
 // A conv "body" (feature map) and a linear "head" (logits), as a user's scripted model would be.
 torch::jit::Module user_module() {

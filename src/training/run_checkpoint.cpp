@@ -31,22 +31,6 @@ void read_module(torch::serialize::InputArchive& root, const std::string& key,
 
 }  // namespace
 
-void to_json(nlohmann::json& j, const EpochStats& s) {
-  j = {{"epoch", s.epoch},    {"total", s.total}, {"kd", s.kd},
-       {"mmd", s.mmd},        {"recon", s.recon}, {"images_per_second", s.images_per_second},
-       {"seconds", s.seconds}};
-}
-
-void from_json(const nlohmann::json& j, EpochStats& s) {
-  j.at("epoch").get_to(s.epoch);
-  j.at("total").get_to(s.total);
-  j.at("kd").get_to(s.kd);
-  j.at("mmd").get_to(s.mmd);
-  j.at("recon").get_to(s.recon);
-  j.at("images_per_second").get_to(s.images_per_second);
-  j.at("seconds").get_to(s.seconds);
-}
-
 void save_run_checkpoint(const std::string& path, const RunModules& modules,
                          const RunProgress& progress, const nlohmann::json& fingerprint) {
   const nlohmann::json meta = {

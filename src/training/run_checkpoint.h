@@ -40,7 +40,7 @@ void save_run_checkpoint(const std::string& path, const RunModules& modules,
 RunProgress load_run_checkpoint(const std::string& path, const RunModules& modules,
                                 const nlohmann::json& fingerprint);
 
-void to_json(nlohmann::json& j, const EpochStats& s);
-void from_json(const nlohmann::json& j, EpochStats& s);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochStats, epoch, total, kd, mmd, recon, images_per_second,
+                                   seconds)
 
 }  // namespace amalgam
