@@ -68,6 +68,18 @@ void expect_bitwise_equal(const torch::nn::Module& a, const torch::nn::Module& b
   for (const auto& x : ba) EXPECT_TRUE(x.value().equal(bb[x.key()])) << x.key();
 }
 
+// Writes `bytes` as an IDX file; read_idx must refuse it with a message containing `expected`.
+void expect_idx_refused(const unsigned char* bytes, size_t size, const std::string& expected) {
+  const std::string path = temp_dir("fuzzed") + "/input.idx";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes), size);
+  try {
+    read_idx(path);
+    FAIL() << "the IDX file must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 
 TEST(Resume, StopAndResumeEqualsAnUninterruptedRunBitwise) {
@@ -122,14 +134,7 @@ TEST(Fuzzed, IdxHeaderClaimingGigabytesIsRefusedAsTruncated) {
                                  0xd9, 0xcf, 0xeb, 0x0f, 0xa3, 0x21, 0xd7, 0xd9, 0x82, 0xf8,
                                  0xbd, 0x10, 0x45, 0xb8, 0xe8, 0xcd, 0x4e, 0x1d, 0xf0, 0x42,
                                  0x13, 0xb6, 0x27, 0x3b, 0x04, 0x3b, 0x51, 0x00, 0x00, 0x08};
-  const std::string path = temp_dir("fuzzed") + "/oom.idx";
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes), sizeof bytes);
-  try {
-    read_idx(path);
-    FAIL() << "a truncated IDX file must be refused";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
-  }
+  expect_idx_refused(bytes, sizeof bytes, "truncated");
 }
 
 TEST(Fuzzed, GarbageImagesAreRefusedWithTheirName) {
@@ -151,14 +156,7 @@ TEST(Fuzzed, IdxDimensionsWhoseProductOverflowsAreRefused) {
   const unsigned char bytes[] = {0x00, 0x00, 0x08, 0x03, 0x00, 0x40, 0x00, 0x03, 0x00,
                                  0x00, 0x08, 0x02, 0xe8, 0x00, 0x00, 0x00, 0x00, 0x06,
                                  0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x00};
-  const std::string path = temp_dir("fuzzed_overflow") + "/overflow.idx";
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes), sizeof bytes);
-  try {
-    read_idx(path);
-    FAIL() << "an impossible IDX header must be refused";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("implausibly large"), std::string::npos) << e.what();
-  }
+  expect_idx_refused(bytes, sizeof bytes, "implausibly large");
 }
 
 TEST(Fuzzed, PnmPromisingMorePixelsThanItHoldsIsRefused) {

@@ -149,7 +149,9 @@ nlohmann::json run_bench(const BenchOptions& o) {
     add_state(state, "student.", student);
     add_state(state, "block.", *block);
   };
+  int64_t steps_per_epoch = 0;
   hooks.on_step = [&](const StepRecord& r) {
+    steps_per_epoch = r.steps_per_epoch;
     if (r.global_step >= o.check_steps) return;
     check.push_back(
         {{"total", r.total}, {"kd", r.kd}, {"mmd", r.mmd}, {"recon", r.recon}, {"lrs", r.lrs}});
@@ -163,7 +165,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
                     {"steady_epoch_s", mean(run.epoch_seconds)},
                     {"amalgam_epoch_s", mean(run.epoch_seconds) + run.cache_seconds / o.epochs},
                     {"images_per_second", run.images_per_second},
-                    {"steps_per_epoch", transfer.size() / o.batch_size},
+                    {"steps_per_epoch", steps_per_epoch},
                     {"peak_rss_mib", peak_rss_mib()}};
   out["check_steps"] = check;
 

@@ -22,9 +22,6 @@ RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, 
       options_(options),
       metrics_(std::make_shared<MetricsLog>(dir_ + "/metrics.jsonl")) {
   for (const auto& t : teachers_) head_.tasks.push_back(t.task);
-  const int64_t batch = options_.train.batch_size;
-  steps_per_epoch_ =
-      transfer_.size() > batch ? transfer_.size() / batch : (transfer_.size() + batch - 1) / batch;
   start_ = now_seconds();
   if (val_.size() > 0 && !options_.resume) {
     nlohmann::json teachers_val;
@@ -65,7 +62,7 @@ TrainingHooks RunRecorder::hooks() {
   hooks.on_step = [this](const StepRecord& r) {
     if (first_step_ < 0) first_step_ = r.global_step;
     if (options_.log_every <= 0 || (r.global_step + 1) % options_.log_every != 0) return;
-    const int64_t total_steps = options_.train.epochs * steps_per_epoch_;
+    const int64_t total_steps = options_.train.epochs * r.steps_per_epoch;
     const double steps_per_second = (r.global_step + 1 - first_step_) / (now_seconds() - start_);
     const double images_per_second = steps_per_second * options_.train.batch_size;
     metrics_->write({{"type", "step"},
@@ -86,7 +83,7 @@ TrainingHooks RunRecorder::hooks() {
         "epoch %lld/%lld step %lld/%lld (%.0f%%) loss %.4f (kd %.4f mmd %.4f recon "
         "%.4f) %.0f img/s ETA %s",
         static_cast<long long>(r.epoch + 1), static_cast<long long>(options_.train.epochs),
-        static_cast<long long>(r.step + 1), static_cast<long long>(steps_per_epoch_),
+        static_cast<long long>(r.step + 1), static_cast<long long>(r.steps_per_epoch),
         100.0 * (r.global_step + 1) / total_steps, r.total, r.kd, r.mmd, r.recon, images_per_second,
         duration_text((total_steps - r.global_step - 1) / steps_per_second).c_str());
     log_info(line);

@@ -41,7 +41,6 @@ class RunRecorder {
   std::shared_ptr<MetricsLog> metrics_;
   HeadLayout head_;
   nlohmann::json last_val_;
-  int64_t steps_per_epoch_ = 1;
   double start_ = 0;
   int64_t first_step_ = -1;
 };

@@ -247,6 +247,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
         record.recon = terms.recon.item<double>();
         record.hint = terms.hint.item<double>();
         record.lrs = lrs;
+        record.steps_per_epoch = loader.batches_per_epoch();
         record.seconds = now_seconds() - step_start;
         hooks.on_step(record);
       }

@@ -67,17 +67,18 @@ using EpochCallback = std::function<void(const EpochStats&, NetworkImpl& student
 
 /// One optimisation step, as the step hook sees it.
 struct StepRecord {
-  int64_t epoch = 0;        ///< 0-based epoch
-  int64_t step = 0;         ///< 0-based step within the epoch
-  int64_t global_step = 0;  ///< 0-based step over the run
-  at::Tensor indices;       ///< int64 [B]: transfer-set positions of the batch
-  double total = 0;         ///< total loss of the step
-  double kd = 0;            ///< soft-target term
-  double mmd = 0;           ///< summed MMD²
-  double recon = 0;         ///< summed reconstruction MSE
-  double hint = 0;          ///< summed FitNet hint MSE
-  std::vector<double> lrs;  ///< learning rate of each parameter group used by the step
-  double seconds = 0;       ///< wall time of the step
+  int64_t epoch = 0;            ///< 0-based epoch
+  int64_t step = 0;             ///< 0-based step within the epoch
+  int64_t global_step = 0;      ///< 0-based step over the run
+  int64_t steps_per_epoch = 0;  ///< steps in every epoch of the run
+  at::Tensor indices;           ///< int64 [B]: transfer-set positions of the batch
+  double total = 0;             ///< total loss of the step
+  double kd = 0;                ///< soft-target term
+  double mmd = 0;               ///< summed MMD²
+  double recon = 0;             ///< summed reconstruction MSE
+  double hint = 0;              ///< summed FitNet hint MSE
+  std::vector<double> lrs;      ///< learning rate of each parameter group used by the step
+  double seconds = 0;           ///< wall time of the step
 };
 
 /// Optional observers of a run (benchmarks, metrics); they must not change the training.
