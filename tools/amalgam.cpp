@@ -20,6 +20,8 @@
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/dataset.h"
+#include "distributed/launcher.h"
+#include "distributed/process_group.h"
 #include "evaluation/evaluate.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
@@ -123,7 +125,7 @@ std::vector<std::string> arguments_with_config(int argc, char** argv) {
   args.erase(it, it + 2);
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(read_text_file(path));
+    config = nlohmann::json::parse(read_whole_file(path));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON: " + std::string(e.what()).substr(0, 200));
   }
@@ -151,6 +153,21 @@ std::vector<std::string> arguments_with_config(int argc, char** argv) {
     }
   }
   return args;
+}
+
+// `args` without the options in `names` (as "--name value" or "--name=value").
+std::vector<std::string> without_options(const std::vector<std::string>& args,
+                                         const std::set<std::string>& names) {
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string name = args[i].substr(0, args[i].find('='));
+    if (!names.count(name)) {
+      kept.push_back(args[i]);
+    } else if (args[i].find('=') == std::string::npos) {
+      ++i;  // its value
+    }
+  }
+  return kept;
 }
 
 }  // namespace
@@ -246,6 +263,27 @@ int main(int argc, char** argv) {
   am_cmd->add_flag("--no-teacher-cache", no_teacher_cache,
                    "Run the teachers on every batch instead of caching their outputs once");
   add_train_options(am_cmd, am.train, am_out);
+  // Data parallelism (c10d/Gloo): --batch-size stays the whole step's batch.
+  LaunchOptions launch;
+  launch.nproc = 0;
+  DistributedOptions& dist = launch.dist;
+  am_cmd
+      ->add_option("--nproc", launch.nproc,
+                   "Start this many ranks on this host (0 = run in this process)")
+      ->capture_default_str();
+  am_cmd->add_option("--world-size", dist.world_size, "Ranks in the run, over all hosts")
+      ->capture_default_str();
+  am_cmd->add_option("--rank", dist.rank, "This process's rank (with --nproc: the first one here)")
+      ->capture_default_str();
+  am_cmd->add_option("--dist-url", dist.url,
+                     "tcp://HOST:PORT where rank 0 meets the others (--nproc alone: a free "
+                     "loopback port)");
+  am_cmd
+      ->add_option("--dist-timeout", dist.timeout_s,
+                   "Seconds to wait for a rank before failing the run")
+      ->capture_default_str();
+  am_cmd->add_option("--dist-iface", dist.interface,
+                     "Network interface for the ranks' traffic (default: by host name)");
 
   // eval
   CliData ev_data;
@@ -367,23 +405,44 @@ int main(int argc, char** argv) {
     return 2;
   }
   set_log_level(quiet ? LogLevel::kQuiet : verbose ? LogLevel::kVerbose : LogLevel::kInfo);
+  // A data-parallel rank other than 0 only speaks when something fails; errors name the rank.
+  const bool ranked = *am_cmd && launch.nproc == 0 && dist.enabled();
+  if (ranked && dist.rank > 0 && !verbose) set_log_level(LogLevel::kQuiet);
+  const std::string who = ranked ? "rank " + std::to_string(dist.rank) + ": " : "";
   try {
     if (*teach_cmd)
       return run_teach(resolved(teach_data), teach_spec, teach_task, teach_train, teach_out);
     am.cache_teachers = !no_teacher_cache;
     am.objective.use_mmd = !no_mmd;
     am.objective.use_reconstruction = !no_reconstruction;
-    if (*am_cmd && !am_resume.empty()) {
-      require(am_teachers.empty() && am_out.empty(),
-              "--resume: the run's teachers and directory come from its config.json; give "
-              "--resume alone (and --threads if needed)");
-      return resume_amalgamate(am_resume, am.train.threads);
-    }
     if (*am_cmd) {
-      require(!am_teachers.empty(), "--teacher: at least one teacher is needed");
-      return run_amalgamate(resolved(am_data), am, am_teachers, am_sigmas, am_out, am_export,
-                            am_dry_run);
+      require(launch.nproc >= 0, "--nproc: must be >= 0");
+      require(am_resume.empty() || (am_teachers.empty() && am_out.empty()),
+              "--resume: the run's teachers and directory come from its config.json; give "
+              "--resume alone (and --threads or the ranks' options if needed)");
+      require(!am_resume.empty() || !am_teachers.empty(),
+              "--teacher: at least one teacher is needed");
     }
+    if (*am_cmd && launch.nproc > 0 && !am_dry_run) {
+      // The ranks parse the same command line (and --config); each gets its own rank options,
+      // and --nproc 0 so that none launches again.
+      const int world = launch.dist.world_size > 1 ? launch.dist.world_size : launch.nproc;
+      require(!am_resume.empty() || am.train.batch_size % world == 0,
+              "--batch-size: " + std::to_string(am.train.batch_size) +
+                  " must be a multiple of the number of ranks (" + std::to_string(world) + ")");
+      launch.threads_per_rank = am.train.threads;
+      std::vector<std::string> args =
+          without_options(std::vector<std::string>(argv + 1, argv + argc),
+                          {"--nproc", "--rank", "--world-size", "--dist-url", "--dist-timeout",
+                           "--dist-iface", "--threads"});
+      args.push_back("--nproc");
+      args.push_back("0");
+      return launch_local_ranks(args, launch);
+    }
+    if (*am_cmd && !am_resume.empty()) return resume_amalgamate(am_resume, am.train.threads, dist);
+    if (*am_cmd)
+      return run_amalgamate(resolved(am_data), am, am_teachers, am_sigmas, am_out, am_export,
+                            am_dry_run, dist);
     if (*ev_cmd)
       return run_eval(resolved(ev_data), ev_split, ev_teachers, ev_student, ev_device, ev_threads,
                       ev_json);
@@ -420,16 +479,17 @@ int main(int argc, char** argv) {
       return 0;
     }
   } catch (const Interrupted& e) {
-    std::fprintf(stderr, "amalgam: %s\n", e.what());
+    std::fprintf(stderr, "amalgam: %s%s\n", who.c_str(), e.what());
     return 128 + e.signal();
   } catch (const Error& e) {
-    std::fprintf(stderr, "amalgam: error: %s\n", e.what());
+    std::fprintf(stderr, "amalgam: error: %s%s\n", who.c_str(), e.what());
     return 1;
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "amalgam: error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    std::fprintf(stderr, "amalgam: error: %s%s\n", who.c_str(),
+                 first_line(e.what_without_backtrace()).c_str());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "amalgam: error: %s\n", first_line(e.what()).c_str());
+    std::fprintf(stderr, "amalgam: error: %s%s\n", who.c_str(), first_line(e.what()).c_str());
     return 1;
   }
   return 0;

@@ -203,7 +203,8 @@ int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task_text
 
 int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                    const std::vector<std::string>& teacher_refs, const std::string& sigmas,
-                   std::string out, const std::string& export_path, bool dry_run) {
+                   std::string out, const std::string& export_path, bool dry_run,
+                   const DistributedOptions& dist) {
   configure_threads(options.train.threads);
   if (!sigmas.empty()) {
     std::stringstream parts(sigmas);
@@ -224,6 +225,10 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
   require(export_path.empty() || std::filesystem::weakly_canonical(export_path) !=
                                      std::filesystem::weakly_canonical(out + "/student.pt"),
           "--export: " + export_path + " is where the run saves its student; choose another path");
+  validate(dist);
+  if (dist.enabled() && !options.group && !dry_run)
+    options.group = std::make_shared<ProcessGroup>(dist);
+  const bool writer = !options.group || options.group->rank() == 0;
   options.student_network = user_student(options.student.arch, d, options.train.device);
   if (!options.student_network)
     make_network(options.student);  // validates the student architecture before any work
@@ -235,17 +240,26 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
   }
   LabeledImages val;
   const TransferSet transfer = load_transfer_set(d.source, teachers.front().network->input(), &val);
+  install_stop_handlers();
+  check_ranks_agree(teachers, transfer, options);
+  if (!writer) {
+    // Another rank of a data-parallel run: it trains its shards; rank 0 writes everything.
+    options.checkpoint_path.clear();
+    amalgamate(teachers, transfer, options);
+    return 0;
+  }
   ensure_directory(out);
   // Everything needed to rerun or resume the run, written once every input has been accepted.
-  write_text_atomically(out + "/config.json", nlohmann::json{{"command", "amalgamate"},
-                                                             {"teachers", teacher_refs},
-                                                             {"data", d},
-                                                             {"options", options},
-                                                             {"export", export_path}}
-                                                      .dump(2) +
-                                                  "\n");
+  write_text_atomically(out + "/config.json",
+                        nlohmann::json{{"command", "amalgamate"},
+                                       {"teachers", teacher_refs},
+                                       {"data", d},
+                                       {"options", options},
+                                       {"export", export_path},
+                                       {"world_size", options.group ? options.group->size() : 1}}
+                                .dump(2) +
+                            "\n");
   options.checkpoint_path = out + "/checkpoint.pt";
-  install_stop_handlers();
   RunRecorder recorder(out, teachers, val, transfer, options);
   AmalgamationResult result =
       amalgamate(teachers, transfer, options, recorder.on_epoch(), nullptr, recorder.hooks());
@@ -266,16 +280,32 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
   return 0;
 }
 
-int resume_amalgamate(const std::string& run_dir, int threads) {
+int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist) {
   const std::string config_path = run_dir + "/config.json";
-  require(std::filesystem::is_regular_file(config_path),
-          "--resume: " + config_path + " is missing; is " + run_dir + " a run directory?");
+  validate(dist);
+  std::shared_ptr<ProcessGroup> group;
+  if (dist.enabled()) group = std::make_shared<ProcessGroup>(dist);
+  const bool writer = !group || group->rank() == 0;
+  if (writer) {
+    require(std::filesystem::is_regular_file(config_path),
+            "--resume: " + config_path + " is missing; is " + run_dir + " a run directory?");
+    require(std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
+            "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");
+  }
+  // Only rank 0 needs the run directory: the others get its config.
+  std::string config_text = writer ? read_whole_file(config_path) : "";
+  if (group) config_text = group->broadcast_bytes(config_text);
   DataOptions d;
   AmalgamateOptions options;
   std::vector<std::string> teachers;
   std::string export_path;
   try {
-    const auto config = nlohmann::json::parse(read_text_file(config_path));
+    const auto config = nlohmann::json::parse(config_text);
+    const int world_size = config.value("world_size", 1);
+    require(world_size == dist.world_size,
+            "--resume: " + run_dir + " was trained by " + std::to_string(world_size) +
+                " rank(s); resume it with as many (" +
+                (world_size > 1 ? "--nproc " + std::to_string(world_size) : "no --nproc") + ")");
     require(config.value("command", "") == "amalgamate",
             config_path + ": not the config of an amalgamate run");
     config.at("data").get_to(d);
@@ -286,10 +316,9 @@ int resume_amalgamate(const std::string& run_dir, int threads) {
     const std::string what = e.what();
     throw Error(config_path + ": damaged config: " + first_line(what));
   }
-  require(std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
-          "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");
   if (threads > 0) options.train.threads = threads;
   options.resume = true;
+  options.group = group;
   return run_amalgamate(d, options, teachers, "", run_dir, export_path);
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/data_sources.h"
+#include "distributed/process_group.h"
 #include "models/layers.h"
 #include "teachers/conventions.h"
 #include "training/amalgamate.h"
@@ -32,14 +33,17 @@ int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task, con
 /// `amalgam amalgamate`: trains a student (options.student.arch: a zoo name or PATH.pt:LAYER) from
 /// `teacher_refs`; writes OUT/config.json, OUT/checkpoint.pt (every options.checkpoint_every
 /// steps, at epoch ends, and on SIGINT/SIGTERM, which then throw Interrupted), OUT/student.pt and,
-/// when `export_path` is set, a TorchScript export.
+/// when `export_path` is set, a TorchScript export. With `dist` enabled (or options.group set)
+/// this process is one rank of a data-parallel run, and only rank 0 writes anything.
 int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
                    const std::vector<std::string>& teacher_refs, const std::string& sigmas,
-                   std::string out, const std::string& export_path, bool dry_run = false);
+                   std::string out, const std::string& export_path, bool dry_run = false,
+                   const DistributedOptions& dist = {});
 
 /// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
 /// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same).
-int resume_amalgamate(const std::string& run_dir, int threads);
+/// A data-parallel run resumes with as many ranks as it had; only rank 0 needs RUN_DIR.
+int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist = {});
 
 /// `amalgam eval`: per-task and union accuracy of teachers and/or a student on an IDX split or a
 /// labeled folder; `json_path` also receives the scores.

@@ -49,7 +49,7 @@ Teacher obtain_teacher(const TeacherPlan& plan, const TrainValSplit& data, const
   const c10::Device device = parse_device(train.device);
   if (!retrain && std::filesystem::exists(sidecar_path(path))) {
     try {
-      const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(path)));
+      const auto meta = nlohmann::json::parse(read_whole_file(sidecar_path(path)));
       if (meta.value("recipe", nlohmann::json()) == key) {
         log_info("reusing teacher " + path);
         return load_teacher(path, device);

@@ -76,7 +76,7 @@ void write_text_atomically(const std::string& path, const std::string& text) {
   write_bytes_atomically(path, text);
 }
 
-std::string read_text_file(const std::string& path) {
+std::string read_whole_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
   std::ostringstream buffer;

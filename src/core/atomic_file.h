@@ -22,7 +22,7 @@ void write_text_atomically(const std::string& path, const std::string& text);
 /// Creates `dir` and its parents; throws Error naming `dir` when that is impossible.
 void ensure_directory(const std::string& dir);
 
-/// Reads a whole text file; throws Error naming `path` when it cannot be read.
-std::string read_text_file(const std::string& path);
+/// Reads a whole file (text or binary); throws Error naming `path` when it cannot be read.
+std::string read_whole_file(const std::string& path);
 
 }  // namespace amalgam

@@ -13,6 +13,15 @@ BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOption
     : images_(std::move(images)), labels_(std::move(labels)), options_(options) {
   require(options_.batch_size > 0,
           "--batch-size: must be > 0, got " + std::to_string(options_.batch_size));
+  require(options_.shard_count >= 1 && options_.shard_index >= 0 &&
+              options_.shard_index < options_.shard_count,
+          "batch loader: shard index out of range");
+  require(options_.batch_size % options_.shard_count == 0,
+          "--batch-size: " + std::to_string(options_.batch_size) +
+              " must be a multiple of the number of ranks (" +
+              std::to_string(options_.shard_count) + ")");
+  require(options_.shard_count == 1 || options_.drop_last,
+          "batch loader: sharded batches must all be full (drop_last)");
   require(images_.defined() && images_.dim() == 4 && images_.size(0) > 0,
           "batch loader: need a non-empty [N,C,H,W] image tensor");
   require(!labels_.defined() || labels_.size(0) == images_.size(0),
@@ -46,8 +55,9 @@ void BatchLoader::start_epoch(int64_t epoch) {
 }
 
 Batch BatchLoader::make_batch(int64_t index) const {
-  const int64_t begin = index * options_.batch_size;
-  const int64_t end = std::min<int64_t>(begin + options_.batch_size, size());
+  const int64_t shard = options_.batch_size / options_.shard_count;
+  const int64_t begin = index * options_.batch_size + options_.shard_index * shard;
+  const int64_t end = std::min<int64_t>(begin + shard, size());
   std::vector<int64_t> ids(order_.begin() + begin, order_.begin() + end);
   const at::Tensor rows = torch::tensor(ids, torch::kInt64);
   // Plain loops, no ATen kernels: this runs on the prefetch thread, and an ATen kernel there would

@@ -16,6 +16,11 @@ struct BatchLoaderOptions {
   bool shuffle = true;       ///< reshuffle every epoch (seeded by seed and epoch)
   bool drop_last = false;    ///< drop a final batch smaller than batch_size
   uint64_t seed = 0;         ///< base of the per-epoch shuffle seed
+  /// Data-parallel runs: every batch is cut into shard_count equal parts (batch_size must divide,
+  /// and drop_last hold) and this loader yields part shard_index, so the ranks' shards of a step
+  /// are disjoint and together make the batch one process would take.
+  int64_t shard_count = 1;
+  int64_t shard_index = 0;  ///< which part, 0..shard_count-1
 };
 
 /// One batch: float images in [0,1] and, when the loader has labels, their labels.

@@ -25,7 +25,7 @@ at::Tensor soft_targets(const std::vector<ModelOutput>& teachers, double tempera
 
 LossTerms amalgamation_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
                             CommonFeatureBlockImpl* block, const ObjectiveOptions& options,
-                            HintAdaptersImpl* hints) {
+                            HintAdaptersImpl* hints, const BatchGather& gather) {
   LossTerms terms;
   const double t = options.temperature;
   terms.kd = t * t * soft_cross_entropy(student.logits / t, soft_targets(teachers, t));
@@ -35,11 +35,13 @@ LossTerms amalgamation_loss(const ModelOutput& student, const std::vector<ModelO
   if (options.method == "cfl") {
     require(block != nullptr, "cfl: a common feature block is required");
     const auto& sigmas = options.sigmas.empty() ? default_mmd_sigmas() : options.sigmas;
+    const auto whole = [&](const at::Tensor& x) { return gather ? gather(x) : x; };
     const at::Tensor h_s = block->student_common(student.features);
+    const at::Tensor h_s_whole = options.use_mmd ? whole(h_s) : h_s;
     for (size_t i = 0; i < teachers.size(); ++i) {
       const at::Tensor h_i = block->teacher_common(i, teachers[i].features);
       if (options.use_mmd) {
-        terms.mmd_each.push_back(mmd_loss(h_s, h_i, sigmas));
+        terms.mmd_each.push_back(mmd_loss(h_s_whole, whole(h_i), sigmas));
         terms.mmd = terms.mmd + terms.mmd_each.back();
       }
       if (options.use_reconstruction) {

@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,15 @@ void validate(const ObjectiveOptions& options);
 /// Soft targets: softmax of the teachers' concatenated logits divided by T.
 at::Tensor soft_targets(const std::vector<ModelOutput>& teachers, double temperature);
 
+/// Maps a process's share of a batch to the whole batch (data-parallel runs: every rank's rows,
+/// differentiably); empty when one process holds the whole batch.
+using BatchGather = std::function<at::Tensor(const at::Tensor&)>;
+
 /// Computes the amalgamation loss. `block` is needed by cfl, `hints` by fitnet; either may be null
-/// otherwise.
+/// otherwise. `gather`, when set, widens the MMD's samples to the whole batch: MMD compares
+/// distributions, so it is not a mean of per-image terms as the others are.
 LossTerms amalgamation_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
                             CommonFeatureBlockImpl* block, const ObjectiveOptions& options,
-                            HintAdaptersImpl* hints = nullptr);
+                            HintAdaptersImpl* hints = nullptr, const BatchGather& gather = {});
 
 }  // namespace amalgam

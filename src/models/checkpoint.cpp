@@ -24,7 +24,7 @@ std::string sidecar_path(const std::string& weights_path) {
 
 std::string sidecar_format(const std::string& weights_path) {
   try {
-    const auto meta = nlohmann::json::parse(read_text_file(sidecar_path(weights_path)));
+    const auto meta = nlohmann::json::parse(read_whole_file(sidecar_path(weights_path)));
     return meta.is_object() ? meta.value("format", "") : "";
   } catch (const std::exception&) {
     return "";
@@ -58,7 +58,7 @@ SavedNetwork load_network(const std::string& path) {
           path + ": sidecar " + side + " is missing (models written by amalgam have one)");
   SavedNetwork saved;
   try {
-    saved.meta = nlohmann::json::parse(read_text_file(side));
+    saved.meta = nlohmann::json::parse(read_whole_file(side));
   } catch (const nlohmann::json::exception& e) {
     throw Error(side + ": not valid JSON: " + first_line(e.what()));
   }

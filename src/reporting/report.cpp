@@ -368,12 +368,12 @@ std::string write_report(const std::string& run_dir) {
   nlohmann::json config, embedding = nlohmann::json::object();
   std::vector<nlohmann::json> metrics;
   try {
-    config = nlohmann::json::parse(read_text_file(config_path));
+    config = nlohmann::json::parse(read_whole_file(config_path));
     std::ifstream lines(run_dir + "/metrics.jsonl");
     for (std::string line; std::getline(lines, line);)
       if (!line.empty()) metrics.push_back(nlohmann::json::parse(line));
     if (std::filesystem::is_regular_file(run_dir + "/embedding.json"))
-      embedding = nlohmann::json::parse(read_text_file(run_dir + "/embedding.json"));
+      embedding = nlohmann::json::parse(read_whole_file(run_dir + "/embedding.json"));
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
     throw Error("report: " + run_dir + ": damaged run file: " + first_line(what));

@@ -53,7 +53,7 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
   const std::string side_path = sidecar_path(path);
   if (std::filesystem::is_regular_file(side_path)) {
     try {
-      side = nlohmann::json::parse(read_text_file(side_path));
+      side = nlohmann::json::parse(read_whole_file(side_path));
     } catch (const nlohmann::json::exception& e) {
       const std::string what = e.what();
       throw Error(side_path + ": not valid JSON: " + first_line(what));

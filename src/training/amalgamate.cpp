@@ -2,15 +2,24 @@
 
 #include <torch/torch.h>
 
+#include <zlib.h>
+
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/augment.h"
 #include "data/batch_loader.h"
+#include "distributed/batch_gather.h"
+#include "distributed/process_group.h"
+#include "distributed/replica_sync.h"
+#include "distributed/sharded_cache.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
 #include "training/options_json.h"
@@ -19,21 +28,50 @@
 namespace amalgam {
 namespace {
 
+// The loss terms of one step as numbers, in the order of kTermNames.
+constexpr const char* kTermNames[] = {"total", "kd", "mmd", "recon", "hint"};
+using TermValues = std::array<double, 5>;
+
+TermValues term_values(const LossTerms& terms) {
+  return {terms.total.item<double>(), terms.kd.item<double>(), terms.mmd.item<double>(),
+          terms.recon.item<double>(), terms.hint.item<double>()};
+}
+
 // Stops the run at the first non-finite loss term; `kept` says what survives of the run.
-void check_finite(const LossTerms& terms, int64_t epoch, int64_t step,
+void check_finite(const TermValues& values, int64_t epoch, int64_t step,
                   const std::function<std::string()>& kept) {
-  const std::pair<const char*, const at::Tensor*> named[] = {{"kd", &terms.kd},
-                                                             {"mmd", &terms.mmd},
-                                                             {"recon", &terms.recon},
-                                                             {"hint", &terms.hint},
-                                                             {"total", &terms.total}};
-  for (const auto& [name, value] : named) {
-    const double v = value->item<double>();
-    if (!std::isfinite(v))
-      throw Error("amalgamate: loss term '" + std::string(name) + "' is " + std::to_string(v) +
-                  " at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
-                  " (try a lower --lr or --block-lr-mult)" + kept());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i]))
+      throw Error("amalgamate: loss term '" + std::string(kTermNames[i]) + "' is " +
+                  std::to_string(values[i]) + " at epoch " + std::to_string(epoch) + ", step " +
+                  std::to_string(step) + " (try a lower --lr or --block-lr-mult)" + kept());
   }
+}
+
+// Data-parallel runs: the mean of every rank's terms (the whole batch's loss), and whether any
+// rank was asked to stop (the largest signal number; 0 = none), agreed by all ranks.
+void agree_on_step(ProcessGroup& group, TermValues& values, int& signal) {
+  std::vector<at::Tensor> sums = {
+      torch::tensor(std::vector<double>(values.begin(), values.end()), torch::kFloat64)};
+  group.all_reduce_sum(sums);
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = sums[0][static_cast<int64_t>(i)].item<double>() / group.size();
+  at::Tensor stop = torch::tensor({static_cast<int64_t>(signal)}, torch::kInt64);
+  group.all_reduce_max(stop);
+  signal = static_cast<int>(stop.item<int64_t>());
+}
+
+// A checksum of the transfer images, so ranks on several hosts can check they read the same data.
+std::string transfer_checksum(const TransferSet& transfer) {
+  const at::Tensor images = transfer.images().contiguous();
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* bytes = static_cast<const Bytef*>(images.data_ptr());
+  for (int64_t done = 0, total = images.nbytes(); done < total;) {
+    const auto chunk = static_cast<uInt>(std::min<int64_t>(total - done, int64_t{1} << 30));
+    crc = crc32(crc, bytes + done, chunk);
+    done += chunk;
+  }
+  return std::to_string(crc);
 }
 
 // What must not change between a run and its resumption (threads may: results then match to
@@ -46,10 +84,30 @@ nlohmann::json run_fingerprint(const AmalgamateOptions& options,
   j.erase("log_every");
   for (const auto& t : teachers) j["teachers"].push_back(t.path);
   j["transfer_images"] = transfer.size();
+  j["world_size"] = options.group ? options.group->size() : 1;
   return j;
 }
 
 }  // namespace
+
+void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& transfer,
+                       const AmalgamateOptions& options) {
+  ProcessGroup* group = options.group.get();
+  if (group == nullptr) return;
+  require(options.train.batch_size % group->size() == 0,
+          "--batch-size: " + std::to_string(options.train.batch_size) +
+              " must be a multiple of the number of ranks (" + std::to_string(group->size()) + ")");
+  require(transfer.size() >= options.train.batch_size,
+          "transfer set: " + std::to_string(transfer.size()) +
+              " images, fewer than one --batch-size (" + std::to_string(options.train.batch_size) +
+              ") to split over the ranks");
+  // checkpoint_every is left out of the fingerprint (it may change on resume) but decides when
+  // the ranks meet to average BatchNorm statistics.
+  group->require_same(run_fingerprint(options, teachers, transfer).dump() + " checkpoint_every " +
+                          std::to_string(options.checkpoint_every) + " transfer crc " +
+                          transfer_checksum(transfer),
+                      "options, teachers or transfer images");
+}
 
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                               const AmalgamateOptions& options, const EpochCallback& on_epoch,
@@ -66,6 +124,8 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
               std::to_string(transfer.images().size(3)) + " but the teachers take " +
               std::to_string(input.channels) + "x" + std::to_string(input.height) + "x" +
               std::to_string(input.width));
+  ProcessGroup* group = options.group.get();
+  check_ranks_agree(teachers, transfer, options);
   const double start = now_seconds();
 
   AmalgamationResult result;
@@ -143,7 +203,10 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     const int64_t bytes = teacher_cache_bytes(teachers, transfer.size());
     if (bytes <= options.teacher_cache_limit) {
       const double cache_start = now_seconds();
-      own_cache = cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
+      own_cache = group != nullptr
+                      ? cache_teacher_outputs_sharded(teachers, transfer.images(), kInferenceBatch,
+                                                      device, *group)
+                      : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
       cache = &own_cache;
       log_info("amalgamate: cached teacher outputs (" + std::to_string(bytes >> 20) + " MiB) in " +
                std::to_string(now_seconds() - cache_start) + " s");
@@ -161,7 +224,11 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   loader_options.batch_size = options.train.batch_size;
   loader_options.seed = options.train.seed;
   // MMD needs at least two samples per side to be informative.
-  loader_options.drop_last = transfer.size() > options.train.batch_size;
+  loader_options.drop_last = transfer.size() > options.train.batch_size || group != nullptr;
+  if (group != nullptr) {
+    loader_options.shard_count = group->size();
+    loader_options.shard_index = group->rank();
+  }
   BatchLoader loader(transfer.images(), at::Tensor(), loader_options);
   ScheduledAdam optimizer(groups, options.train, loader.batches_per_epoch());
 
@@ -177,14 +244,38 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
                            result.hints ? result.hints.get() : nullptr, &optimizer};
   const nlohmann::json fingerprint = run_fingerprint(options, teachers, transfer);
   RunProgress progress;
-  if (options.resume) {
+  if (options.resume && group != nullptr) {
+    // Rank 0 alone keeps the run directory; the others restore from its bytes.
+    const std::string bytes =
+        group->broadcast_bytes(group->rank() == 0 ? read_whole_file(options.checkpoint_path) : "");
+    progress = load_run_checkpoint_bytes(bytes, options.checkpoint_path, modules, fingerprint);
+  } else if (options.resume) {
     progress = load_run_checkpoint(options.checkpoint_path, modules, fingerprint);
     result.history = progress.history;
     log_info("amalgamate: resuming at epoch " + std::to_string(progress.epoch + 1) + ", step " +
              std::to_string(progress.step) + " from " + options.checkpoint_path);
   }
+  std::vector<torch::nn::Module*> trained = {&student};
+  if (result.block) trained.push_back(result.block.get());
+  if (result.hints) trained.push_back(result.hints.get());
+  std::optional<GradientAverager> averager;
+  if (group != nullptr) {
+    for (auto* m : trained) broadcast_module_state(*group, *m);
+    std::vector<at::Tensor> parameters;
+    for (const auto& g : groups)
+      for (const auto& p : g.params)
+        if (p.requires_grad()) parameters.push_back(p);
+    averager.emplace(*group, parameters);
+  }
+  const BatchGather gather = group == nullptr ? BatchGather() : [group](const at::Tensor& local) {
+    return gather_batch(local, *group);
+  };
+  const int64_t ranks = group != nullptr ? group->size() : 1;
   int64_t checkpointed_step = options.resume ? progress.global_step : -1;
   const auto checkpoint = [&](const RunProgress& p) {
+    // Every rank: BatchNorm statistics were tracked per shard.
+    if (group != nullptr)
+      for (auto* m : trained) average_buffers(*group, *m);
     if (options.checkpoint_path.empty()) return;
     save_run_checkpoint(options.checkpoint_path, modules, p, fingerprint);
     checkpointed_step = p.global_step;
@@ -224,28 +315,32 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
           channels_last ? images.contiguous(at::MemoryFormat::ChannelsLast) : images);
       const LossTerms terms =
           amalgamation_loss(out, targets, result.block ? result.block.get() : nullptr,
-                            options.objective, result.hints ? result.hints.get() : nullptr);
-      check_finite(terms, epoch + 1, step, kept);
+                            options.objective, result.hints ? result.hints.get() : nullptr, gather);
+      TermValues values = term_values(terms);
+      int signal = stop_signal();
+      if (group != nullptr) agree_on_step(*group, values, signal);
+      check_finite(values, epoch + 1, step, kept);
       terms.total.backward();
+      if (averager) averager->average();
       const std::vector<double> lrs = optimizer.learning_rates();
       optimizer.step();
-      const double b = static_cast<double>(images.size(0));
-      stats.total += terms.total.item<double>() * b;
-      stats.kd += terms.kd.item<double>() * b;
-      stats.mmd += terms.mmd.item<double>() * b;
-      stats.recon += terms.recon.item<double>() * b;
-      seen += images.size(0);
+      const double b = static_cast<double>(images.size(0) * ranks);
+      stats.total += values[0] * b;
+      stats.kd += values[1] * b;
+      stats.mmd += values[2] * b;
+      stats.recon += values[3] * b;
+      seen += images.size(0) * ranks;
       if (hooks.on_step) {
         StepRecord record;
         record.epoch = epoch;
         record.step = step;
         record.global_step = global_step;
         record.indices = batch->indices;
-        record.total = terms.total.item<double>();
-        record.kd = terms.kd.item<double>();
-        record.mmd = terms.mmd.item<double>();
-        record.recon = terms.recon.item<double>();
-        record.hint = terms.hint.item<double>();
+        record.total = values[0];
+        record.kd = values[1];
+        record.mmd = values[2];
+        record.recon = values[3];
+        record.hint = values[4];
         record.lrs = lrs;
         record.steps_per_epoch = loader.batches_per_epoch();
         record.seconds = now_seconds() - step_start;
@@ -253,16 +348,17 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
       }
       ++step;
       ++global_step;
-      const int signal = stop_signal();
       if (signal != 0 ||
           (options.checkpoint_every > 0 && global_step % options.checkpoint_every == 0))
         checkpoint({epoch, step, global_step, stats, seen, result.history});
       if (signal != 0)
         throw Interrupted(signal, "stopped by signal " + std::to_string(signal) + " after epoch " +
                                       std::to_string(epoch + 1) + " step " + std::to_string(step) +
-                                      (options.checkpoint_path.empty()
-                                           ? " (no checkpoint: the run had no run directory)"
-                                           : "; checkpoint written to " + options.checkpoint_path));
+                                      (!options.checkpoint_path.empty()
+                                           ? "; checkpoint written to " + options.checkpoint_path
+                                       : group != nullptr && group->rank() != 0
+                                           ? " (rank 0 writes the run's checkpoint)"
+                                           : " (no checkpoint: the run had no run directory)"));
     }
     stats.total /= seen;
     stats.kd /= seen;

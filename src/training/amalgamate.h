@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "data/dataset.h"
@@ -14,6 +15,8 @@
 #include "training/optimizer.h"
 
 namespace amalgam {
+
+class ProcessGroup;
 
 /// Everything that defines an amalgamation run.
 struct AmalgamateOptions {
@@ -38,6 +41,10 @@ struct AmalgamateOptions {
   /// Train in channels-last (NHWC) layout, oneDNN's preferred one (bench: 1-7% faster per step
   /// here, not bitwise equal to the default layout).
   bool channels_last = false;
+  /// Data-parallel run: this process is one rank of `group` (null: it runs alone). batch_size
+  /// stays the whole step's batch, split evenly over the ranks; every rank must call amalgamate
+  /// with the same options and data. Only rank 0 should be given checkpoint_path and observers.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 /// Mean loss terms over one epoch.
@@ -71,7 +78,7 @@ struct StepRecord {
   int64_t step = 0;             ///< 0-based step within the epoch
   int64_t global_step = 0;      ///< 0-based step over the run
   int64_t steps_per_epoch = 0;  ///< steps in every epoch of the run
-  at::Tensor indices;           ///< int64 [B]: transfer-set positions of the batch
+  at::Tensor indices;           ///< int64 [b]: transfer-set positions of this rank's batch share
   double total = 0;             ///< total loss of the step
   double kd = 0;                ///< soft-target term
   double mmd = 0;               ///< summed MMD²
@@ -88,6 +95,12 @@ struct TrainingHooks {
   /// After every optimisation step.
   std::function<void(const StepRecord&)> on_step;
 };
+
+/// Data-parallel runs (options.group set): throws Error on every rank unless all ranks were given
+/// the same options, teachers and transfer images and the batch splits evenly over them; a
+/// caller checks this before writing anything (amalgamate checks again).
+void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& transfer,
+                       const AmalgamateOptions& options);
 
 /// Trains a student from `teachers` on `transfer`. Only images reach this function: the
 /// transfer set carries no labels. `cache`, when given, must hold the teachers' outputs for

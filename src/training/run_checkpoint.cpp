@@ -61,10 +61,16 @@ void save_run_checkpoint(const std::string& path, const RunModules& modules,
 RunProgress load_run_checkpoint(const std::string& path, const RunModules& modules,
                                 const nlohmann::json& fingerprint) {
   require(std::filesystem::is_regular_file(path), path + ": no run checkpoint here");
+  return load_run_checkpoint_bytes(read_whole_file(path), path, modules, fingerprint);
+}
+
+RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::string& path,
+                                      const RunModules& modules,
+                                      const nlohmann::json& fingerprint) {
   torch::serialize::InputArchive root;
   nlohmann::json meta;
   try {
-    root.load_from(path);
+    root.load_from(bytes.data(), bytes.size());
     c10::IValue format, progress;
     require(root.try_read("format", format) && format.isString() && format.toStringRef() == kFormat,
             path + ": not an amalgam run checkpoint");

@@ -40,6 +40,11 @@ void save_run_checkpoint(const std::string& path, const RunModules& modules,
 RunProgress load_run_checkpoint(const std::string& path, const RunModules& modules,
                                 const nlohmann::json& fingerprint);
 
+/// The same from the file's bytes (a data-parallel rank gets rank 0's); `path` names them in
+/// errors.
+RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::string& path,
+                                      const RunModules& modules, const nlohmann::json& fingerprint);
+
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochStats, epoch, total, kd, mmd, recon, images_per_second,
                                    seconds)
 

@@ -95,7 +95,7 @@ double export_student(NetworkImpl& student, const HeadLayout& head, const std::s
 Student load_student(const std::string& path, c10::Device device) {
   require(std::filesystem::is_regular_file(path), path + ": no such model file");
   if (sidecar_format(path) == kExportFormat)
-    return load_exported_student(path, nlohmann::json::parse(read_text_file(sidecar_path(path))),
+    return load_exported_student(path, nlohmann::json::parse(read_whole_file(sidecar_path(path))),
                                  device);
   SavedNetwork saved = load_network(path);
   require(saved.meta.contains("head"),

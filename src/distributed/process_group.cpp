@@ -1,0 +1,294 @@
+#include "distributed/process_group.h"
+
+#include <torch/torch.h>
+
+// Gloo's headers come from Debian's libgloo-dev (a LibTorch bundle may lack them): without them
+// amalgam still builds, and a data-parallel run says why it cannot start.
+#if __has_include(<gloo/config.h>)
+#define AMALGAM_HAVE_GLOO 1
+// c10d's headers compile their Gloo parts only with this defined (LibTorch's own build defines it).
+#define USE_C10D_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace amalgam {
+
+DistributedAddress parse_dist_url(const std::string& url) {
+  const std::string scheme = "tcp://";
+  const std::string usage = "--dist-url: expected tcp://HOST:PORT, got '" + url + "'";
+  require(url.rfind(scheme, 0) == 0, usage);
+  const std::string rest = url.substr(scheme.size());
+  const size_t colon = rest.rfind(':');
+  require(colon != std::string::npos && colon > 0 && colon + 1 < rest.size(), usage);
+  DistributedAddress address;
+  address.host = rest.substr(0, colon);
+  if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']')
+    address.host = address.host.substr(1, address.host.size() - 2);
+  const std::string port = rest.substr(colon + 1);
+  require(port.find_first_not_of("0123456789") == std::string::npos && port.size() <= 5, usage);
+  address.port = std::stoi(port);
+  require(address.port > 0 && address.port < 65536,
+          "--dist-url: port " + port + " is not a TCP port (1-65535)");
+  return address;
+}
+
+void validate(const DistributedOptions& o) {
+  require(o.world_size >= 1, "--world-size: must be >= 1, got " + std::to_string(o.world_size));
+  require(o.rank >= 0 && o.rank < o.world_size,
+          "--rank: must be in 0.." + std::to_string(o.world_size - 1) + " for --world-size " +
+              std::to_string(o.world_size) + ", got " + std::to_string(o.rank));
+  require(o.timeout_s > 0, "--dist-timeout: must be > 0 seconds");
+  if (o.enabled()) {
+    require(!o.url.empty(),
+            "--dist-url: required with --world-size > 1 (tcp://HOST:PORT of rank 0)");
+    parse_dist_url(o.url);
+  }
+}
+
+#ifdef AMALGAM_HAVE_GLOO
+
+namespace {
+
+std::chrono::milliseconds milliseconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(std::llround(seconds * 1000.0)));
+}
+
+std::string message_of(const std::exception& e) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e))
+    return first_line(torch_error->what_without_backtrace());
+  return first_line(e.what());
+}
+
+bool contains(const std::string& text, const char* part) {
+  return text.find(part) != std::string::npos;
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// c10d logs every failed bind or connect attempt through glog before it throws; the exception
+// carries the same facts, and the user should see one line. Quiet for the rendezvous only.
+class QuietTorchLogs {
+ public:
+  QuietTorchLogs() {
+#ifdef C10_USE_GLOG
+    saved_ = FLAGS_minloglevel;
+    FLAGS_minloglevel = 3;
+#else
+    saved_ = FLAGS_caffe2_log_level;
+    FLAGS_caffe2_log_level = 3;
+#endif
+  }
+  ~QuietTorchLogs() {
+#ifdef C10_USE_GLOG
+    FLAGS_minloglevel = saved_;
+#else
+    FLAGS_caffe2_log_level = saved_;
+#endif
+  }
+
+ private:
+  int saved_ = 0;
+};
+
+// FNV-1a: the same 64-bit digest of the same text on every host and build.
+int64_t digest(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  int64_t out;
+  std::memcpy(&out, &h, sizeof out);
+  return out;
+}
+
+// Gloo reads and writes contiguous CPU memory; tensors elsewhere go through a CPU copy.
+at::Tensor staged(const at::Tensor& t) {
+  return t.is_cpu() && t.is_contiguous() ? t : t.to(torch::kCPU).contiguous();
+}
+
+}  // namespace
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+};
+
+ProcessGroup::ProcessGroup(const DistributedOptions& options)
+    : options_(options), impl_(std::make_unique<Impl>()) {
+  validate(options_);
+  const DistributedAddress address = parse_dist_url(options_.url);
+  const std::string where = "--dist-url " + options_.url;
+  const std::string timeout_text =
+      std::to_string(static_cast<long long>(std::llround(options_.timeout_s))) + " s";
+  log_info("distributed: rank " + std::to_string(options_.rank) + " of " +
+           std::to_string(options_.world_size) + " joining " + options_.url);
+  QuietTorchLogs quiet;
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<uint16_t>(address.port);
+    store_options.isServer = options_.rank == 0;
+    store_options.numWorkers = static_cast<size_t>(options_.world_size);
+    store_options.waitWorkers = false;
+    store_options.timeout = milliseconds(options_.timeout_s);
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(address.host, store_options);
+  } catch (const std::exception& e) {
+    const std::string what = message_of(e);
+    if (contains(what, "already in use"))
+      throw Error(where + ": port " + std::to_string(address.port) +
+                  " is already in use on this host (another run?); choose another port");
+    if (contains(what, "timed out") || contains(what, "connect"))
+      throw Error(where + ": cannot reach rank 0 within " + timeout_text + " (" + what +
+                  "); is rank 0 started and the address right?");
+    throw Error(where + ": rendezvous failed: " + what);
+  }
+  try {
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(milliseconds(options_.timeout_s));
+    if (!options_.interface.empty())
+      gloo_options->devices.push_back(
+          c10d::ProcessGroupGloo::createDeviceForInterface(options_.interface));
+    else if (is_loopback(address.host))
+      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, options_.rank,
+                                                               options_.world_size, gloo_options);
+  } catch (const std::exception& e) {
+    const std::string what = message_of(e);
+    if (contains(what, "imeout") || contains(what, "timed out"))
+      throw Error(where + ": not every one of the " + std::to_string(options_.world_size) +
+                  " ranks arrived within " + timeout_text + " (" + what + ")");
+    throw Error(where + ": connecting the ranks failed on rank " + std::to_string(options_.rank) +
+                ": " + what);
+  }
+  log_info("distributed: all " + std::to_string(options_.world_size) + " ranks connected");
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+void ProcessGroup::fail(const std::string& operation, const std::exception& e) const {
+  throw Error("distributed " + operation + " failed on rank " + std::to_string(options_.rank) +
+              " (" + message_of(e) +
+              "): another rank died, was stopped, or hung past --dist-timeout (" +
+              std::to_string(static_cast<long long>(std::llround(options_.timeout_s))) + " s)");
+}
+
+void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
+  try {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> buffer = {staged(t)};
+      c10d::AllreduceOptions reduce;
+      reduce.reduceOp = c10d::ReduceOp::SUM;
+      impl_->group->allreduce(buffer, reduce)->wait();
+      if (!buffer[0].is_same(t)) t.copy_(buffer[0]);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("all-reduce", e);
+  }
+}
+
+void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
+  try {
+    std::vector<at::Tensor> buffer = {staged(tensor)};
+    c10d::AllreduceOptions reduce;
+    reduce.reduceOp = c10d::ReduceOp::MAX;
+    impl_->group->allreduce(buffer, reduce)->wait();
+    if (!buffer[0].is_same(tensor)) tensor.copy_(buffer[0]);
+  } catch (const std::exception& e) {
+    fail("all-reduce", e);
+  }
+}
+
+void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
+  try {
+    std::vector<at::Tensor> buffer = {staged(tensor)};
+    c10d::BroadcastOptions from;
+    from.rootRank = root;
+    impl_->group->broadcast(buffer, from)->wait();
+    if (!buffer[0].is_same(tensor)) tensor.copy_(buffer[0]);
+  } catch (const std::exception& e) {
+    fail("broadcast", e);
+  }
+}
+
+at::Tensor ProcessGroup::all_gather(const at::Tensor& local) {
+  try {
+    std::vector<at::Tensor> input = {staged(local)};
+    std::vector<std::vector<at::Tensor>> output(1);
+    for (int r = 0; r < size(); ++r) output[0].push_back(torch::empty_like(input[0]));
+    impl_->group->allgather(output, input)->wait();
+    return torch::cat(output[0], 0).to(local.device());
+  } catch (const std::exception& e) {
+    fail("all-gather", e);
+  }
+}
+
+std::string ProcessGroup::broadcast_bytes(const std::string& bytes, int root) {
+  at::Tensor length = torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kInt64);
+  broadcast(length, root);
+  at::Tensor data = torch::empty({length.item<int64_t>()}, torch::kUInt8);
+  if (rank() == root && !bytes.empty()) std::memcpy(data.data_ptr(), bytes.data(), bytes.size());
+  broadcast(data, root);
+  return std::string(reinterpret_cast<const char*>(data.data_ptr()),
+                     static_cast<size_t>(data.numel()));
+}
+
+void ProcessGroup::require_same(const std::string& text, const std::string& what) {
+  const at::Tensor all = all_gather(torch::tensor({digest(text)}, torch::kInt64)).contiguous();
+  const int64_t* d = all.data_ptr<int64_t>();
+  for (int r = 1; r < size(); ++r)
+    require(d[r] == d[0], "distributed: rank " + std::to_string(r) + "'s " + what +
+                              " differ from rank 0's; give every rank the same command line, "
+                              "files and data");
+}
+
+void ProcessGroup::barrier() {
+  at::Tensor token = torch::zeros({1});
+  std::vector<at::Tensor> tokens = {token};
+  all_reduce_sum(tokens);
+}
+
+#else  // no Gloo headers at build time
+
+struct ProcessGroup::Impl {};
+
+ProcessGroup::ProcessGroup(const DistributedOptions& options) : options_(options) {
+  validate(options_);
+  throw Error(
+      "--world-size: this amalgam was built without Gloo's headers (Debian: libgloo-dev), "
+      "so it cannot run data-parallel; rebuild after scripts/setup.sh");
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+void ProcessGroup::fail(const std::string& operation, const std::exception& e) const {
+  throw Error("distributed " + operation + ": " + e.what());
+}
+
+void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>&) {}
+void ProcessGroup::all_reduce_max(at::Tensor&) {}
+void ProcessGroup::broadcast(at::Tensor&, int) {}
+at::Tensor ProcessGroup::all_gather(const at::Tensor& local) {
+  return local;
+}
+std::string ProcessGroup::broadcast_bytes(const std::string& bytes, int) {
+  return bytes;
+}
+void ProcessGroup::require_same(const std::string&, const std::string&) {}
+void ProcessGroup::barrier() {}
+
+#endif
+
+}  // namespace amalgam

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Data-parallel amalgamation on loopback (c10d TCPStore + ProcessGroupGloo), as a user runs it:
+# 2 ranks x B/2 reach the weights of 1 rank x B; only rank 0 writes; resume needs the same world
+# size and is bitwise; a rank that dies or hangs stops the others in bounded time; a port in use,
+# an unreachable rank 0 or ranks given different options are one-line errors with nothing written.
+set -u
+AMALGAM=$(realpath "${1:?usage: distributed_test.sh path/to/amalgam}")
+PY=${PYTHON:-/usr/bin/python3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/lib.sh"
+
+"$PY" "$HERE/fixtures/make_dist_models.py" "$W" || { echo "FAIL fixtures"; exit 1; }
+cd "$W" || exit 1
+A="$AMALGAM --quiet"
+RUN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --student student.pt:features
+     --data images --batch-size 16 --log-every 0"
+free_port() { "$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+
+# close NAME A.pt B.pt TOL: every parameter within TOL (prints the largest difference).
+close() {
+  local line
+  line=$("$PY" - "$2" "$3" "$4" <<'PY'
+import sys, torch
+a, b = (list(torch.jit.load(p).parameters()) for p in sys.argv[1:3])
+d = max((x - y).abs().max().item() for x, y in zip(a, b))
+print(f"max |w1 - w2| = {d:.3g}")
+sys.exit(0 if len(a) == len(b) and d <= float(sys.argv[3]) else 1)
+PY
+  ) && pass "$1 ($line)" || fail "$1 ($line)"
+}
+
+# Equivalence: 96 images, 2 epochs of 6 steps. --batch-size is the whole step's batch, so the same
+# options give 1 rank x 16 and 2 ranks x 8. The MMD is taken over the gathered batch.
+ok "1 rank x 16 (cfl)" $A $RUN --epochs 2 --lr 1e-4 --threads 1 --out one --export one.pt
+ok "2 ranks x 8 (cfl, --nproc 2)" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --out two --export two.pt
+close "cfl: 2 ranks x B/2 = 1 rank x B after 12 steps" one.pt two.pt 1e-6
+ok "1 rank x 16 (kd)" $A $RUN --epochs 2 --method kd --threads 1 --out kd1 --export kd1.pt
+ok "2 ranks x 8 (kd)" $A $RUN --epochs 2 --method kd --nproc 2 --out kd2 --export kd2.pt
+close "kd: 2 ranks x B/2 = 1 rank x B after 12 steps" kd1.pt kd2.pt 1e-6
+ok "2 ranks, no teacher cache" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --no-teacher-cache \
+  --out nocache --export nocache.pt
+close "teacher cache sharded = teachers run per batch" two.pt nocache.pt 1e-6
+exists "rank 0 wrote the run directory" two/config.json two/checkpoint.pt two/metrics.jsonl \
+  two/report.html two/student.pt
+grep -q '"world_size": 2' two/config.json && pass "config.json records the world size" ||
+  fail "config.json records the world size"
+ok "a BatchNorm student (zoo resnet) on 2 ranks" $A amalgamate --teacher t1.pt:features \
+  --teacher t2.pt:features --data images --batch-size 16 --epochs 1 --nproc 2 --student resnet \
+  --student-width 8 --out bn --export bn.pt
+
+# Ranks started one by one (as on several hosts): only rank 0 writes.
+PORT=$(free_port)
+$A $RUN --epochs 1 --threads 1 --world-size 2 --rank 1 --dist-url tcp://127.0.0.1:$PORT \
+  --out r1 --export r1.pt >/dev/null 2>r1.err &
+ok "explicit rank 0" $A $RUN --epochs 1 --threads 1 --world-size 2 --rank 0 \
+  --dist-url tcp://127.0.0.1:$PORT --out r0
+wait $! && pass "explicit rank 1" || fail "explicit rank 1"
+exists "rank 0's outputs" r0/student.pt r0/checkpoint.pt
+absent "rank 1 writes nothing" r1 r1.pt
+
+# SIGINT to the launcher mid-run: every rank stops at the same step, rank 0 checkpoints; resume
+# with the same world size ends bitwise where an uninterrupted run ends.
+LONG="$RUN --epochs 20 --checkpoint-every 4"
+ok "uninterrupted 2-rank run" $A $LONG --nproc 2 --out full --export full.pt
+$A $LONG --nproc 2 --out cut --export cut.pt >/dev/null 2>cut.err &
+pid=$!
+for _ in $(seq 200); do [ -e cut/checkpoint.pt ] && break; sleep 0.05; done
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && grep -q "rank 0: stopped by signal 2" cut.err && pass "SIGINT: exit 130, checkpoint" ||
+  fail "SIGINT: exit $rc: $(tail -n 1 cut.err)"
+bad "resume with another world size" "trained by 2 rank(s); resume it with as many (--nproc 2)" \
+  $AMALGAM amalgamate --resume cut
+ok "resume with --nproc 2" $A amalgamate --resume cut --nproc 2
+close "interrupted + resumed = uninterrupted (bitwise)" full.pt cut.pt 0
+
+# A rank killed mid-run: the launcher stops the others and names it, in bounded time.
+$AMALGAM amalgamate --teacher t1.pt:features --teacher t2.pt:features --student student.pt:features \
+  --data images --batch-size 16 --log-every 0 --epochs 100000 --nproc 2 --out dead >/dev/null 2>dead.err &
+pid=$!
+for _ in $(seq 200); do [ -e dead/checkpoint.pt ] && break; sleep 0.05; done
+victim=$(ps -o pid=,args= --ppid $pid | grep -- "--rank 1 " | awk '{print $1}')
+kill -KILL "$victim"
+SECONDS=0
+wait $pid
+rc=$?
+left=$(ps -o pid= --ppid $pid | wc -l)
+last=$(tail -n 1 dead.err)
+[ $rc -ne 0 ] && [ $SECONDS -le 30 ] && [ "$left" -eq 0 ] &&
+  [[ "$last" == "amalgam: error: rank 1 (pid $victim) was killed by signal 9"* ]] &&
+  grep -q "rank 0: distributed .* failed on rank 0" dead.err &&
+  pass "killed rank: launcher exits $rc in ${SECONDS}s -> $last" ||
+  fail "killed rank: exit $rc after ${SECONDS}s, $left left: $last"
+
+# Ranks started by hand: rank 1 dies, then rank 1 hangs (SIGSTOP); rank 0 must not wait forever.
+for fault in KILL STOP; do
+  PORT=$(free_port)
+  $AMALGAM $RUN --epochs 100000 --threads 1 --world-size 2 --rank 0 --dist-timeout 5 \
+    --dist-url tcp://127.0.0.1:$PORT --out f0_$fault >/dev/null 2>f0.err &
+  p0=$!
+  $AMALGAM $RUN --epochs 100000 --threads 1 --world-size 2 --rank 1 --dist-timeout 5 \
+    --dist-url tcp://127.0.0.1:$PORT >/dev/null 2>&1 &
+  p1=$!
+  for _ in $(seq 200); do [ -e f0_$fault/checkpoint.pt ] && break; sleep 0.05; done
+  kill -$fault $p1
+  SECONDS=0
+  wait $p0
+  rc=$?
+  kill -KILL $p1 2>/dev/null
+  wait $p1 2>/dev/null
+  last=$(tail -n 1 f0.err)
+  [ $rc -eq 1 ] && [ $SECONDS -le 20 ] &&
+    [[ "$last" == "amalgam: error: rank 0: distributed "*"another rank died"* ]] &&
+    pass "rank 1 SIG$fault: rank 0 exits in ${SECONDS}s -> $last" ||
+    fail "rank 1 SIG$fault: rank 0 exit $rc after ${SECONDS}s: $last"
+done
+
+# Rendezvous errors: one line, nothing written.
+PORT=$(free_port)
+"$PY" -c "
+import socket, time
+s = socket.socket(); s.bind(('0.0.0.0', $PORT)); s.listen(); time.sleep(20)" &
+squatter=$!
+sleep 0.5
+bad "port in use" "port $PORT is already in use" \
+  $AMALGAM $RUN --epochs 1 --world-size 2 --rank 0 --dist-url tcp://127.0.0.1:$PORT --out busy
+kill $squatter 2>/dev/null
+absent "nothing written (port in use)" busy
+SECONDS=0
+bad "unreachable rank 0" "cannot reach rank 0 within 3 s" \
+  $AMALGAM $RUN --epochs 1 --world-size 2 --rank 1 --dist-url tcp://127.0.0.1:$(free_port) \
+  --dist-timeout 3
+[ $SECONDS -le 15 ] && pass "unreachable rank 0: gave up after ${SECONDS}s" ||
+  fail "unreachable rank 0: took ${SECONDS}s"
+PORT=$(free_port)
+$AMALGAM $RUN --epochs 1 --threads 1 --lr 1e-4 --world-size 2 --rank 1 \
+  --dist-url tcp://127.0.0.1:$PORT >/dev/null 2>&1 &
+bad "ranks given different options" "rank 1's options, teachers or transfer images differ" \
+  $AMALGAM $RUN --epochs 1 --threads 1 --world-size 2 --rank 0 --dist-url tcp://127.0.0.1:$PORT \
+  --out differ
+wait
+absent "nothing written (different options)" differ
+bad "batch not divisible by the ranks" "--batch-size: 15 must be a multiple of the number of ranks (2)" \
+  $AMALGAM amalgamate --teacher t1.pt:features --teacher t2.pt:features \
+  --student student.pt:features --data images --batch-size 15 --nproc 2 --out odd
+absent "nothing written (batch size)" odd
+bad "bad --dist-url" "--dist-url: expected tcp://HOST:PORT" \
+  $AMALGAM $RUN --world-size 2 --rank 0 --dist-url 127.0.0.1:29500
+bad "rank out of range" "--rank: must be in 0..1" \
+  $AMALGAM $RUN --world-size 2 --rank 2 --dist-url tcp://127.0.0.1:29500
+
+summary distributed

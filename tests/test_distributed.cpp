@@ -1,0 +1,237 @@
+// Data parallelism on loopback: ranks as threads of this process, each with its own process
+// group (c10d keeps one group per instance, so threads behave like processes here).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "core/error.h"
+#include "data/batch_loader.h"
+#include "distributed/batch_gather.h"
+#include "distributed/launcher.h"
+#include "distributed/process_group.h"
+#include "distributed/replica_sync.h"
+#include "method/cfl_objective.h"
+#include "method/common_feature_block.h"
+
+using namespace amalgam;
+
+namespace {
+
+DistributedOptions rank_options(int port, int world, int rank, double timeout_s = 20) {
+  DistributedOptions o;
+  o.url = "tcp://127.0.0.1:" + std::to_string(port);
+  o.world_size = world;
+  o.rank = rank;
+  o.timeout_s = timeout_s;
+  return o;
+}
+
+// Runs body(group) on `world` ranks, one thread each; rethrows the first rank's failure.
+void run_ranks(int world, const std::function<void(ProcessGroup&)>& body) {
+  const int port = free_loopback_port();
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        ProcessGroup group(rank_options(port, world, r));
+        body(group);
+      } catch (...) {
+        errors[static_cast<size_t>(r)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Distributed, RejectsBadOptions) {
+  EXPECT_NE(error_of([] { parse_dist_url("127.0.0.1:29500"); }).find("--dist-url"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_dist_url("tcp://host:99999"); }).find("not a TCP port"),
+            std::string::npos);
+  EXPECT_EQ(parse_dist_url("tcp://[::1]:80").host, "::1");
+  DistributedOptions o = rank_options(29500, 2, 2);
+  EXPECT_NE(error_of([&] { validate(o); }).find("--rank"), std::string::npos);
+  o = rank_options(29500, 2, 1);
+  o.url.clear();
+  EXPECT_NE(error_of([&] { validate(o); }).find("--dist-url: required"), std::string::npos);
+}
+
+TEST(Distributed, ShardsOfAStepMakeTheWholeBatch) {
+  const at::Tensor images =
+      torch::arange(40 * 4, torch::kInt64).to(torch::kUInt8).view({40, 1, 2, 2});
+  BatchLoaderOptions whole_options;
+  whole_options.batch_size = 12;
+  whole_options.drop_last = true;
+  whole_options.seed = 3;
+  BatchLoader whole(images, at::Tensor(), whole_options);
+  std::vector<std::unique_ptr<BatchLoader>> shards;
+  for (int r = 0; r < 3; ++r) {
+    BatchLoaderOptions o = whole_options;
+    o.shard_count = 3;
+    o.shard_index = r;
+    shards.push_back(std::make_unique<BatchLoader>(images, at::Tensor(), o));
+  }
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    whole.start_epoch(epoch);
+    for (auto& s : shards) s->start_epoch(epoch);
+    int64_t steps = 0;
+    std::set<int64_t> seen;
+    while (auto batch = whole.next()) {
+      std::vector<at::Tensor> parts;
+      for (auto& s : shards) {
+        auto part = s->next();
+        ASSERT_TRUE(part.has_value());
+        EXPECT_EQ(part->indices.size(0), 4);
+        parts.push_back(part->indices);
+      }
+      EXPECT_TRUE(torch::equal(torch::cat(parts), batch->indices)) << "step " << steps;
+      for (int64_t i = 0; i < batch->indices.size(0); ++i)
+        EXPECT_TRUE(seen.insert(batch->indices[i].item<int64_t>()).second);
+      ++steps;
+    }
+    EXPECT_EQ(steps, 3);
+    for (auto& s : shards) EXPECT_FALSE(s->next().has_value());
+  }
+  BatchLoaderOptions uneven = whole_options;
+  uneven.shard_count = 5;
+  EXPECT_NE(error_of([&] { BatchLoader(images, at::Tensor(), uneven); }).find("--batch-size"),
+            std::string::npos);
+}
+
+TEST(Distributed, CollectivesOnLoopback) {
+  run_ranks(3, [](ProcessGroup& group) {
+    const double r = group.rank();
+    std::vector<at::Tensor> sums = {torch::full({5}, r + 1), torch::full({2, 2}, 2 * r)};
+    group.all_reduce_sum(sums);
+    EXPECT_TRUE(torch::allclose(sums[0], torch::full({5}, 6.0)));
+    EXPECT_TRUE(torch::allclose(sums[1], torch::full({2, 2}, 6.0)));
+    at::Tensor best = torch::tensor({static_cast<int64_t>(group.rank() == 1 ? 15 : 0)});
+    group.all_reduce_max(best);
+    EXPECT_EQ(best.item<int64_t>(), 15);
+    at::Tensor value = torch::full({3}, r);
+    group.broadcast(value, 2);
+    EXPECT_TRUE(torch::allclose(value, torch::full({3}, 2.0)));
+    const at::Tensor gathered = group.all_gather(torch::full({2, 1}, r));
+    EXPECT_TRUE(torch::allclose(gathered.view({-1}),
+                                torch::tensor({0., 0., 1., 1., 2., 2.}, torch::kFloat32)));
+    EXPECT_EQ(group.broadcast_bytes(group.rank() == 0 ? std::string("abc\0d", 5) : ""),
+              std::string("abc\0d", 5));
+    group.require_same("same everywhere", "options");
+    const std::string mismatch =
+        error_of([&] { group.require_same(group.rank() == 2 ? "other" : "same", "options"); });
+    EXPECT_NE(mismatch.find("rank 2's options differ from rank 0's"), std::string::npos)
+        << mismatch;
+  });
+}
+
+// The heart of data-parallel equivalence: 2 ranks with half a batch each, MMD over the gathered
+// batch and gradients averaged, give the gradient one process computes on the whole batch.
+TEST(Distributed, TwoRanksGiveTheWholeBatchGradient) {
+  CommonFeatureBlockOptions shapes;
+  shapes.teacher_shapes = {{12, 4, 4}, {6, 2, 2}};
+  shapes.student_shape = {10, 4, 4};
+  shapes.common_channels = 8;
+  torch::manual_seed(5);
+  const int64_t batch = 8;
+  const at::Tensor student_features = torch::randn({batch, 10, 4, 4});
+  const at::Tensor student_logits = torch::randn({batch, 5});
+  const std::vector<ModelOutput> teachers = {
+      {torch::randn({batch, 12, 4, 4}), torch::randn({batch, 3})},
+      {torch::randn({batch, 6, 2, 2}), torch::randn({batch, 2})}};
+  CommonFeatureBlock reference(shapes);
+  ObjectiveOptions objective;
+  const auto rows = [](const ModelOutput& o, int64_t begin, int64_t end) {
+    return ModelOutput{o.features.slice(0, begin, end), o.logits.slice(0, begin, end)};
+  };
+  // One process, whole batch.
+  at::Tensor features = student_features.clone().requires_grad_(true);
+  const LossTerms whole =
+      amalgamation_loss({features, student_logits}, teachers, reference.get(), objective);
+  whole.total.backward();
+  std::vector<at::Tensor> expected;
+  for (const auto& p : reference->parameters()) expected.push_back(p.grad().clone());
+
+  run_ranks(2, [&](ProcessGroup& group) {
+    CommonFeatureBlock block(shapes);
+    if (group.rank() == 0) {  // rank 0 holds the reference's weights; rank 1 its own random ones
+      torch::NoGradGuard no_grad;
+      const auto from = reference->parameters();
+      auto to = block->parameters();
+      for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+    }
+    broadcast_module_state(group, *block);
+    const int64_t begin = group.rank() * batch / 2, end = begin + batch / 2;
+    std::vector<ModelOutput> local_teachers;
+    for (const auto& t : teachers) local_teachers.push_back(rows(t, begin, end));
+    at::Tensor local = student_features.slice(0, begin, end).clone().requires_grad_(true);
+    const LossTerms terms = amalgamation_loss(
+        {local, student_logits.slice(0, begin, end)}, local_teachers, block.get(), objective,
+        nullptr, [&](const at::Tensor& x) { return gather_batch(x, group); });
+    // The MMD is computed on the whole batch on every rank: it equals the one-process value.
+    EXPECT_NEAR(terms.mmd.item<double>(), whole.mmd.item<double>(), 1e-5);
+    terms.total.backward();
+    std::vector<at::Tensor> parameters = block->parameters();
+    GradientAverager averager(group, parameters, 1024);  // small buckets: several of them
+    EXPECT_GT(averager.buckets(), 1);
+    averager.average();
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      const double scale = expected[i].abs().max().item<double>() + 1e-12;
+      EXPECT_LT((parameters[i].grad() - expected[i]).abs().max().item<double>() / scale, 1e-5)
+          << "parameter " << i << " on rank " << group.rank();
+    }
+    // The features' own gradient: W times the whole-batch gradient of those rows (the averaging
+    // over ranks divides parameter gradients by W).
+    const at::Tensor mine = features.grad().slice(0, begin, end);
+    EXPECT_LT((local.grad() / 2 - mine).abs().max().item<double>() /
+                  (mine.abs().max().item<double>() + 1e-12),
+              1e-5);
+  });
+}
+
+TEST(Distributed, ClearErrorsForPortInUseAndUnreachableRankZero) {
+  // A port someone else listens on.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int taken = ntohs(address.sin_port);
+  const std::string in_use = error_of([&] { ProcessGroup(rank_options(taken, 2, 0, 2)); });
+  close(fd);
+  EXPECT_NE(in_use.find("port " + std::to_string(taken) + " is already in use"), std::string::npos)
+      << in_use;
+  // Rank 1 with no rank 0 anywhere: fails after the timeout, not never.
+  const auto start = std::chrono::steady_clock::now();
+  const std::string unreachable =
+      error_of([&] { ProcessGroup(rank_options(free_loopback_port(), 2, 1, 2)); });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(unreachable.find("cannot reach rank 0"), std::string::npos) << unreachable;
+  EXPECT_LT(seconds, 15.0);
+}
