@@ -431,10 +431,15 @@ int main(int argc, char** argv) {
               "--batch-size: " + std::to_string(am.train.batch_size) +
                   " must be a multiple of the number of ranks (" + std::to_string(world) + ")");
       launch.threads_per_rank = am.train.threads;
+      std::set<std::string> replaced = {"--nproc",    "--rank",         "--world-size",
+                                        "--dist-url", "--dist-timeout", "--dist-iface",
+                                        "--threads"};
+      if (am.train.device == "cuda" && torch::cuda::is_available()) {
+        launch.cuda_devices = static_cast<int>(torch::cuda::device_count());
+        replaced.insert("--device");
+      }
       std::vector<std::string> args =
-          without_options(std::vector<std::string>(argv + 1, argv + argc),
-                          {"--nproc", "--rank", "--world-size", "--dist-url", "--dist-timeout",
-                           "--dist-iface", "--threads"});
+          without_options(std::vector<std::string>(argv + 1, argv + argc), replaced);
       args.push_back("--nproc");
       args.push_back("0");
       return launch_local_ranks(args, launch);

@@ -104,6 +104,10 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
           std::string("--dist-timeout"), std::to_string(dist.timeout_s), std::string("--threads"),
           std::to_string(threads)})
       child_args.push_back(extra);
+    if (options.cuda_devices > 0) {
+      child_args.push_back("--device");
+      child_args.push_back("cuda:" + std::to_string(i % options.cuda_devices));
+    }
     if (!dist.interface.empty()) {
       child_args.push_back("--dist-iface");
       child_args.push_back(dist.interface);

@@ -16,13 +16,17 @@ struct LaunchOptions {
   /// rank started here (other hosts start the others).
   DistributedOptions dist;
   int threads_per_rank = 0;  ///< intra-op threads of each rank (0 = this host's cores / nproc)
+  /// The run asked for --device cuda and the host has this many GPUs: local rank i gets
+  /// --device cuda:(i mod cuda_devices). 0 = the ranks keep the run's own --device.
+  int cuda_devices = 0;
 };
 
 /// A TCP port on 127.0.0.1 that nothing listens on at the moment of the call.
 int free_loopback_port();
 
 /// Runs this executable (/proc/self/exe) once per local rank with `args` (the command line
-/// without the launcher's options) plus --rank, --world-size, --dist-url and --threads.
+/// without the launcher's options) plus --rank, --world-size, --dist-url, --threads (and
+/// --device cuda:K when options.cuda_devices > 0).
 /// SIGINT/SIGTERM are passed on to every rank. When a rank fails, the others are stopped
 /// (SIGTERM, then SIGKILL after `grace_s`) and its exit status is returned with a one-line
 /// error on stderr; 0 when every rank succeeded.

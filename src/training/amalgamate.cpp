@@ -103,7 +103,9 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
               ") to split over the ranks");
   // checkpoint_every is left out of the fingerprint (it may change on resume) but decides when
   // the ranks meet to average BatchNorm statistics.
-  group->require_same(run_fingerprint(options, teachers, transfer).dump() + " checkpoint_every " +
+  nlohmann::json fingerprint = run_fingerprint(options, teachers, transfer);
+  fingerprint["train"].erase("device");  // each rank may have a GPU of its own
+  group->require_same(fingerprint.dump() + " checkpoint_every " +
                           std::to_string(options.checkpoint_every) + " transfer crc " +
                           transfer_checksum(transfer),
                       "options, teachers or transfer images");
