@@ -5,11 +5,8 @@
 # an unreachable rank 0 or ranks given different options are one-line errors with nothing written.
 set -u
 AMALGAM=$(realpath "${1:?usage: distributed_test.sh path/to/amalgam}")
-PY=${PYTHON:-/usr/bin/python3}
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/lib.sh"
-
-"$PY" "$HERE/fixtures/make_dist_models.py" "$W" || { echo "FAIL fixtures"; exit 1; }
+source "$(dirname "$0")/lib.sh"
+make_fixtures make_dist_models.py
 cd "$W" || exit 1
 A="$AMALGAM --quiet"
 RUN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --student student.pt:features

@@ -1,6 +1,8 @@
 # Helpers shared by the shell tests: each check prints "ok" or "FAIL" and is counted.
 # Sourcing it makes a scratch folder $W, removed on exit.
 W=$(mktemp -d)
+PY=${PYTHON:-/usr/bin/python3}  # Debian's python3 with torch, for fixtures and checks
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 trap 'rm -rf "$W"' EXIT
 passed=0
 failed=0
@@ -45,4 +47,9 @@ absent() {
 summary() {
   echo "$1: $passed passed, $failed failed"
   [ $failed -eq 0 ]
+}
+
+# make_fixtures SCRIPT: runs tests/fixtures/SCRIPT to fill $W; the test stops if it fails.
+make_fixtures() {
+  "$PY" "$HERE/fixtures/$1" "$W" || { echo "FAIL fixtures $1"; exit 1; }
 }

@@ -4,11 +4,8 @@
 # exported student loaded back in Python. Fixtures are made here by Debian's python3-torch.
 set -u
 AMALGAM=$(realpath "${1:?usage: user_models_test.sh path/to/amalgam}")
-PY=${PYTHON:-/usr/bin/python3}
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/lib.sh"
-
-"$PY" "$HERE/fixtures/make_user_models.py" "$W" || { echo "FAIL fixtures"; exit 1; }
+source "$(dirname "$0")/lib.sh"
+make_fixtures make_user_models.py
 cd "$W" || exit 1
 A="$AMALGAM --quiet"
 
