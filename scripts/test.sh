@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Sets up and builds amalgam (scripts/setup.sh), installs what only the tests need (Debian's
-# chromium, for the report's browser test), then runs the whole test suite with ctest.
+# chromium, for the report's browser test; iproute2, whose network namespaces play two hosts in
+# the data-parallel test), then runs the whole test suite with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "test.sh: installing chromium (headless browser test of the HTML report)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]} (browser test of the report; two-host test)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 ctest --test-dir build --output-on-failure "$@"

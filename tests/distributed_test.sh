@@ -55,6 +55,32 @@ wait $! && pass "explicit rank 1" || fail "explicit rank 1"
 exists "rank 0's outputs" r0/student.pt r0/checkpoint.pt
 absent "rank 1 writes nothing" r1 r1.pt
 
+# Two hosts: network namespaces joined by a veth pair (needs root and iproute2's ip). Rank 1
+# finds the interface that routes to rank 0 by itself; then once more with --dist-iface.
+NS=am$$
+NET=10.$((RANDOM % 200 + 20)).77
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add ${NS}a 2>/dev/null; then
+  trap 'ip netns del ${NS}a 2>/dev/null; ip netns del ${NS}b 2>/dev/null; rm -rf "$W"' EXIT
+  ip netns add ${NS}b && ip link add ${NS}x type veth peer name ${NS}y &&
+    ip link set ${NS}x netns ${NS}a && ip link set ${NS}y netns ${NS}b &&
+    ip -n ${NS}a addr add $NET.1/24 dev ${NS}x && ip -n ${NS}b addr add $NET.2/24 dev ${NS}y &&
+    ip -n ${NS}a link set ${NS}x up && ip -n ${NS}b link set ${NS}y up &&
+    ip -n ${NS}a link set lo up && ip -n ${NS}b link set lo up &&
+    pass "two network namespaces ($NET.1, $NET.2)" || fail "two network namespaces"
+  for iface in "" "--dist-iface ${NS}y"; do
+    ip netns exec ${NS}b $A $RUN --epochs 2 --lr 1e-4 --threads 1 --world-size 2 --rank 1 \
+      --dist-url tcp://$NET.1:29500 --dist-timeout 20 $iface >/dev/null 2>hostb.err &
+    ok "host a: rank 0 ${iface:-(interface found by route)}" ip netns exec ${NS}a $A $RUN \
+      --epochs 2 --lr 1e-4 --threads 1 --world-size 2 --rank 0 --dist-url tcp://$NET.1:29500 \
+      --dist-timeout 20 --out hosts --export hosts.pt
+    wait $! && pass "host b: rank 1" || fail "host b: rank 1: $(tail -n 1 hostb.err)"
+    close "two hosts x 8 = 1 rank x 16 ${iface}" one.pt hosts.pt 1e-6
+    rm -rf hosts hosts.pt
+  done
+else
+  echo "skip two hosts: network namespaces need root and iproute2"
+fi
+
 # SIGINT to the launcher mid-run: every rank stops at the same step, rank 0 checkpoints; resume
 # with the same world size ends bitwise where an uninterrupted run ends.
 LONG="$RUN --epochs 20 --checkpoint-every 4"

@@ -12,6 +12,12 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -73,6 +79,35 @@ bool contains(const std::string& text, const char* part) {
 
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// The address of this host's interface that routes to `host` ("" when unknown): the ranks must
+// listen where the others can reach them, and a host name often resolves to a loopback address.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return "";
+  std::string address;
+  for (addrinfo* a = found; a != nullptr && address.empty(); a = a->ai_next) {
+    const int fd = socket(a->ai_family, SOCK_DGRAM, 0);
+    if (fd < 0) continue;
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    // A UDP connect sends nothing; it only asks the kernel for the route.
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* raw =
+          local.ss_family == AF_INET
+              ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&local)->sin_addr)
+              : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr);
+      if (inet_ntop(local.ss_family, raw, text, sizeof text) != nullptr) address = text;
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return address;
 }
 
 // c10d logs every failed bind or connect attempt through glog before it throws; the exception
@@ -159,6 +194,9 @@ ProcessGroup::ProcessGroup(const DistributedOptions& options)
           c10d::ProcessGroupGloo::createDeviceForInterface(options_.interface));
     else if (is_loopback(address.host))
       gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else if (const std::string local = local_address_towards(address.host, address.port);
+             !local.empty())
+      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
     else
       gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, options_.rank,

@@ -17,7 +17,8 @@ struct DistributedOptions {
   int world_size = 1;      ///< processes in the run, over all hosts
   int rank = 0;            ///< this process, 0..world_size-1; rank 0 writes every output
   double timeout_s = 300;  ///< longest wait for a rendezvous or a collective before failing
-  std::string interface;   ///< network interface Gloo binds to ("" = by host name or loopback)
+  /// Network interface of the ranks' traffic ("" = the one that routes to rank 0's host).
+  std::string interface;
   /// Whether this process is one rank among several.
   bool enabled() const { return world_size > 1; }
 };
