@@ -117,27 +117,29 @@ last=$(tail -n 1 dead.err)
   pass "killed rank: launcher exits $rc in ${SECONDS}s -> $last" ||
   fail "killed rank: exit $rc after ${SECONDS}s, $left left: $last"
 
-# Ranks started by hand: rank 1 dies, then rank 1 hangs (SIGSTOP); rank 0 must not wait forever.
-for fault in KILL STOP; do
+# Ranks started by hand: rank 1 dies, rank 1 hangs (SIGSTOP), rank 0 dies; the survivor must
+# not wait forever.
+for fault in 1:KILL 1:STOP 0:KILL; do
+  victim=${fault%%:*} signal=${fault##*:} survivor=$((1 - ${fault%%:*}))
   PORT=$(free_port)
-  $AMALGAM $RUN --epochs 100000 --threads 1 --world-size 2 --rank 0 --dist-timeout 5 \
-    --dist-url tcp://127.0.0.1:$PORT --out f0_$fault >/dev/null 2>f0.err &
-  p0=$!
-  $AMALGAM $RUN --epochs 100000 --threads 1 --world-size 2 --rank 1 --dist-timeout 5 \
-    --dist-url tcp://127.0.0.1:$PORT >/dev/null 2>&1 &
-  p1=$!
-  for _ in $(seq 200); do [ -e f0_$fault/checkpoint.pt ] && break; sleep 0.05; done
-  kill -$fault $p1
+  pids=()
+  for rank in 0 1; do
+    $AMALGAM $RUN --epochs 100000 --threads 1 --world-size 2 --rank $rank --dist-timeout 5 \
+      --dist-url tcp://127.0.0.1:$PORT --out f_$fault >/dev/null 2>f$rank.err &
+    pids+=($!)
+  done
+  for _ in $(seq 200); do [ -e f_$fault/checkpoint.pt ] && break; sleep 0.05; done
+  kill -$signal ${pids[$victim]}
   SECONDS=0
-  wait $p0
+  wait ${pids[$survivor]}
   rc=$?
-  kill -KILL $p1 2>/dev/null
-  wait $p1 2>/dev/null
-  last=$(tail -n 1 f0.err)
+  kill -KILL ${pids[$victim]} 2>/dev/null
+  wait ${pids[$victim]} 2>/dev/null
+  last=$(tail -n 1 f$survivor.err)
   [ $rc -eq 1 ] && [ $SECONDS -le 20 ] &&
-    [[ "$last" == "amalgam: error: rank 0: distributed "*"another rank died"* ]] &&
-    pass "rank 1 SIG$fault: rank 0 exits in ${SECONDS}s -> $last" ||
-    fail "rank 1 SIG$fault: rank 0 exit $rc after ${SECONDS}s: $last"
+    [[ "$last" == "amalgam: error: rank $survivor: distributed "*"another rank died"* ]] &&
+    pass "rank $victim SIG$signal: rank $survivor exits in ${SECONDS}s -> $last" ||
+    fail "rank $victim SIG$signal: rank $survivor exit $rc after ${SECONDS}s: $last"
 done
 
 # Rendezvous errors: one line, nothing written.
