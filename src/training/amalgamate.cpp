@@ -246,13 +246,15 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
                            result.hints ? result.hints.get() : nullptr, &optimizer};
   const nlohmann::json fingerprint = run_fingerprint(options, teachers, transfer);
   RunProgress progress;
-  if (options.resume && group != nullptr) {
-    // Rank 0 alone keeps the run directory; the others restore from its bytes.
-    const std::string bytes =
-        group->broadcast_bytes(group->rank() == 0 ? read_whole_file(options.checkpoint_path) : "");
-    progress = load_run_checkpoint_bytes(bytes, options.checkpoint_path, modules, fingerprint);
-  } else if (options.resume) {
-    progress = load_run_checkpoint(options.checkpoint_path, modules, fingerprint);
+  if (options.resume) {
+    if (group != nullptr) {
+      // Rank 0 alone keeps the run directory; the others restore from its bytes.
+      const std::string bytes = group->broadcast_bytes(
+          group->rank() == 0 ? read_whole_file(options.checkpoint_path) : "");
+      progress = load_run_checkpoint_bytes(bytes, options.checkpoint_path, modules, fingerprint);
+    } else {
+      progress = load_run_checkpoint(options.checkpoint_path, modules, fingerprint);
+    }
     result.history = progress.history;
     log_info("amalgamate: resuming at epoch " + std::to_string(progress.epoch + 1) + ", step " +
              std::to_string(progress.step) + " from " + options.checkpoint_path);
