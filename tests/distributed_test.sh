@@ -37,6 +37,11 @@ close "kd: 2 ranks x B/2 = 1 rank x B after 12 steps" kd1.pt kd2.pt 1e-6
 ok "2 ranks, no teacher cache" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --no-teacher-cache \
   --out nocache --export nocache.pt
 close "teacher cache sharded = teachers run per batch" two.pt nocache.pt 1e-6
+ok "1 rank x 16, augmented" $A $RUN --epochs 2 --lr 1e-4 --threads 1 --flip --crop-padding 2 \
+  --out aug1 --export aug1.pt
+ok "2 ranks x 8, augmented" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --flip --crop-padding 2 \
+  --out aug2 --export aug2.pt
+close "augmentation: each rank draws its images' crops and flips" aug1.pt aug2.pt 1e-6
 exists "rank 0 wrote the run directory" two/config.json two/checkpoint.pt two/metrics.jsonl \
   two/report.html two/student.pt
 grep -q '"world_size": 2' two/config.json && pass "config.json records the world size" ||

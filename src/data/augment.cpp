@@ -13,7 +13,8 @@ uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step) {
   return (uint64_t{words[0]} << 32) | words[1];
 }
 
-at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed) {
+at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed,
+                         int64_t first) {
   if (!options.enabled()) return images;
   std::mt19937_64 rng(seed);
   const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
@@ -22,6 +23,10 @@ at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options
       pad > 0 ? torch::constant_pad_nd(images, {pad, pad, pad, pad}, 0.0) : images;
   std::uniform_int_distribution<int64_t> offset(0, 2 * pad);
   std::bernoulli_distribution flip(0.5);
+  for (int64_t i = 0; i < first; ++i) {  // the earlier positions' draws, in the same order
+    if (pad > 0) offset(rng), offset(rng);
+    if (options.horizontal_flip) flip(rng);
+  }
   std::vector<at::Tensor> out;
   out.reserve(static_cast<size_t>(batch));
   for (int64_t i = 0; i < batch; ++i) {

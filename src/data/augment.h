@@ -16,8 +16,11 @@ struct AugmentOptions {
 };
 
 /// Augments every image of float `images` [B,C,H,W] independently; the draws are a pure function
-/// of `seed`, so a run is reproducible.
-at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed);
+/// of `seed`, so a run is reproducible. `first`: the images are positions first, first+1, ... of
+/// the step's whole batch (a data-parallel rank's shard), and get the draws one process would
+/// give those positions.
+at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed,
+                         int64_t first = 0);
 
 /// The augmentation seed of one training step.
 uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step);

@@ -308,8 +308,10 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
     const double epoch_start = now_seconds();
     while (auto batch = loader.next()) {
       const double step_start = hooks.on_step ? now_seconds() : 0.0;
-      const at::Tensor images = augment_batch(batch->images.to(device), options.train.augment,
-                                              augment_seed(options.train.seed, epoch, step));
+      const at::Tensor images =
+          augment_batch(batch->images.to(device), options.train.augment,
+                        augment_seed(options.train.seed, epoch, step),
+                        group != nullptr ? group->rank() * batch->images.size(0) : 0);
       std::vector<ModelOutput> targets =
           cache ? cache->gather(batch->indices, device) : teacher_outputs(teachers, images);
       if (channels_last)
