@@ -122,6 +122,22 @@ last=$(tail -n 1 dead.err)
   pass "killed rank: launcher exits $rc in ${SECONDS}s -> $last" ||
   fail "killed rank: exit $rc after ${SECONDS}s, $left left: $last"
 
+# The launcher killed outright: its ranks get SIGTERM, checkpoint and stop.
+$AMALGAM $RUN --epochs 100000 --nproc 2 --out orphan >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do [ -e orphan/checkpoint.pt ] && break; sleep 0.05; done
+ranks=$(ps -o pid= --ppid $pid | tr '\n' ' ')
+kill -KILL $pid
+wait $pid 2>/dev/null
+for _ in $(seq 100); do
+  alive=0
+  for r in $ranks; do kill -0 "$r" 2>/dev/null && alive=1; done
+  [ $alive -eq 0 ] && break
+  sleep 0.1
+done
+[ -n "$ranks" ] && [ $alive -eq 0 ] && pass "launcher killed: its ranks ($ranks) stopped" ||
+  fail "launcher killed: ranks ($ranks) still running"
+
 # Ranks started by hand: rank 1 dies, rank 1 hangs (SIGSTOP), rank 0 dies; the survivor must
 # not wait forever.
 for fault in 1:KILL 1:STOP 0:KILL; do

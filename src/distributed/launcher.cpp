@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +96,7 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
   std::fflush(stdout);
   std::fflush(stderr);
   std::vector<Child> children;
+  const pid_t launcher = getpid();
   for (int i = 0; i < options.nproc; ++i) {
     std::vector<std::string> child_args = {"amalgam"};
     child_args.insert(child_args.end(), args.begin(), args.end());
@@ -122,6 +124,10 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
       // Its own process group: a terminal's Ctrl-C reaches the launcher, which passes it on
       // once (a rank stops at once on a second signal).
       setpgid(0, 0);
+      // A launcher killed outright must not leave its ranks running: they get SIGTERM, which
+      // checkpoints and stops them.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != launcher) _exit(143);
       execv("/proc/self/exe", argv.data());
       std::fprintf(stderr, "amalgam: error: --nproc: cannot run /proc/self/exe: %s\n",
                    std::strerror(errno));

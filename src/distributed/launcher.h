@@ -27,7 +27,8 @@ int free_loopback_port();
 /// Runs this executable (/proc/self/exe) once per local rank with `args` (the command line
 /// without the launcher's options) plus --rank, --world-size, --dist-url, --threads (and
 /// --device cuda:K when options.cuda_devices > 0).
-/// SIGINT/SIGTERM are passed on to every rank. When a rank fails, the others are stopped
+/// SIGINT/SIGTERM are passed on to every rank; if the launcher itself is killed, the ranks get
+/// SIGTERM. When a rank fails, the others are stopped
 /// (SIGTERM, then SIGKILL after `grace_s`) and its exit status is returned with a one-line
 /// error on stderr; 0 when every rank succeeded.
 int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions& options,
