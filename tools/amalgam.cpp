@@ -282,8 +282,9 @@ int main(int argc, char** argv) {
       ->add_option("--dist-timeout", dist.timeout_s,
                    "Seconds to wait for a rank before failing the run")
       ->capture_default_str();
-  am_cmd->add_option("--dist-iface", dist.interface,
-                     "Network interface for the ranks' traffic (default: the one routing to rank 0)");
+  am_cmd->add_option(
+      "--dist-iface", dist.interface,
+      "Network interface for the ranks' traffic (default: the one routing to rank 0)");
 
   // eval
   CliData ev_data;
