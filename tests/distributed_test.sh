@@ -46,9 +46,25 @@ exists "rank 0 wrote the run directory" two/config.json two/checkpoint.pt two/me
   two/report.html two/student.pt
 grep -q '"world_size": 2' two/config.json && pass "config.json records the world size" ||
   fail "config.json records the world size"
-ok "a BatchNorm student (zoo resnet) on 2 ranks" $A amalgamate --teacher t1.pt:features \
-  --teacher t2.pt:features --data images --batch-size 16 --epochs 1 --nproc 2 --student resnet \
-  --student-width 8 --out bn --export bn.pt
+# A zoo student with BatchNorm: per-rank statistics by default (as DDP), the whole batch's with
+# --sync-batchnorm, which makes 2 ranks x 8 equal 1 rank x 16 again.
+BN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --data images --batch-size 16
+    --log-every 0 --epochs 2 --lr 1e-4 --student resnet --student-width 8"
+ok "BatchNorm student, 1 rank x 16" $A $BN --threads 1 --out bn1 --export bn1.pt
+ok "BatchNorm student, 2 ranks x 8" $A $BN --nproc 2 --out bn2 --export bn2.pt
+ok "BatchNorm student, 2 ranks x 8, --sync-batchnorm" $A $BN --nproc 2 --sync-batchnorm \
+  --out bns --export bns.pt
+close "--sync-batchnorm: 2 ranks x B/2 = 1 rank x B" bn1.pt bns.pt 1e-6
+"$PY" - bn1.pt bn2.pt <<'PY' && pass "per-rank BatchNorm differs (as expected)" || fail "per-rank BatchNorm"
+import sys, torch
+a, b = (list(torch.jit.load(p).parameters()) for p in sys.argv[1:3])
+d = max((x - y).abs().max().item() for x, y in zip(a, b))
+print(f"per-rank BatchNorm: max |w1 - w2| = {d:.3g}")
+sys.exit(0 if d > 1e-5 else 1)
+PY
+bad "--sync-batchnorm needs a zoo student" "is a TorchScript student, whose BatchNorm layers" \
+  $AMALGAM $RUN --epochs 1 --sync-batchnorm --out nobn
+absent "nothing written (--sync-batchnorm)" nobn
 
 # Ranks started one by one (as on several hosts): only rank 0 writes.
 PORT=$(free_port)

@@ -15,12 +15,13 @@
 
 #include "core/error.h"
 #include "data/batch_loader.h"
-#include "distributed/batch_gather.h"
+#include "distributed/autograd_collectives.h"
 #include "distributed/launcher.h"
 #include "distributed/process_group.h"
 #include "distributed/replica_sync.h"
 #include "method/cfl_objective.h"
 #include "method/common_feature_block.h"
+#include "models/layers.h"
 
 using namespace amalgam;
 
@@ -234,4 +235,58 @@ TEST(Distributed, ClearErrorsForPortInUseAndUnreachableRankZero) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(unreachable.find("cannot reach rank 0"), std::string::npos) << unreachable;
   EXPECT_LT(seconds, 15.0);
+}
+
+// Synchronised BatchNorm: 2 ranks with half a batch each normalise with the whole batch's moments,
+// so outputs, averaged gradients and running statistics are one process's on the whole batch.
+TEST(Distributed, SynchronisedBatchNormMatchesTheWholeBatch) {
+  torch::manual_seed(7);
+  const at::Tensor images = torch::randn({8, 3, 6, 6});
+  const at::Tensor weights = torch::randn({8, 4, 6, 6});  // a loss that mixes the rows
+  ConvBN reference(3, 4, 3, 1, Activation::kReLU);
+  reference->train();
+  const at::Tensor expected = reference->forward(images);
+  (expected * weights).sum().backward();
+  std::vector<at::Tensor> expected_grads;
+  for (const auto& p : reference->parameters()) expected_grads.push_back(p.grad().clone());
+  const std::vector<at::Tensor> expected_buffers = reference->buffers();
+
+  // One process with the synchronised path and no other rank: the same as BatchNorm2d.
+  ConvBN alone(3, 4, 3, 1, Activation::kReLU);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < alone->parameters().size(); ++i)
+      alone->parameters()[i].copy_(reference->parameters()[i]);
+  }
+  EXPECT_EQ(set_statistics_sum(*alone, [](const at::Tensor& t) { return t; }), 1);
+  alone->train();
+  EXPECT_TRUE(torch::allclose(alone->forward(images), expected, 1e-5, 1e-6));
+
+  run_ranks(2, [&](ProcessGroup& group) {
+    ConvBN layer(3, 4, 3, 1, Activation::kReLU);
+    if (group.rank() == 0) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < layer->parameters().size(); ++i)
+        layer->parameters()[i].copy_(reference->parameters()[i]);
+    }
+    broadcast_module_state(group, *layer);
+    set_statistics_sum(*layer, [&](const at::Tensor& t) { return sum_over_ranks(t, group); });
+    layer->train();
+    const int64_t begin = group.rank() * 4;
+    const at::Tensor out = layer->forward(images.slice(0, begin, begin + 4));
+    EXPECT_TRUE(torch::allclose(out, expected.slice(0, begin, begin + 4), 1e-5, 1e-6))
+        << "rank " << group.rank();
+    // Each rank's loss is its rows' share; the whole loss is their sum, i.e. W x their mean.
+    (2 * out * weights.slice(0, begin, begin + 4)).sum().backward();
+    std::vector<at::Tensor> parameters = layer->parameters();
+    GradientAverager(group, parameters).average();
+    for (size_t i = 0; i < parameters.size(); ++i)
+      EXPECT_TRUE(torch::allclose(parameters[i].grad(), expected_grads[i], 1e-4, 1e-5))
+          << "parameter " << i << " on rank " << group.rank();
+    const std::vector<at::Tensor> buffers = layer->buffers();
+    for (size_t i = 0; i < buffers.size(); ++i)
+      EXPECT_TRUE(torch::allclose(buffers[i].to(torch::kFloat64),
+                                  expected_buffers[i].to(torch::kFloat64), 1e-5, 1e-6))
+          << "buffer " << i << " on rank " << group.rank();
+  });
 }

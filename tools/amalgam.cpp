@@ -285,6 +285,8 @@ int main(int argc, char** argv) {
   am_cmd->add_option(
       "--dist-iface", dist.interface,
       "Network interface for the ranks' traffic (default: the one routing to rank 0)");
+  am_cmd->add_flag("--sync-batchnorm", am.sync_batchnorm,
+                   "Data-parallel: the student's BatchNorm uses the whole batch's moments");
 
   // eval
   CliData ev_data;

@@ -230,6 +230,10 @@ int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
     options.group = std::make_shared<ProcessGroup>(dist);
   const bool writer = !options.group || options.group->rank() == 0;
   options.student_network = user_student(options.student.arch, d, options.train.device);
+  require(!options.sync_batchnorm || !options.student_network,
+          "--sync-batchnorm: " + options.student.arch +
+              " is a TorchScript student, whose BatchNorm layers amalgam cannot synchronise "
+              "(a zoo student can)");
   if (!options.student_network)
     make_network(options.student);  // validates the student architecture before any work
   const std::vector<Teacher> teachers =

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <string>
 
 #include "models/network.h"
@@ -28,6 +29,10 @@ struct ModelSpec {
 /// Activation after a convolution.
 enum class Activation { kNone, kReLU, kReLU6 };
 
+/// Sums per-channel statistics over the whole data-parallel batch, differentiably (synchronised
+/// BatchNorm); empty: the batch is this process's alone.
+using StatisticsSum = std::function<at::Tensor(const at::Tensor&)>;
+
 /// Conv (no bias, "same" padding) + BatchNorm + activation.
 class ConvBNImpl : public torch::nn::Module {
  public:
@@ -35,13 +40,23 @@ class ConvBNImpl : public torch::nn::Module {
              int64_t groups = 1);
   /// activation(bn(conv(x)))
   at::Tensor forward(const at::Tensor& x);
+  /// In training, normalise with the moments of the whole batch that `sum` spans (empty: the
+  /// usual per-process BatchNorm).
+  void set_statistics_sum(StatisticsSum sum) { statistics_sum_ = std::move(sum); }
 
  private:
+  at::Tensor synchronised_batch_norm(const at::Tensor& x);
+
   torch::nn::Conv2d conv_{nullptr};
   torch::nn::BatchNorm2d bn_{nullptr};
   Activation activation_;
+  StatisticsSum statistics_sum_;
 };
 TORCH_MODULE(ConvBN);
+
+/// Gives every ConvBN inside `module` the statistics sum `sum` (empty: back to per-process
+/// BatchNorm); returns how many there are.
+int64_t set_statistics_sum(torch::nn::Module& module, const StatisticsSum& sum);
 
 /// The zoo's common frame: normalise, run the backbone, average-pool, classify.
 class ZooNetworkImpl : public NetworkImpl {

@@ -16,7 +16,7 @@
 #include "core/signals.h"
 #include "data/augment.h"
 #include "data/batch_loader.h"
-#include "distributed/batch_gather.h"
+#include "distributed/autograd_collectives.h"
 #include "distributed/process_group.h"
 #include "distributed/replica_sync.h"
 #include "distributed/sharded_cache.h"
@@ -263,6 +263,13 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   if (result.block) trained.push_back(result.block.get());
   if (result.hints) trained.push_back(result.hints.get());
   std::optional<GradientAverager> averager;
+  if (group != nullptr && options.sync_batchnorm) {
+    const int64_t layers = set_statistics_sum(
+        student, [group](const at::Tensor& local) { return sum_over_ranks(local, *group); });
+    require(layers > 0,
+            "--sync-batchnorm: the student has no zoo BatchNorm layers to synchronise "
+            "(a TorchScript student's BatchNorm stays per rank)");
+  }
   if (group != nullptr) {
     for (auto* m : trained) broadcast_module_state(*group, *m);
     std::vector<at::Tensor> parameters;
@@ -386,6 +393,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   }
   student.eval();
   if (result.block) result.block->eval();
+  set_statistics_sum(student, {});  // the group is the run's; the student outlives it
   result.seconds = now_seconds() - start;
   return result;
 }

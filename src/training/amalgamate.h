@@ -45,6 +45,9 @@ struct AmalgamateOptions {
   /// stays the whole step's batch, split evenly over the ranks; every rank must call amalgamate
   /// with the same options and data. Only rank 0 should be given checkpoint_path and observers.
   std::shared_ptr<ProcessGroup> group;
+  /// Data-parallel runs: the student's zoo BatchNorm layers normalise with the whole batch's
+  /// moments instead of each rank's shard (SyncBatchNorm).
+  bool sync_batchnorm = false;
 };
 
 /// Mean loss terms over one epoch.

@@ -16,6 +16,7 @@ void to_json(nlohmann::json& j, const AmalgamateOptions& o) {
        {"fixed_common_space", o.fixed_common_space},
        {"teacher_cache_limit", o.teacher_cache_limit},
        {"channels_last", o.channels_last},
+       {"sync_batchnorm", o.sync_batchnorm},
        {"checkpoint_every", o.checkpoint_every},
        {"log_every", o.log_every}};
 }
@@ -32,6 +33,7 @@ void from_json(const nlohmann::json& j, AmalgamateOptions& o) {
   j.at("channels_last").get_to(o.channels_last);
   j.at("checkpoint_every").get_to(o.checkpoint_every);
   o.log_every = j.value("log_every", o.log_every);
+  o.sync_batchnorm = j.value("sync_batchnorm", o.sync_batchnorm);
 }
 
 }  // namespace amalgam

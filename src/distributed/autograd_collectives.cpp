@@ -1,4 +1,4 @@
-#include "distributed/batch_gather.h"
+#include "distributed/autograd_collectives.h"
 
 #include <torch/torch.h>
 
@@ -25,7 +25,31 @@ class GatherBatch : public torch::autograd::Function<GatherBatch> {
   }
 };
 
+class SumOverRanks : public torch::autograd::Function<SumOverRanks> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor local,
+                            ProcessGroup* group) {
+    // The group outlives the step's graph; an IValue cannot hold a plain pointer.
+    ctx->saved_data["group"] = reinterpret_cast<int64_t>(group);
+    std::vector<at::Tensor> sum = {local.clone()};
+    group->all_reduce_sum(sum);
+    return sum[0];
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto* group = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
+    std::vector<at::Tensor> sum = {grads[0].contiguous().clone()};
+    group->all_reduce_sum(sum);
+    return {sum[0], at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor sum_over_ranks(const at::Tensor& local, ProcessGroup& group) {
+  return SumOverRanks::apply(local, &group);
+}
 
 at::Tensor gather_batch(const at::Tensor& local, ProcessGroup& group) {
   return GatherBatch::apply(local, &group);
