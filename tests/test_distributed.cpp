@@ -258,7 +258,7 @@ TEST(Distributed, SynchronisedBatchNormMatchesTheWholeBatch) {
     for (size_t i = 0; i < alone->parameters().size(); ++i)
       alone->parameters()[i].copy_(reference->parameters()[i]);
   }
-  EXPECT_EQ(set_statistics_sum(*alone, [](const at::Tensor& t) { return t; }), 1);
+  EXPECT_EQ(set_statistics_gather(*alone, [](const at::Tensor& t) { return t.unsqueeze(0); }), 1);
   alone->train();
   EXPECT_TRUE(torch::allclose(alone->forward(images), expected, 1e-5, 1e-6));
 
@@ -270,7 +270,7 @@ TEST(Distributed, SynchronisedBatchNormMatchesTheWholeBatch) {
         layer->parameters()[i].copy_(reference->parameters()[i]);
     }
     broadcast_module_state(group, *layer);
-    set_statistics_sum(*layer, [&](const at::Tensor& t) { return sum_over_ranks(t, group); });
+    set_statistics_gather(*layer, [&](const at::Tensor& t) { return stack_over_ranks(t, group); });
     layer->train();
     const int64_t begin = group.rank() * 4;
     const at::Tensor out = layer->forward(images.slice(0, begin, begin + 4));

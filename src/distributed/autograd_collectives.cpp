@@ -25,15 +25,13 @@ class GatherBatch : public torch::autograd::Function<GatherBatch> {
   }
 };
 
-class SumOverRanks : public torch::autograd::Function<SumOverRanks> {
+class StackOverRanks : public torch::autograd::Function<StackOverRanks> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor local,
                             ProcessGroup* group) {
     // The group outlives the step's graph; an IValue cannot hold a plain pointer.
     ctx->saved_data["group"] = reinterpret_cast<int64_t>(group);
-    std::vector<at::Tensor> sum = {local.clone()};
-    group->all_reduce_sum(sum);
-    return sum[0];
+    return group->all_gather(local.contiguous().unsqueeze(0));
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -41,14 +39,14 @@ class SumOverRanks : public torch::autograd::Function<SumOverRanks> {
     auto* group = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
     std::vector<at::Tensor> sum = {grads[0].contiguous().clone()};
     group->all_reduce_sum(sum);
-    return {sum[0], at::Tensor()};
+    return {sum[0][group->rank()], at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor sum_over_ranks(const at::Tensor& local, ProcessGroup& group) {
-  return SumOverRanks::apply(local, &group);
+at::Tensor stack_over_ranks(const at::Tensor& local, ProcessGroup& group) {
+  return StackOverRanks::apply(local, &group);
 }
 
 at::Tensor gather_batch(const at::Tensor& local, ProcessGroup& group) {

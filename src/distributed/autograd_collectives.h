@@ -16,8 +16,9 @@ class ProcessGroup;
 /// (every rank computes the same loss from the same gathered batch).
 at::Tensor gather_batch(const at::Tensor& local, ProcessGroup& group);
 
-/// The sum of every rank's `local` (same shape on every rank). Differentiable: the gradient that
-/// reaches `local` is the sum of every rank's gradient of the result.
-at::Tensor sum_over_ranks(const at::Tensor& local, ProcessGroup& group);
+/// Every rank's `local` [k] stacked in rank order [W,k]. Differentiable for results that differ
+/// between ranks (each rank's own loss): the gradient that reaches `local` is the sum over the
+/// ranks of their gradients of its row.
+at::Tensor stack_over_ranks(const at::Tensor& local, ProcessGroup& group);
 
 }  // namespace amalgam

@@ -18,25 +18,30 @@ ConvBNImpl::ConvBNImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
 }
 
 at::Tensor ConvBNImpl::forward(const at::Tensor& x) {
-  at::Tensor y = statistics_sum_ && is_training() ? synchronised_batch_norm(conv_->forward(x))
-                                                  : bn_->forward(conv_->forward(x));
+  at::Tensor y = statistics_gather_ && is_training() ? synchronised_batch_norm(conv_->forward(x))
+                                                     : bn_->forward(conv_->forward(x));
   if (activation_ == Activation::kReLU) return torch::relu_(y);
   if (activation_ == Activation::kReLU6) return torch::hardtanh_(y, 0.0, 6.0);
   return y;
 }
 
-// BatchNorm in training mode over the whole batch that statistics_sum_ spans: two passes (mean,
-// then centred second moment) as LibTorch's own kernel, and the same running-statistics update.
+// BatchNorm in training mode over the whole batch whose shards statistics_gather_ collects: each
+// shard's count, mean and centred second moment, combined as in parallel variance (stable, one
+// collective per layer); the running statistics are updated as BatchNorm2d does.
 at::Tensor ConvBNImpl::synchronised_batch_norm(const at::Tensor& x) {
   const auto& o = bn_->options;
+  const int64_t c = x.size(1);
   const auto channel = [](const at::Tensor& t) { return t.view({1, -1, 1, 1}); };
-  const double local = static_cast<double>(x.numel() / x.size(1));
-  const double count =
-      statistics_sum_(torch::full({1}, local, x.options().dtype(torch::kFloat64))).item<double>();
-  const at::Tensor mean = statistics_sum_(x.sum({0, 2, 3})) / count;
-  const at::Tensor centred = x - channel(mean);
-  const at::Tensor var = statistics_sum_(centred.square().sum({0, 2, 3})) / count;
-  at::Tensor y = centred * channel(torch::rsqrt(var + o.eps()));
+  const at::Tensor local_mean = x.mean({0, 2, 3});
+  const at::Tensor local_m2 = (x - channel(local_mean)).square().sum({0, 2, 3});
+  const at::Tensor local_count = torch::full({1}, static_cast<double>(x.numel() / c), x.options());
+  const at::Tensor shards = statistics_gather_(torch::cat({local_count, local_mean, local_m2}));
+  const at::Tensor counts = shards.slice(1, 0, 1);  // [ranks,1]
+  const at::Tensor means = shards.slice(1, 1, 1 + c), m2s = shards.slice(1, 1 + c, 1 + 2 * c);
+  const at::Tensor count = counts.sum();
+  const at::Tensor mean = (counts * means).sum(0) / count;
+  const at::Tensor var = (m2s + counts * (means - mean).square()).sum(0) / count;
+  at::Tensor y = (x - channel(mean)) * channel(torch::rsqrt(var + o.eps()));
   if (o.affine()) y = y * channel(bn_->weight) + channel(bn_->bias);
   if (o.track_running_stats()) {
     torch::NoGradGuard no_grad;
@@ -44,18 +49,18 @@ at::Tensor ConvBNImpl::synchronised_batch_norm(const at::Tensor& x) {
     // No momentum: a cumulative average, as BatchNorm2d does.
     const double momentum =
         o.momentum() ? *o.momentum() : 1.0 / bn_->num_batches_tracked.item<double>();
+    const double n = count.item<double>();
     bn_->running_mean.mul_(1 - momentum).add_(mean.detach(), momentum);
-    bn_->running_var.mul_(1 - momentum)
-        .add_(var.detach() * (count / std::max(1.0, count - 1)), momentum);
+    bn_->running_var.mul_(1 - momentum).add_(var.detach() * (n / std::max(1.0, n - 1)), momentum);
   }
   return y;
 }
 
-int64_t set_statistics_sum(torch::nn::Module& module, const StatisticsSum& sum) {
+int64_t set_statistics_gather(torch::nn::Module& module, const StatisticsGather& gather) {
   int64_t count = 0;
   for (auto& child : module.modules(/*include_self=*/true)) {
     if (auto* conv_bn = child->as<ConvBNImpl>()) {
-      conv_bn->set_statistics_sum(sum);
+      conv_bn->set_statistics_gather(gather);
       ++count;
     }
   }

@@ -29,9 +29,9 @@ struct ModelSpec {
 /// Activation after a convolution.
 enum class Activation { kNone, kReLU, kReLU6 };
 
-/// Sums per-channel statistics over the whole data-parallel batch, differentiably (synchronised
-/// BatchNorm); empty: the batch is this process's alone.
-using StatisticsSum = std::function<at::Tensor(const at::Tensor&)>;
+/// Stacks every data-parallel rank's per-channel statistics [k] into [ranks,k], differentiably
+/// (synchronised BatchNorm); empty: the batch is this process's alone.
+using StatisticsGather = std::function<at::Tensor(const at::Tensor&)>;
 
 /// Conv (no bias, "same" padding) + BatchNorm + activation.
 class ConvBNImpl : public torch::nn::Module {
@@ -40,9 +40,9 @@ class ConvBNImpl : public torch::nn::Module {
              int64_t groups = 1);
   /// activation(bn(conv(x)))
   at::Tensor forward(const at::Tensor& x);
-  /// In training, normalise with the moments of the whole batch that `sum` spans (empty: the
-  /// usual per-process BatchNorm).
-  void set_statistics_sum(StatisticsSum sum) { statistics_sum_ = std::move(sum); }
+  /// In training, normalise with the moments of the whole batch whose shards `gather` collects
+  /// (empty: the usual per-process BatchNorm).
+  void set_statistics_gather(StatisticsGather gather) { statistics_gather_ = std::move(gather); }
 
  private:
   at::Tensor synchronised_batch_norm(const at::Tensor& x);
@@ -50,13 +50,13 @@ class ConvBNImpl : public torch::nn::Module {
   torch::nn::Conv2d conv_{nullptr};
   torch::nn::BatchNorm2d bn_{nullptr};
   Activation activation_;
-  StatisticsSum statistics_sum_;
+  StatisticsGather statistics_gather_;
 };
 TORCH_MODULE(ConvBN);
 
-/// Gives every ConvBN inside `module` the statistics sum `sum` (empty: back to per-process
+/// Gives every ConvBN inside `module` the statistics gather `gather` (empty: back to per-process
 /// BatchNorm); returns how many there are.
-int64_t set_statistics_sum(torch::nn::Module& module, const StatisticsSum& sum);
+int64_t set_statistics_gather(torch::nn::Module& module, const StatisticsGather& gather);
 
 /// The zoo's common frame: normalise, run the backbone, average-pool, classify.
 class ZooNetworkImpl : public NetworkImpl {

@@ -264,8 +264,8 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   if (result.hints) trained.push_back(result.hints.get());
   std::optional<GradientAverager> averager;
   if (group != nullptr && options.sync_batchnorm) {
-    const int64_t layers = set_statistics_sum(
-        student, [group](const at::Tensor& local) { return sum_over_ranks(local, *group); });
+    const int64_t layers = set_statistics_gather(
+        student, [group](const at::Tensor& local) { return stack_over_ranks(local, *group); });
     require(layers > 0,
             "--sync-batchnorm: the student has no zoo BatchNorm layers to synchronise "
             "(a TorchScript student's BatchNorm stays per rank)");
@@ -393,7 +393,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   }
   student.eval();
   if (result.block) result.block->eval();
-  set_statistics_sum(student, {});  // the group is the run's; the student outlives it
+  set_statistics_gather(student, {});  // the group is the run's; the student outlives it
   result.seconds = now_seconds() - start;
   return result;
 }
