@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/signals.h"
+#include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "distributed/launcher.h"
 #include "distributed/process_group.h"
@@ -430,9 +431,7 @@ int main(int argc, char** argv) {
       // The ranks parse the same command line (and --config); each gets its own rank options,
       // and --nproc 0 so that none launches again.
       const int world = launch.dist.world_size > 1 ? launch.dist.world_size : launch.nproc;
-      require(!am_resume.empty() || am.train.batch_size % world == 0,
-              "--batch-size: " + std::to_string(am.train.batch_size) +
-                  " must be a multiple of the number of ranks (" + std::to_string(world) + ")");
+      if (am_resume.empty()) require_even_shards(am.train.batch_size, world);
       launch.threads_per_rank = am.train.threads;
       std::set<std::string> replaced = {"--nproc",    "--rank",         "--world-size",
                                         "--dist-url", "--dist-timeout", "--dist-iface",

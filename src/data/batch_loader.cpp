@@ -9,6 +9,12 @@
 
 namespace amalgam {
 
+void require_even_shards(int64_t batch_size, int64_t ranks) {
+  require(batch_size % ranks == 0, "--batch-size: " + std::to_string(batch_size) +
+                                       " must be a multiple of the number of ranks (" +
+                                       std::to_string(ranks) + ")");
+}
+
 BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOptions options)
     : images_(std::move(images)), labels_(std::move(labels)), options_(options) {
   require(options_.batch_size > 0,
@@ -16,10 +22,7 @@ BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOption
   require(options_.shard_count >= 1 && options_.shard_index >= 0 &&
               options_.shard_index < options_.shard_count,
           "batch loader: shard index out of range");
-  require(options_.batch_size % options_.shard_count == 0,
-          "--batch-size: " + std::to_string(options_.batch_size) +
-              " must be a multiple of the number of ranks (" +
-              std::to_string(options_.shard_count) + ")");
+  require_even_shards(options_.batch_size, options_.shard_count);
   require(options_.shard_count == 1 || options_.drop_last,
           "batch loader: sharded batches must all be full (drop_last)");
   require(images_.defined() && images_.dim() == 4 && images_.size(0) > 0,

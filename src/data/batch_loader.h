@@ -23,6 +23,9 @@ struct BatchLoaderOptions {
   int64_t shard_index = 0;  ///< which part, 0..shard_count-1
 };
 
+/// Throws Error naming --batch-size unless `batch_size` splits evenly over `ranks` shards.
+void require_even_shards(int64_t batch_size, int64_t ranks);
+
 /// One batch: float images in [0,1] and, when the loader has labels, their labels.
 struct Batch {
   at::Tensor images;   ///< float [B,C,H,W], values in [0,1]

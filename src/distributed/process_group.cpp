@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -152,6 +153,14 @@ at::Tensor staged(const at::Tensor& t) {
   return t.is_cpu() && t.is_contiguous() ? t : t.to(torch::kCPU).contiguous();
 }
 
+// Runs an in-place collective on `t` (through a staged copy that gives the result back).
+void in_place(at::Tensor& t,
+              const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& op) {
+  std::vector<at::Tensor> buffer = {staged(t)};
+  op(buffer)->wait();
+  if (!buffer[0].is_same(t)) t.copy_(buffer[0]);
+}
+
 }  // namespace
 
 struct ProcessGroup::Impl {
@@ -223,15 +232,10 @@ void ProcessGroup::fail(const std::string& operation, const std::exception& e) c
 
 void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
   try {
-    for (auto& t : tensors) {
-      std::vector<at::Tensor> buffer = {staged(t)};
-      c10d::AllreduceOptions reduce;
-      reduce.reduceOp = c10d::ReduceOp::SUM;
-      impl_->group->allreduce(buffer, reduce)->wait();
-      if (!buffer[0].is_same(t)) t.copy_(buffer[0]);
-    }
-  } catch (const Error&) {
-    throw;
+    c10d::AllreduceOptions reduce;
+    reduce.reduceOp = c10d::ReduceOp::SUM;
+    for (auto& t : tensors)
+      in_place(t, [&](auto& b) { return impl_->group->allreduce(b, reduce); });
   } catch (const std::exception& e) {
     fail("all-reduce", e);
   }
@@ -239,11 +243,9 @@ void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
 
 void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
   try {
-    std::vector<at::Tensor> buffer = {staged(tensor)};
     c10d::AllreduceOptions reduce;
     reduce.reduceOp = c10d::ReduceOp::MAX;
-    impl_->group->allreduce(buffer, reduce)->wait();
-    if (!buffer[0].is_same(tensor)) tensor.copy_(buffer[0]);
+    in_place(tensor, [&](auto& b) { return impl_->group->allreduce(b, reduce); });
   } catch (const std::exception& e) {
     fail("all-reduce", e);
   }
@@ -251,11 +253,9 @@ void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
 
 void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
   try {
-    std::vector<at::Tensor> buffer = {staged(tensor)};
     c10d::BroadcastOptions from;
     from.rootRank = root;
-    impl_->group->broadcast(buffer, from)->wait();
-    if (!buffer[0].is_same(tensor)) tensor.copy_(buffer[0]);
+    in_place(tensor, [&](auto& b) { return impl_->group->broadcast(b, from); });
   } catch (const std::exception& e) {
     fail("broadcast", e);
   }

@@ -94,9 +94,7 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
                        const AmalgamateOptions& options) {
   ProcessGroup* group = options.group.get();
   if (group == nullptr) return;
-  require(options.train.batch_size % group->size() == 0,
-          "--batch-size: " + std::to_string(options.train.batch_size) +
-              " must be a multiple of the number of ranks (" + std::to_string(group->size()) + ")");
+  require_even_shards(options.train.batch_size, group->size());
   require(transfer.size() >= options.train.batch_size,
           "transfer set: " + std::to_string(transfer.size()) +
               " images, fewer than one --batch-size (" + std::to_string(options.train.batch_size) +
