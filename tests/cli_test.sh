@@ -17,6 +17,18 @@ ok "amalgamate cfl" $A amalgamate --teacher "$W/a/teacher.pt" --teacher "$W/b/te
 exists "student files" "$W/s/student.pt" "$W/s/student.json" "$W/s/student.block.pt"
 ok "amalgamate kd" $A amalgamate --method kd --teacher "$W/a/teacher.pt" \
   --teacher "$W/c/teacher.pt" --student mobilenetv2 --student-width 8 $SMALL --out "$W/k"
+# Every term of every method reaches the progress line, metrics.jsonl and the report.
+ok "amalgamate fitnet" $AMALGAM amalgamate --method fitnet --teacher "$W/a/teacher.pt" \
+  --teacher "$W/b/teacher.pt" --student-width 8 $SMALL --log-every 5 --out "$W/f"
+grep -q "amalgamate fitnet: epoch 1/1 loss .*(kd .* hint " "$W/err" &&
+  grep -qE "^epoch 1/1 step .*\(kd .* hint " "$W/err" &&
+  pass "fitnet progress and epoch lines show the hint term" ||
+  fail "fitnet progress and epoch lines show the hint term"
+grep '"type":"step"' "$W/f/metrics.jsonl" | head -1 | grep -q '"hint":' &&
+  grep '"type":"epoch"' "$W/f/metrics.jsonl" | grep -q '"hint":' &&
+  pass "fitnet metrics records hold the hint term" || fail "fitnet metrics records hold the hint term"
+grep -q "<th>hint</th>" "$W/f/report.html" && pass "fitnet report shows the hint term" ||
+  fail "fitnet report shows the hint term"
 ok "eval teachers and student" $A eval --teacher "$W/a/teacher.pt" --teacher "$W/b/teacher.pt" \
   --student "$W/s/student.pt" --json "$W/eval.json"
 grep -q "union" "$W/out" && pass "eval prints a union row" || fail "eval prints a union row"

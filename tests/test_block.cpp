@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "method/cfl_objective.h"
+#include "core/error.h"
 #include "method/common_feature_block.h"
+#include "method/hint_adapters.h"
+#include "method/objective.h"
 
 using namespace amalgam;
 
@@ -15,6 +17,18 @@ CommonFeatureBlockOptions mixed_shapes() {
   o.student_shape = {40, 7, 7};
   o.common_channels = 16;
   return o;
+}
+
+// The objective of `method` for mixed_shapes() teachers and student.
+Objective objective_for(const std::string& method, ObjectiveConfig config = {}) {
+  const auto shapes = mixed_shapes();
+  ObjectiveSetup setup;
+  setup.config = config;
+  setup.config.method = method;
+  setup.config.common_channels = shapes.common_channels;
+  setup.teacher_shapes = shapes.teacher_shapes;
+  setup.student_shape = shapes.student_shape;
+  return make_objective(setup);
 }
 
 }  // namespace
@@ -36,7 +50,9 @@ TEST(CommonFeatureBlock, ShapesForHeterogeneousTeachers) {
 
 TEST(CommonFeatureBlock, CflLossTrainsEveryPart) {
   torch::manual_seed(1);
-  CommonFeatureBlock block(mixed_shapes());
+  Objective objective = objective_for("cfl");
+  CommonFeatureBlockImpl* block = objective->common_space();
+  ASSERT_NE(block, nullptr);
   auto student_features = torch::randn({6, 40, 7, 7}, torch::requires_grad());
   auto student_logits = torch::randn({6, 9}, torch::requires_grad());
   std::vector<ModelOutput> teachers;
@@ -45,16 +61,13 @@ TEST(CommonFeatureBlock, CflLossTrainsEveryPart) {
     const auto& s = block->options().teacher_shapes[i];
     teachers.push_back({torch::randn({6, s[0], s[1], s[2]}), torch::randn({6, classes[i]})});
   }
-  ObjectiveOptions options;
-  const LossTerms terms =
-      amalgamation_loss({student_features, student_logits}, teachers, block.get(), options);
-  ASSERT_EQ(terms.mmd_each.size(), 3u);
-  EXPECT_GT(terms.mmd.item<double>(), 0.0);
-  EXPECT_GT(terms.recon.item<double>(), 0.0);
+  const LossTerms terms = objective->loss({student_features, student_logits}, teachers, {});
+  EXPECT_GT(terms.part("mmd").item<double>(), 0.0);
+  EXPECT_GT(terms.part("recon").item<double>(), 0.0);
   terms.total.backward();
   EXPECT_TRUE(torch::isfinite(student_features.grad()).all().item<bool>());
   EXPECT_GT(student_features.grad().abs().sum().item<double>(), 0.0);
-  for (const auto& p : block->named_parameters()) {
+  for (const auto& p : objective->named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
     EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
   }
@@ -64,17 +77,16 @@ TEST(CflObjective, WithoutMmdTheCommonSpaceSendsNoGradientToTheStudent) {
   // Reconstruction only involves teacher features, so with the MMD term off the student learns
   // from the soft targets alone: the "CFL without MMD" ablation trains the same student as KD.
   torch::manual_seed(3);
-  CommonFeatureBlock block(mixed_shapes());
+  ObjectiveConfig options;
+  options.use_mmd = false;
+  Objective objective = objective_for("cfl", options);
   auto student_features = torch::randn({6, 40, 7, 7}, torch::requires_grad());
   std::vector<ModelOutput> teachers;
-  for (const auto& s : block->options().teacher_shapes)
+  for (const auto& s : mixed_shapes().teacher_shapes)
     teachers.push_back({torch::randn({6, s[0], s[1], s[2]}), torch::randn({6, 3})});
-  ObjectiveOptions options;
-  options.use_mmd = false;
-  const LossTerms terms =
-      amalgamation_loss({student_features, torch::randn({6, 9})}, teachers, block.get(), options);
-  EXPECT_EQ(terms.mmd.item<double>(), 0.0);
-  EXPECT_GT(terms.recon.item<double>(), 0.0);
+  const LossTerms terms = objective->loss({student_features, torch::randn({6, 9})}, teachers, {});
+  EXPECT_EQ(terms.part("mmd").item<double>(), 0.0);
+  EXPECT_GT(terms.part("recon").item<double>(), 0.0);
   terms.total.backward();
   EXPECT_FALSE(student_features.grad().defined() &&
                student_features.grad().abs().sum().item<double>() > 0);
@@ -82,20 +94,19 @@ TEST(CflObjective, WithoutMmdTheCommonSpaceSendsNoGradientToTheStudent) {
 
 TEST(CflObjective, FitNetHintsReachStudentAndAdapters) {
   torch::manual_seed(4);
-  const auto options_block = mixed_shapes();
-  HintAdapters hints(options_block.student_shape, options_block.teacher_shapes);
+  Objective objective = objective_for("fitnet");
   auto student_features = torch::randn({5, 40, 7, 7}, torch::requires_grad());
   std::vector<ModelOutput> teachers;
-  for (const auto& s : options_block.teacher_shapes)
+  for (const auto& s : mixed_shapes().teacher_shapes)
     teachers.push_back({torch::randn({5, s[0], s[1], s[2]}), torch::randn({5, 3})});
-  ObjectiveOptions options;
-  options.method = "fitnet";
-  const LossTerms terms = amalgamation_loss({student_features, torch::randn({5, 9})}, teachers,
-                                            nullptr, options, hints.get());
-  EXPECT_GT(terms.hint.item<double>(), 0.0);
+  const LossTerms terms = objective->loss({student_features, torch::randn({5, 9})}, teachers, {});
+  EXPECT_GT(terms.part("hint").item<double>(), 0.0);
+  EXPECT_EQ(terms.values().terms().size(), 3u) << "total, kd, hint";
   terms.total.backward();
   EXPECT_GT(student_features.grad().abs().sum().item<double>(), 0.0);
-  for (const auto& p : hints->parameters()) EXPECT_GT(p.grad().abs().sum().item<double>(), 0.0);
+  ASSERT_FALSE(objective->parameters().empty());
+  for (const auto& p : objective->parameters()) EXPECT_GT(p.grad().abs().sum().item<double>(), 0.0);
+  ASSERT_EQ(objective->parameter_groups().size(), 1u);
 }
 
 TEST(CflObjective, KdIsTheSoftTargetTermAlone) {
@@ -103,15 +114,28 @@ TEST(CflObjective, KdIsTheSoftTargetTermAlone) {
   const auto logits = torch::randn({4, 5});
   std::vector<ModelOutput> teachers = {{torch::randn({4, 8, 2, 2}), torch::randn({4, 2})},
                                        {torch::randn({4, 8, 2, 2}), torch::randn({4, 3})}};
-  ObjectiveOptions options;
-  options.method = "kd";
-  options.temperature = 2.0;
-  const LossTerms terms =
-      amalgamation_loss({torch::randn({4, 8, 2, 2}), logits}, teachers, nullptr, options);
+  ObjectiveSetup setup;
+  setup.config.method = "kd";
+  setup.config.temperature = 2.0;
+  Objective objective = make_objective(setup);
+  const LossTerms terms = objective->loss({torch::randn({4, 8, 2, 2}), logits}, teachers, {});
   const auto target =
       torch::softmax(torch::cat({teachers[0].logits, teachers[1].logits}, 1) / 2.0, 1);
   const double expected =
       4.0 * -(target * torch::log_softmax(logits / 2.0, 1)).sum(1).mean().item<double>();
   EXPECT_NEAR(terms.total.item<double>(), expected, 1e-5);
-  EXPECT_EQ(terms.mmd.item<double>(), 0.0);
+  EXPECT_FALSE(terms.part("mmd").defined()) << "kd has no common-space term";
+  EXPECT_TRUE(objective->parameters().empty());
+}
+
+TEST(Objective, MethodsAreParsedInOnePlace) {
+  EXPECT_STREQ(find_method("kd").name, "kd");
+  EXPECT_STREQ(find_method("fitnet").name, "fitnet");
+  try {
+    find_method("magic");
+    FAIL() << "an unknown method must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--method"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cfl"), std::string::npos) << e.what();
+  }
 }

@@ -19,8 +19,8 @@
 #include "distributed/launcher.h"
 #include "distributed/process_group.h"
 #include "distributed/replica_sync.h"
-#include "method/cfl_objective.h"
 #include "method/common_feature_block.h"
+#include "method/objective.h"
 #include "models/layers.h"
 
 using namespace amalgam;
@@ -162,21 +162,23 @@ TEST(Distributed, TwoRanksGiveTheWholeBatchGradient) {
   const std::vector<ModelOutput> teachers = {
       {torch::randn({batch, 12, 4, 4}), torch::randn({batch, 3})},
       {torch::randn({batch, 6, 2, 2}), torch::randn({batch, 2})}};
-  CommonFeatureBlock reference(shapes);
-  ObjectiveOptions objective;
+  ObjectiveSetup setup;
+  setup.config.common_channels = shapes.common_channels;
+  setup.teacher_shapes = shapes.teacher_shapes;
+  setup.student_shape = shapes.student_shape;
+  Objective reference = make_objective(setup);
   const auto rows = [](const ModelOutput& o, int64_t begin, int64_t end) {
     return ModelOutput{o.features.slice(0, begin, end), o.logits.slice(0, begin, end)};
   };
   // One process, whole batch.
   at::Tensor features = student_features.clone().requires_grad_(true);
-  const LossTerms whole =
-      amalgamation_loss({features, student_logits}, teachers, reference.get(), objective);
+  const LossTerms whole = reference->loss({features, student_logits}, teachers, {});
   whole.total.backward();
   std::vector<at::Tensor> expected;
   for (const auto& p : reference->parameters()) expected.push_back(p.grad().clone());
 
   run_ranks(2, [&](ProcessGroup& group) {
-    CommonFeatureBlock block(shapes);
+    Objective block = make_objective(setup);
     if (group.rank() == 0) {  // rank 0 holds the reference's weights; rank 1 its own random ones
       torch::NoGradGuard no_grad;
       const auto from = reference->parameters();
@@ -188,11 +190,11 @@ TEST(Distributed, TwoRanksGiveTheWholeBatchGradient) {
     std::vector<ModelOutput> local_teachers;
     for (const auto& t : teachers) local_teachers.push_back(rows(t, begin, end));
     at::Tensor local = student_features.slice(0, begin, end).clone().requires_grad_(true);
-    const LossTerms terms = amalgamation_loss(
-        {local, student_logits.slice(0, begin, end)}, local_teachers, block.get(), objective,
-        nullptr, [&](const at::Tensor& x) { return gather_batch(x, group); });
+    const LossTerms terms =
+        block->loss({local, student_logits.slice(0, begin, end)}, local_teachers,
+                    {[&](const at::Tensor& x) { return gather_batch(x, group); }, {}});
     // The MMD is computed on the whole batch on every rank: it equals the one-process value.
-    EXPECT_NEAR(terms.mmd.item<double>(), whole.mmd.item<double>(), 1e-5);
+    EXPECT_NEAR(terms.part("mmd").item<double>(), whole.part("mmd").item<double>(), 1e-5);
     terms.total.backward();
     std::vector<at::Tensor> parameters = block->parameters();
     GradientAverager averager(group, parameters, 1024);  // small buckets: several of them

@@ -8,6 +8,7 @@
 #include "core/runtime.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
+#include "method/common_feature_block.h"
 #include "models/zoo.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
@@ -50,12 +51,12 @@ const Fixture& fixture() {
   return f;
 }
 
-AmalgamateOptions tiny_options(const std::string& method, int64_t epochs) {
-  AmalgamateOptions o;
+AmalgamateConfig tiny_options(const std::string& method, int64_t epochs) {
+  AmalgamateConfig o;
   o.student.arch = "resnet";
   o.student.width = 8;
   o.objective.method = method;
-  o.common_channels = 16;
+  o.objective.common_channels = 16;
   o.train.epochs = epochs;
   o.train.batch_size = 32;
   o.train.lr = 2e-3;
@@ -75,8 +76,9 @@ TEST(EndToEnd, TinyCflStudentIsWellAboveChanceOnEveryTask) {
   for (const auto& t : f.teachers) EXPECT_GT(evaluate_teacher(t, f.test, 256), 0.6) << t.task.name;
   const AmalgamationResult r =
       amalgamate(f.teachers, strip_labels(f.data.train), tiny_options("cfl", 8));
-  ASSERT_FALSE(r.block.is_empty());
-  EXPECT_LT(r.history.back().total, r.history.front().total) << "loss must go down";
+  ASSERT_NE(r.objective->common_space(), nullptr);
+  EXPECT_LT(r.history.back().loss.get("total"), r.history.front().loss.get("total"))
+      << "loss must go down";
   const StudentScores s = evaluate_student(*r.student, r.head, f.test, 256);
   ASSERT_EQ(s.task_accuracy.size(), 2u);
   std::printf("tiny CFL student: task A %.3f, task B %.3f, union %.3f\n", s.task_accuracy[0],
@@ -108,34 +110,37 @@ TEST(EndToEnd, TeacherCacheTrainsLikeLiveTeachers) {
   // float rounding, so the runs agree to a tight tolerance rather than bit for bit.
   const Fixture& f = fixture();
   const TransferSet transfer = strip_labels(subsample(f.data.train, 300, 6));
-  AmalgamateOptions live = tiny_options("cfl", 1), cached = live;
+  AmalgamateConfig live = tiny_options("cfl", 1), cached = live;
   live.cache_teachers = false;
   cached.cache_teachers = true;
   const auto a = amalgamate(f.teachers, transfer, live);
   const auto b = amalgamate(f.teachers, transfer, cached);
-  EXPECT_NEAR(a.history[0].total, b.history[0].total, 1e-4 * a.history[0].total);
-  EXPECT_NEAR(a.history[0].mmd, b.history[0].mmd, 1e-4 * a.history[0].mmd + 1e-7);
+  const LossValues& la = a.history[0].loss;
+  const LossValues& lb = b.history[0].loss;
+  EXPECT_NEAR(la.get("total"), lb.get("total"), 1e-4 * la.get("total"));
+  EXPECT_NEAR(la.get("mmd"), lb.get("mmd"), 1e-4 * la.get("mmd") + 1e-7);
   const auto pa = a.student->parameters(), pb = b.student->parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::allclose(pa[i], pb[i], 1e-3, 1e-4));
 }
 
 TEST(EndToEnd, FixedCommonSpaceStaysAtItsInitialisation) {
   const Fixture& f = fixture();
-  AmalgamateOptions options = tiny_options("cfl", 1);
-  options.fixed_common_space = true;
+  AmalgamateConfig options = tiny_options("cfl", 1);
+  options.objective.fixed_common_space = true;
   auto r = amalgamate(f.teachers, strip_labels(subsample(f.data.train, 200, 7)), options);
   // Rebuild the state amalgamate started from: same seed, same construction order.
   torch::manual_seed(options.train.seed);
   make_network(r.student_spec);
-  CommonFeatureBlock initial(r.block->options());
-  const auto fixed = r.block->common_space_parameters();
+  CommonFeatureBlockImpl& block = *r.objective->common_space();
+  CommonFeatureBlock initial(block.options());
+  const auto fixed = block.common_space_parameters();
   const auto start = initial->common_space_parameters();
   ASSERT_EQ(fixed.size(), start.size());
   for (size_t i = 0; i < fixed.size(); ++i) {
     EXPECT_TRUE(torch::equal(fixed[i], start[i])) << "common-space parameter " << i << " moved";
     EXPECT_FALSE(fixed[i].requires_grad());
   }
-  const auto trained = r.block->decoder_parameters();
+  const auto trained = block.decoder_parameters();
   const auto untrained = initial->decoder_parameters();
   bool decoders_moved = false;
   for (size_t i = 0; i < trained.size(); ++i)

@@ -48,16 +48,22 @@ const Setup& setup() {
   return s;
 }
 
-AmalgamateOptions options_for(const std::string& checkpoint) {
-  AmalgamateOptions o;
+AmalgamateConfig config_for() {
+  AmalgamateConfig o;
   o.student = zoo_spec("resnet", 8, 1);
-  o.common_channels = 8;
+  o.objective.common_channels = 8;
   o.train.epochs = 3;
   o.train.batch_size = 32;
   o.train.augment.horizontal_flip = true;  // the augmentation draws must resume too
-  o.checkpoint_path = checkpoint;
   o.checkpoint_every = 4;
   return o;
+}
+
+RunContext context_for(const std::string& checkpoint, bool resume = false) {
+  RunContext context;
+  context.checkpoint_path = checkpoint;
+  context.resume = resume;
+  return context;
 }
 
 void expect_bitwise_equal(const torch::nn::Module& a, const torch::nn::Module& b) {
@@ -85,45 +91,49 @@ void expect_idx_refused(const unsigned char* bytes, size_t size, const std::stri
 TEST(Resume, StopAndResumeEqualsAnUninterruptedRunBitwise) {
   const std::string dir = temp_dir("resume");
   const AmalgamationResult full =
-      amalgamate(setup().teachers, setup().transfer, options_for(dir + "/full.pt"));
+      amalgamate(setup().teachers, setup().transfer, config_for(), context_for(dir + "/full.pt"));
 
   // Stop mid-epoch (step 13 of 30: epoch 2, after the checkpoint at step 12) as SIGINT would.
-  TrainingHooks hooks;
-  hooks.on_step = [](const StepRecord& r) {
+  RunContext cut = context_for(dir + "/cut.pt");
+  cut.hooks.on_step = [](const StepRecord& r) {
     if (r.global_step == 12) request_stop(SIGINT);
   };
-  AmalgamateOptions cut = options_for(dir + "/cut.pt");
   try {
-    amalgamate(setup().teachers, setup().transfer, cut, {}, nullptr, hooks);
+    amalgamate(setup().teachers, setup().transfer, config_for(), cut);
     FAIL() << "a stop request must end the run";
   } catch (const Interrupted& e) {
     EXPECT_EQ(e.signal(), SIGINT);
     EXPECT_NE(std::string(e.what()).find("checkpoint written"), std::string::npos) << e.what();
   }
   clear_stop_request();
-  cut.resume = true;
-  const AmalgamationResult resumed = amalgamate(setup().teachers, setup().transfer, cut);
+  const AmalgamationResult resumed = amalgamate(setup().teachers, setup().transfer, config_for(),
+                                                context_for(dir + "/cut.pt", true));
   expect_bitwise_equal(*full.student, *resumed.student);
-  expect_bitwise_equal(*full.block, *resumed.block);
+  expect_bitwise_equal(*full.objective, *resumed.objective);
   ASSERT_EQ(resumed.history.size(), 3u);
-  EXPECT_DOUBLE_EQ(resumed.history[1].total, full.history[1].total);
-  EXPECT_DOUBLE_EQ(resumed.history[2].total, full.history[2].total);
+  for (size_t epoch : {1, 2})
+    for (const auto& [term, value] : full.history[epoch].loss.terms())
+      EXPECT_DOUBLE_EQ(resumed.history[epoch].loss.get(term), value) << term;
 }
 
 TEST(Resume, RefusesForeignFilesAndOtherOptions) {
   const std::string dir = temp_dir("resume_refuse");
-  AmalgamateOptions o = options_for(dir + "/run.pt");
+  AmalgamateConfig o = config_for();
   o.train.epochs = 1;
-  amalgamate(setup().teachers, setup().transfer, o);
-  o.resume = true;
+  amalgamate(setup().teachers, setup().transfer, o, context_for(dir + "/run.pt"));
+  const RunContext resume = context_for(dir + "/run.pt", true);
   o.train.lr = 5e-3;
-  EXPECT_THROW(amalgamate(setup().teachers, setup().transfer, o), Error);
-  std::ofstream(dir + "/junk.pt") << "not a checkpoint";
+  EXPECT_THROW(amalgamate(setup().teachers, setup().transfer, o, resume), Error);
   o.train.lr = 1e-3;
-  o.checkpoint_path = dir + "/junk.pt";
-  EXPECT_THROW(amalgamate(setup().teachers, setup().transfer, o), Error);
-  o.checkpoint_path = dir + "/absent.pt";
-  EXPECT_THROW(amalgamate(setup().teachers, setup().transfer, o), Error);
+  o.log_every = 7;  // a resumable field: accepted
+  EXPECT_NO_THROW(amalgamate(setup().teachers, setup().transfer, o, resume));
+  std::ofstream(dir + "/junk.pt") << "not a checkpoint";
+  EXPECT_THROW(
+      amalgamate(setup().teachers, setup().transfer, o, context_for(dir + "/junk.pt", true)),
+      Error);
+  EXPECT_THROW(
+      amalgamate(setup().teachers, setup().transfer, o, context_for(dir + "/absent.pt", true)),
+      Error);
 }
 
 TEST(Fuzzed, IdxHeaderClaimingGigabytesIsRefusedAsTruncated) {

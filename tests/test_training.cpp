@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "training/optimizer.h"
+#include "training/options_json.h"
 
 using namespace amalgam;
 
@@ -12,12 +13,12 @@ TEST(ScheduledAdam, CosineAndStepSchedules) {
   auto w = torch::zeros({2}, torch::requires_grad());
   TrainOptions o;
   o.epochs = 4;
-  o.schedule = "cosine";
+  o.schedule = Schedule::kCosine;
   ScheduledAdam cosine({{{w}, 1.0}}, o, 10);
   EXPECT_DOUBLE_EQ(cosine.factor(0), 1.0);
   EXPECT_NEAR(cosine.factor(20), 0.5, 1e-12);
   EXPECT_NEAR(cosine.factor(40), 0.0, 1e-12);
-  o.schedule = "step";
+  o.schedule = Schedule::kStep;
   o.step_epochs = 2;
   o.gamma = 0.1;
   ScheduledAdam step({{{w}, 1.0}}, o, 10);
@@ -31,7 +32,7 @@ TEST(ScheduledAdam, GroupsGetTheirOwnLearningRates) {
   TrainOptions o;
   o.lr = 1e-3;
   o.weight_decay = 0;
-  o.schedule = "constant";
+  o.schedule = Schedule::kConstant;
   ScheduledAdam adam({{{a}, 1.0}, {{b}, 10.0}}, o, 1);
   EXPECT_EQ(adam.learning_rates(), (std::vector<double>{1e-3, 1e-2}));
   // Adam's first step moves each parameter by its learning rate (sign of the gradient).
@@ -48,9 +49,11 @@ TEST(TrainOptions, RejectsNonsense) {
   for (auto bad : std::vector<std::function<void(TrainOptions&)>>{
            [](TrainOptions& t) { t.lr = -1; }, [](TrainOptions& t) { t.lr = NAN; },
            [](TrainOptions& t) { t.batch_size = 0; }, [](TrainOptions& t) { t.epochs = 0; },
-           [](TrainOptions& t) { t.schedule = "linear"; }, [](TrainOptions& t) { t.gamma = 2; }}) {
+           [](TrainOptions& t) { t.step_epochs = 0; }, [](TrainOptions& t) { t.gamma = 2; }}) {
     TrainOptions t;
     bad(t);
     EXPECT_THROW(validate(t), Error);
   }
+  EXPECT_THROW(parse_schedule("linear"), Error);
+  EXPECT_EQ(parse_schedule("step"), Schedule::kStep);
 }

@@ -11,9 +11,11 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "method/common_feature_block.h"
 #include "method/losses.h"
 #include "models/zoo.h"
 #include "training/amalgamate.h"
+#include "training/options_json.h"
 
 namespace amalgam {
 namespace {
@@ -66,8 +68,8 @@ std::vector<Teacher> bench_teachers(int64_t count, uint64_t seed) {
   return teachers;
 }
 
-AmalgamateOptions bench_options(const BenchOptions& o) {
-  AmalgamateOptions options;
+AmalgamateConfig bench_options(const BenchOptions& o) {
+  AmalgamateConfig options;
   options.student = zoo_spec("resnet", 20, 1);
   options.objective.method = "cfl";
   options.objective.lambda_cf = 1.0;  // the demo's setting
@@ -92,7 +94,7 @@ struct TimedRun {
 };
 
 TimedRun timed_run(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                   const AmalgamateOptions& options, bool cache_teachers,
+                   const AmalgamateConfig& options, bool cache_teachers,
                    const TrainingHooks& hooks = {}) {
   TimedRun run;
   TeacherOutputCache cache;
@@ -101,10 +103,12 @@ TimedRun timed_run(const std::vector<Teacher>& teachers, const TransferSet& tran
     cache = cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, at::kCPU);
     run.cache_seconds = now_seconds() - start;
   }
-  AmalgamateOptions o = options;
+  AmalgamateConfig o = options;
   o.cache_teachers = cache_teachers;
-  const AmalgamationResult result =
-      amalgamate(teachers, transfer, o, {}, cache_teachers ? &cache : nullptr, hooks);
+  RunContext context;
+  context.cache = cache_teachers ? &cache : nullptr;
+  context.hooks = hooks;
+  const AmalgamationResult result = amalgamate(teachers, transfer, o, context);
   double images = 0;
   for (const auto& e : result.history) {
     run.epoch_seconds.push_back(e.seconds);
@@ -125,9 +129,9 @@ double mean(const std::vector<double>& v) {
 }  // namespace
 
 nlohmann::json run_bench(const BenchOptions& o) {
-  require(o.images >= 2 * o.batch_size, "--images: need at least two batches");
-  require(o.epochs > 0, "--epochs: must be > 0");
-  require(o.check_steps >= 0, "--check-steps: must be >= 0");
+  AMALGAM_CHECK(o.images >= 2 * o.batch_size, "--images: need at least two batches");
+  AMALGAM_CHECK(o.epochs > 0, "--epochs: must be > 0");
+  AMALGAM_CHECK(o.check_steps >= 0, "--check-steps: must be >= 0");
   const int threads = configure_threads(o.threads);
   nlohmann::json out = {{"threads", threads},
                         {"images", o.images},
@@ -138,23 +142,24 @@ nlohmann::json run_bench(const BenchOptions& o) {
 
   const LabeledImages train = load_idx_split(o.data_dir, "train");
   const TransferSet transfer(train.images.slice(0, 0, std::min(o.images, train.size())).clone());
-  const AmalgamateOptions options = bench_options(o);
+  const AmalgamateConfig options = bench_options(o);
   const std::vector<Teacher> teachers = bench_teachers(2, 0);
 
   c10::Dict<std::string, at::Tensor> state;
   nlohmann::json check = nlohmann::json::array();
   std::vector<at::Tensor> check_indices;
   TrainingHooks hooks;
-  hooks.on_start = [&](NetworkImpl& student, CommonFeatureBlockImpl* block) {
+  hooks.on_start = [&](NetworkImpl& student, ObjectiveImpl& objective) {
     add_state(state, "student.", student);
-    add_state(state, "block.", *block);
+    add_state(state, "block.", *objective.common_space());
   };
   int64_t steps_per_epoch = 0;
   hooks.on_step = [&](const StepRecord& r) {
     steps_per_epoch = r.steps_per_epoch;
     if (r.global_step >= o.check_steps) return;
-    check.push_back(
-        {{"total", r.total}, {"kd", r.kd}, {"mmd", r.mmd}, {"recon", r.recon}, {"lrs", r.lrs}});
+    nlohmann::json step = r.loss;
+    step["lrs"] = r.lrs;
+    check.push_back(step);
     check_indices.push_back(r.indices);
   };
   log_info("bench: amalgam CFL, " + std::to_string(o.epochs) + " epochs on " +
@@ -171,12 +176,12 @@ nlohmann::json run_bench(const BenchOptions& o) {
 
   if (o.levers) {
     log_info("bench: lever: teachers run on every batch (no cache)");
-    AmalgamateOptions one = options;
+    AmalgamateConfig one = options;
     one.train.epochs = 1;
     out["levers"]["no_teacher_cache_epoch_s"] =
         timed_run(teachers, transfer, one, false).epoch_seconds.front();
     log_info("bench: lever: channels-last layout");
-    AmalgamateOptions nhwc = one;
+    AmalgamateConfig nhwc = one;
     nhwc.channels_last = true;
     out["levers"]["channels_last_epoch_s"] =
         timed_run(teachers, transfer, nhwc, true).epoch_seconds.front();
@@ -187,7 +192,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
     configure_threads(o.threads);
   }
   if (o.scaling) {
-    AmalgamateOptions one = options;
+    AmalgamateConfig one = options;
     one.train.epochs = 1;
     for (int64_t n : {2500, 5000, 10000, 20000}) {
       if (n > train.size()) continue;
@@ -212,15 +217,15 @@ nlohmann::json run_bench(const BenchOptions& o) {
     if (!check_indices.empty()) state.insert("check_indices", torch::stack(check_indices));
     const std::vector<char> bytes = torch::pickle_save(state);
     write_bytes_atomically(o.state_path, std::string(bytes.begin(), bytes.end()));
-    const AmalgamateOptions& a = options;
+    const AmalgamateConfig& a = options;
     ModelSpec student = a.student;
     student.num_classes = 0;
     for (const auto& t : teachers) student.num_classes += t.task.size();
     nlohmann::json config = {
         {"student", student},
         {"teacher_specs", nlohmann::json::array()},
-        {"common_channels", a.common_channels},
-        {"extractor_blocks", a.extractor_blocks},
+        {"common_channels", a.objective.common_channels},
+        {"extractor_blocks", a.objective.extractor_blocks},
         {"lr", a.train.lr},
         {"head_lr_mult", a.train.head_lr_mult},
         {"block_lr_mult", a.train.block_lr_mult},

@@ -6,14 +6,16 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/signals.h"
+#include "data/batch_loader.h"
 #include "data/dataset.h"
+#include "distributed/launcher.h"
 #include "evaluation/evaluate.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
@@ -65,7 +67,7 @@ struct TeachingData {
 TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
   TeachingData out;
   if (d.source.is_idx()) {
-    require(!task_text.empty(), "--task: required with IDX data (e.g. A=0-4)");
+    AMALGAM_CHECK(!task_text.empty(), "--task: required with IDX data (e.g. A=0-4)");
     out.task = parse_task(task_text);
     const TrainValSplit split = load_training_split(d.source);
     out.split = {select_task(split.train, out.task),
@@ -90,8 +92,9 @@ TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
     for (int64_t i = 0; i < k; ++i) out.task.classes.push_back(i);
   }
   for (int64_t c : out.task.classes) {
-    require(c >= 0 && c < k, "--task: class " + std::to_string(c) + " is not one of the folder's " +
-                                 std::to_string(k) + " classes (0.." + std::to_string(k - 1) + ")");
+    AMALGAM_CHECK(c >= 0 && c < k, "--task: class " + std::to_string(c) +
+                                       " is not one of the folder's " + std::to_string(k) +
+                                       " classes (0.." + std::to_string(k - 1) + ")");
     out.task.class_names.push_back(folder.class_names[static_cast<size_t>(c)]);
   }
   const int64_t val_size = d.source.val_size >= 0 && d.source.val_size < folder.data.size()
@@ -115,38 +118,49 @@ Network user_student(const std::string& text, const DataOptions& d, const std::s
   for (const auto& arch : zoo_architectures())
     if (text == arch) return nullptr;
   const ModelRef ref = parse_model_ref(text);
-  require(std::filesystem::is_regular_file(ref.path),
-          "--student: unknown architecture '" + text +
-              "' (expected resnet, vgg, mobilenetv2, or a TorchScript file PATH.pt:LAYER)");
-  require(!ref.layer.empty(), "--student: " + ref.path +
-                                  " needs :LAYER, the submodule whose output is its feature map");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path),
+                "--student: unknown architecture '" + text +
+                    "' (expected resnet, vgg, mobilenetv2, or a TorchScript file PATH.pt:LAYER)");
+  AMALGAM_CHECK(
+      !ref.layer.empty(),
+      "--student: " + ref.path + " needs :LAYER, the submodule whose output is its feature map");
   return load_torchscript_network(ref.path, ref.layer, resolve_conventions(ref.path, d.input).input,
                                   parse_device(device));
 }
 
-// --dry-run: the resolved options and what would be built, without touching data or disk.
-void print_dry_run(const DataOptions& d, const AmalgamateOptions& options,
-                   const std::vector<std::string>& refs, const std::vector<Teacher>& teachers,
-                   const std::string& out, const std::string& export_path) {
+// config.json of an amalgamate run: everything needed to rerun or resume it.
+nlohmann::json run_config(const AmalgamateCommand& c, int world_size) {
+  return {{"command", "amalgamate"}, {"teachers", c.teachers},  {"data", c.data},
+          {"options", c.config},     {"export", c.export_path}, {"world_size", world_size}};
+}
+
+// --dry-run: the resolved config and what would be built, without touching data or disk.
+void print_dry_run(const AmalgamateCommand& c, const Network& user_student,
+                   const std::vector<Teacher>& teachers, int world_size) {
   HeadLayout head;
   for (const auto& t : teachers) head.tasks.push_back(t.task);
-  Network student = options.student_network;
-  ModelSpec spec = options.student;
+  Network student = user_student;
+  ModelSpec spec = c.config.student;
   if (!student) {
     spec.input = teachers.front().network->input();
     spec.num_classes = head.total();
     student = make_network(spec);
   }
-  const std::vector<int64_t> student_shape = feature_shape(*student);
-  nlohmann::json summary = {{"out", out},
+  ObjectiveSetup setup;
+  setup.config = c.config.objective;
+  setup.student_shape = feature_shape(*student);
+  setup.head = head;
+  setup.parts_lr_mult = c.config.train.block_lr_mult;
+  nlohmann::json summary = {{"out", c.out},
                             {"teachers", nlohmann::json::array()},
                             {"student",
                              {{"arch", spec.arch},
                               {"parameters", count_parameters(*student)},
-                              {"feature_shape", student_shape}}},
+                              {"feature_shape", setup.student_shape}}},
                             {"head", nlohmann::json::array()}};
   for (size_t i = 0; i < teachers.size(); ++i) {
-    summary["teachers"].push_back({{"ref", refs[i]},
+    setup.teacher_shapes.push_back(teachers[i].feature_shape);
+    summary["teachers"].push_back({{"ref", c.teachers[i]},
                                    {"task", teachers[i].task.name},
                                    {"classes", teachers[i].task.size()},
                                    {"parameters", count_parameters(*teachers[i].network)},
@@ -155,43 +169,31 @@ void print_dry_run(const DataOptions& d, const AmalgamateOptions& options,
                                {"begin", head.offset(i)},
                                {"end", head.offset(i) + head.tasks[i].size()}});
   }
-  if (options.objective.method == "cfl") {
-    CommonFeatureBlockOptions block;
-    for (const auto& t : teachers) block.teacher_shapes.push_back(t.feature_shape);
-    block.student_shape = student_shape;
-    block.common_channels = options.common_channels;
-    block.extractor_blocks = options.extractor_blocks;
-    summary["common_space"] = {{"channels", options.common_channels},
-                               {"grid", {student_shape[1], student_shape[2]}},
-                               {"extractor_blocks", options.extractor_blocks},
-                               {"block_parameters", count_parameters(*CommonFeatureBlock(block))}};
-  }
-  const nlohmann::json config = {{"command", "amalgamate"},
-                                 {"teachers", refs},
-                                 {"data", d},
-                                 {"options", options},
-                                 {"export", export_path}};
-  std::printf("%s\n", nlohmann::json{{"config", config}, {"summary", summary}}.dump(2).c_str());
+  const nlohmann::json parts = make_objective(setup)->summary();
+  if (parts.is_object()) summary.update(parts);
+  std::printf(
+      "%s\n",
+      nlohmann::json{{"config", run_config(c, world_size)}, {"summary", summary}}.dump(2).c_str());
 }
 
 }  // namespace
 
-int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task_text,
-              const TrainOptions& t, std::string out) {
-  configure_threads(t.threads);
-  validate(t);
-  if (out.empty()) out = default_run_dir("teach");
-  const TeachingData data = teaching_data(d, task_text);
+int run_teach(TeachCommand c) {
+  configure_threads(c.train.threads);
+  validate(c.train);
+  if (c.out.empty()) c.out = default_run_dir("teach");
+  const TeachingData data = teaching_data(c.data, c.task);
+  ModelSpec spec = c.model;
   spec.input = data.input;
-  if (!d.input.mean.empty()) spec.input.mean = d.input.mean;
-  if (!d.input.std.empty()) spec.input.std = d.input.std;
+  if (!c.data.input.mean.empty()) spec.input.mean = c.data.input.mean;
+  if (!c.data.input.std.empty()) spec.input.std = c.data.input.std;
   spec.num_classes = data.task.size();
   make_network(spec);  // validates the architecture before any training
-  ensure_directory(out);
-  const TeachResult result = teach(spec, data.task, data.split.train, data.split.val, t);
-  nlohmann::json extra = {{"epochs", t.epochs}, {"seconds", result.seconds}};
+  ensure_directory(c.out);
+  const TeachResult result = teach(spec, data.task, data.split.train, data.split.val, c.train);
+  nlohmann::json extra = {{"epochs", c.train.epochs}, {"seconds", result.seconds}};
   if (!result.val_accuracy.empty()) extra["val_accuracy"] = result.val_accuracy.back();
-  const std::string path = out + "/teacher.pt";
+  const std::string path = c.out + "/teacher.pt";
   save_teacher(*result.network, spec, data.task, path, extra);
   std::printf("teacher %s (%s, %lld params) -> %s", data.task.name.c_str(), spec.arch.c_str(),
               static_cast<long long>(count_parameters(*result.network)), path.c_str());
@@ -201,136 +203,163 @@ int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task_text
   return 0;
 }
 
-int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
-                   const std::vector<std::string>& teacher_refs, const std::string& sigmas,
-                   std::string out, const std::string& export_path, bool dry_run,
-                   const DistributedOptions& dist) {
-  configure_threads(options.train.threads);
-  if (!sigmas.empty()) {
-    std::stringstream parts(sigmas);
-    std::string part;
-    while (std::getline(parts, part, ',')) {
-      try {
-        options.objective.sigmas.push_back(std::stod(part));
-      } catch (const std::exception&) {
-        throw Error("--mmd-sigmas: '" + part + "' is not a number");
-      }
-    }
-  }
-  validate(options.objective);
-  validate(options.train);
-  if (out.empty()) out = default_run_dir("amalgamate");
-  require(export_path.empty() || std::filesystem::path(export_path).extension() == ".pt",
-          "--export: '" + export_path + "' should end in .pt");
-  require(export_path.empty() || std::filesystem::weakly_canonical(export_path) !=
-                                     std::filesystem::weakly_canonical(out + "/student.pt"),
-          "--export: " + export_path + " is where the run saves its student; choose another path");
-  validate(dist);
-  if (dist.enabled() && !options.group && !dry_run)
-    options.group = std::make_shared<ProcessGroup>(dist);
-  const bool writer = !options.group || options.group->rank() == 0;
-  options.student_network = user_student(options.student.arch, d, options.train.device);
-  require(!options.sync_batchnorm || !options.student_network,
-          "--sync-batchnorm: " + options.student.arch +
-              " is a TorchScript student, whose BatchNorm layers amalgam cannot synchronise "
-              "(a zoo student can)");
-  if (!options.student_network)
-    make_network(options.student);  // validates the student architecture before any work
+namespace {
+
+// run_amalgamate once the process group (if any) has formed.
+int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group) {
+  AmalgamateConfig& config = c.config;
+  configure_threads(config.train.threads);
+  validate(config.objective);
+  validate(config.train);
+  if (c.out.empty()) c.out = default_run_dir("amalgamate");
+  AMALGAM_CHECK(c.export_path.empty() || std::filesystem::path(c.export_path).extension() == ".pt",
+                "--export: '" + c.export_path + "' should end in .pt");
+  AMALGAM_CHECK(
+      c.export_path.empty() || std::filesystem::weakly_canonical(c.export_path) !=
+                                   std::filesystem::weakly_canonical(c.out + "/student.pt"),
+      "--export: " + c.export_path + " is where the run saves its student; choose another path");
+  RunContext context;
+  context.group = std::move(group);
+  const bool writer = !context.group || context.group->rank() == 0;
+  context.student_network = user_student(config.student.arch, c.data, config.train.device);
+  AMALGAM_CHECK(!config.sync_batchnorm || !context.student_network,
+                "--sync-batchnorm: " + config.student.arch +
+                    " is a TorchScript student, whose BatchNorm layers amalgam cannot synchronise "
+                    "(a zoo student can)");
+  if (!context.student_network)
+    make_network(config.student);  // validates the student architecture before any work
   const std::vector<Teacher> teachers =
-      load_teachers(teacher_refs, parse_device(options.train.device), d.input);
-  if (dry_run) {
-    print_dry_run(d, options, teacher_refs, teachers, out, export_path);
+      load_teachers(c.teachers, parse_device(config.train.device), c.data.input);
+  const int world_size = context.group ? context.group->size() : c.dist.world_size;
+  if (c.dry_run) {
+    print_dry_run(c, context.student_network, teachers, world_size);
     return 0;
   }
   LabeledImages val;
-  const TransferSet transfer = load_transfer_set(d.source, teachers.front().network->input(), &val);
+  const TransferSet transfer =
+      load_transfer_set(c.data.source, teachers.front().network->input(), &val);
   install_stop_handlers();
-  check_ranks_agree(teachers, transfer, options);
+  check_ranks_agree(teachers, transfer, config, context.group.get());
+  context.resume = !c.resume.empty();
   if (!writer) {
     // Another rank of a data-parallel run: it trains its shards; rank 0 writes everything.
-    options.checkpoint_path.clear();
-    amalgamate(teachers, transfer, options);
+    amalgamate(teachers, transfer, config, context);
     return 0;
   }
-  ensure_directory(out);
-  // Everything needed to rerun or resume the run, written once every input has been accepted.
-  write_text_atomically(out + "/config.json",
-                        nlohmann::json{{"command", "amalgamate"},
-                                       {"teachers", teacher_refs},
-                                       {"data", d},
-                                       {"options", options},
-                                       {"export", export_path},
-                                       {"world_size", options.group ? options.group->size() : 1}}
-                                .dump(2) +
-                            "\n");
-  options.checkpoint_path = out + "/checkpoint.pt";
-  RunRecorder recorder(out, teachers, val, transfer, options);
-  AmalgamationResult result =
-      amalgamate(teachers, transfer, options, recorder.on_epoch(), nullptr, recorder.hooks());
-  const std::string path = out + "/student.pt";
-  save_student(result, path, {{"method", options.objective.method}, {"teachers", teacher_refs}});
+  ensure_directory(c.out);
+  // Written once every input has been accepted.
+  write_text_atomically(c.out + "/config.json", run_config(c, world_size).dump(2) + "\n");
+  context.checkpoint_path = c.out + "/checkpoint.pt";
+  RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);
+  recorder.attach(context);
+  AmalgamationResult result = amalgamate(teachers, transfer, config, context);
+  const std::string path = c.out + "/student.pt";
+  const nlohmann::json provenance = {{"method", config.objective.method}, {"teachers", c.teachers}};
+  save_student(result, path, provenance);
   std::printf("student (%s, %s, %lld params, %lld outputs) -> %s\n",
-              options.objective.method.c_str(), result.student_spec.arch.c_str(),
+              config.objective.method.c_str(), result.student_spec.arch.c_str(),
               static_cast<long long>(count_parameters(*result.student)),
               static_cast<long long>(result.head.total()), path.c_str());
-  if (!export_path.empty()) {
-    const double diff =
-        export_student(*result.student, result.head, export_path,
-                       {{"method", options.objective.method}, {"teachers", teacher_refs}});
+  if (!c.export_path.empty()) {
+    const double diff = export_student(*result.student, result.head, c.export_path, provenance);
     std::printf("exported TorchScript student -> %s (reloaded: max |logit difference| %.2g)\n",
-                export_path.c_str(), diff);
+                c.export_path.c_str(), diff);
   }
   std::printf("report -> %s\n", recorder.finish(result).c_str());
   return 0;
 }
 
+}  // namespace
+
+int run_amalgamate(AmalgamateCommand c) {
+  validate(c.dist);
+  std::shared_ptr<ProcessGroup> group;
+  if (c.dist.enabled() && !c.dry_run) group = std::make_shared<ProcessGroup>(c.dist);
+  return amalgamate_in_group(std::move(c), std::move(group));
+}
+
 int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist) {
   const std::string config_path = run_dir + "/config.json";
   validate(dist);
-  std::shared_ptr<ProcessGroup> group;
-  if (dist.enabled()) group = std::make_shared<ProcessGroup>(dist);
-  const bool writer = !group || group->rank() == 0;
+  const bool writer = !dist.enabled() || dist.rank == 0;
   if (writer) {
-    require(std::filesystem::is_regular_file(config_path),
-            "--resume: " + config_path + " is missing; is " + run_dir + " a run directory?");
-    require(std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
-            "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");
+    AMALGAM_CHECK(std::filesystem::is_regular_file(config_path),
+                  "--resume: " + config_path + " is missing; is " + run_dir + " a run directory?");
+    AMALGAM_CHECK(
+        std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
+        "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");
   }
-  // Only rank 0 needs the run directory: the others get its config.
+  AmalgamateCommand c;
+  c.dist = dist;
+  c.out = run_dir;
+  c.resume = run_dir;
+  // Only rank 0 needs the run directory: the others get its config when the group forms.
   std::string config_text = writer ? read_whole_file(config_path) : "";
-  if (group) config_text = group->broadcast_bytes(config_text);
-  DataOptions d;
-  AmalgamateOptions options;
-  std::vector<std::string> teachers;
-  std::string export_path;
+  std::shared_ptr<ProcessGroup> group;
+  if (dist.enabled()) {
+    group = std::make_shared<ProcessGroup>(dist);
+    config_text = group->broadcast_bytes(config_text);
+  }
   try {
     const auto config = nlohmann::json::parse(config_text);
     const int world_size = config.value("world_size", 1);
-    require(world_size == dist.world_size,
-            "--resume: " + run_dir + " was trained by " + std::to_string(world_size) +
-                " rank(s); resume it with as many (" +
-                (world_size > 1 ? "--nproc " + std::to_string(world_size) : "no --nproc") + ")");
-    require(config.value("command", "") == "amalgamate",
-            config_path + ": not the config of an amalgamate run");
-    config.at("data").get_to(d);
-    config.at("options").get_to(options);
-    config.at("teachers").get_to(teachers);
-    config.at("export").get_to(export_path);
+    AMALGAM_CHECK(world_size == dist.world_size,
+                  "--resume: " + run_dir + " was trained by " + std::to_string(world_size) +
+                      " rank(s); resume it with as many (" +
+                      (world_size > 1 ? "--nproc " + std::to_string(world_size) : "no --nproc") +
+                      ")");
+    AMALGAM_CHECK(config.value("command", "") == "amalgamate",
+                  config_path + ": not the config of an amalgamate run");
+    config.at("data").get_to(c.data);
+    config.at("options").get_to(c.config);
+    config.at("teachers").get_to(c.teachers);
+    config.at("export").get_to(c.export_path);
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
     throw Error(config_path + ": damaged config: " + first_line(what));
   }
-  if (threads > 0) options.train.threads = threads;
-  options.resume = true;
-  options.group = group;
-  return run_amalgamate(d, options, teachers, "", run_dir, export_path);
+  if (threads > 0) c.config.train.threads = threads;
+  return amalgamate_in_group(std::move(c), std::move(group));
 }
 
-int run_eval(const DataOptions& d, const std::string& split,
-             const std::vector<std::string>& teacher_paths, const std::string& student_path,
-             const std::string& device, int threads, const std::string& json_path) {
-  configure_threads(threads);
-  require(!teacher_paths.empty() || !student_path.empty(), "eval: give --teacher and/or --student");
+int launch_amalgamate(const AmalgamateCommand& c, const std::vector<std::string>& args) {
+  LaunchOptions launch;
+  launch.nproc = c.nproc;
+  launch.dist = c.dist;
+  // The ranks parse the same command line (and --config); each gets its own rank options, and
+  // --nproc 0 so that none launches again.
+  const int world = c.dist.world_size > 1 ? c.dist.world_size : c.nproc;
+  if (c.resume.empty()) require_even_shards(c.config.train.batch_size, world);
+  launch.threads_per_rank = c.config.train.threads;
+  std::set<std::string> replaced = {"--nproc",        "--rank",       "--world-size", "--dist-url",
+                                    "--dist-timeout", "--dist-iface", "--threads"};
+  if (c.config.train.device == "cuda" && torch::cuda::is_available()) {
+    launch.cuda_devices = static_cast<int>(torch::cuda::device_count());
+    replaced.insert("--device");
+  }
+  std::vector<std::string> rank_args;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string name = args[i].substr(0, args[i].find('='));
+    if (!replaced.count(name))
+      rank_args.push_back(args[i]);
+    else if (args[i].find('=') == std::string::npos)
+      ++i;  // its value
+  }
+  rank_args.push_back("--nproc");
+  rank_args.push_back("0");
+  return launch_local_ranks(rank_args, launch);
+}
+
+int run_eval(const EvalCommand& c) {
+  const DataOptions& d = c.data;
+  const std::string& split = c.split;
+  const std::vector<std::string>& teacher_paths = c.teachers;
+  const std::string& student_path = c.student;
+  const std::string& device = c.runtime.device;
+  const std::string& json_path = c.json_path;
+  configure_threads(c.runtime.threads);
+  AMALGAM_CHECK(!teacher_paths.empty() || !student_path.empty(),
+                "eval: give --teacher and/or --student");
   const std::vector<Teacher> teachers =
       teacher_paths.empty() ? std::vector<Teacher>{}
                             : load_teachers(teacher_paths, parse_device(device), d.input);
@@ -391,9 +420,12 @@ int run_eval(const DataOptions& d, const std::string& split,
 }
 
 // Logits and per-task predictions of a student for every image under the folders, as JSON.
-int run_predict(const DataOptions& d, const std::string& model_path, const std::string& out_path,
-                const std::string& device, int threads) {
-  configure_threads(threads);
+int run_predict(const PredictCommand& c) {
+  const DataOptions& d = c.data;
+  const std::string& model_path = c.model;
+  const std::string& out_path = c.json_path;
+  const std::string& device = c.runtime.device;
+  configure_threads(c.runtime.threads);
   const Student student = load_student(model_path, parse_device(device));
   ImageFolderOptions geometry;
   geometry.channels = student.network->input().channels;
@@ -426,6 +458,20 @@ int run_predict(const DataOptions& d, const std::string& model_path, const std::
     std::printf("%s", text.c_str());
   else
     write_text_atomically(out_path, text);
+  return 0;
+}
+
+int run_inspect(const InspectCommand& c) {
+  InputSpec input;
+  input.channels = c.data.input.channels;
+  input.height = c.data.input.height;
+  input.width = c.data.input.width;
+  std::printf("%s", inspect_torchscript(c.model, input).c_str());
+  return 0;
+}
+
+int run_report(const std::string& run_dir) {
+  std::printf("report -> %s\n", write_report(run_dir).c_str());
   return 0;
 }
 

@@ -1,5 +1,6 @@
-// The user-facing commands over the library: teach, amalgamate, eval, predict. The CLI parses
-// options into these structs and calls one function; the functions print results to stdout.
+// The user-facing commands over the library: teach, amalgamate, eval, predict, inspect, report.
+// Each command is one options struct, filled by the CLI, and one function that runs it and
+// prints its results to stdout.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -25,35 +26,80 @@ struct DataOptions {
 void to_json(nlohmann::json& j, const DataOptions& d);
 void from_json(const nlohmann::json& j, DataOptions& d);
 
-/// `amalgam teach`: trains `spec` on one task of an IDX set (`task` "NAME=CLASSES") or on a
-/// labeled folder (`task` "", "NAME" or "NAME=INDICES") and writes OUT/teacher.pt.
-int run_teach(const DataOptions& d, ModelSpec spec, const std::string& task, const TrainOptions& t,
-              std::string out);
+/// Where a command runs: device and intra-op threads.
+struct RuntimeOptions {
+  std::string device = "cpu";  ///< cpu | cuda[:N]
+  int threads = 0;             ///< intra-op threads (0 = all cores)
+};
 
-/// `amalgam amalgamate`: trains a student (options.student.arch: a zoo name or PATH.pt:LAYER) from
-/// `teacher_refs`; writes OUT/config.json, OUT/checkpoint.pt (every options.checkpoint_every
-/// steps, at epoch ends, and on SIGINT/SIGTERM, which then throw Interrupted), OUT/student.pt and,
-/// when `export_path` is set, a TorchScript export. With `dist` enabled (or options.group set)
-/// this process is one rank of a data-parallel run, and only rank 0 writes anything.
-int run_amalgamate(const DataOptions& d, AmalgamateOptions options,
-                   const std::vector<std::string>& teacher_refs, const std::string& sigmas,
-                   std::string out, const std::string& export_path, bool dry_run = false,
-                   const DistributedOptions& dist = {});
+/// `amalgam teach`: trains `model` on one task of an IDX set (`task` "NAME=CLASSES") or on a
+/// labeled folder (`task` "", "NAME" or "NAME=INDICES") and writes OUT/teacher.pt.
+struct TeachCommand {
+  DataOptions data;    ///< labeled images
+  ModelSpec model;     ///< the teacher's architecture
+  std::string task;    ///< --task
+  TrainOptions train;  ///< schedule, device, threads
+  std::string out;     ///< run directory ("" = runs/teach-<time>)
+};
+int run_teach(TeachCommand command);
+
+/// `amalgam amalgamate`: trains a student (config.student.arch: a zoo name or PATH.pt:LAYER) from
+/// `teachers`; writes OUT/config.json, OUT/checkpoint.pt (every config.checkpoint_every steps, at
+/// epoch ends, and on SIGINT/SIGTERM, which then throw Interrupted), OUT/student.pt and, when
+/// `export_path` is set, a TorchScript export. With `dist` enabled this process is one rank of a
+/// data-parallel run, and only rank 0 writes anything.
+struct AmalgamateCommand {
+  DataOptions data;                   ///< the transfer set (and validation split)
+  AmalgamateConfig config;            ///< the run's configuration
+  std::vector<std::string> teachers;  ///< --teacher refs, in head order
+  std::string out;                    ///< run directory ("" = runs/amalgamate-<time>)
+  std::string export_path;            ///< --export ("" = none)
+  bool dry_run = false;               ///< print the resolved config and models, then stop
+  std::string resume;                 ///< --resume RUN_DIR ("" = a new run)
+  int nproc = 0;                      ///< --nproc: ranks to start on this host (0 = this process)
+  DistributedOptions dist;            ///< this process's rank in a data-parallel run
+};
+int run_amalgamate(AmalgamateCommand command);
 
 /// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
 /// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same).
 /// A data-parallel run resumes with as many ranks as it had; only rank 0 needs RUN_DIR.
-int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist = {});
+int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist);
+
+/// `amalgamate --nproc N`: starts N ranks of this command line (`args`, argv without the program)
+/// on this host and waits for them.
+int launch_amalgamate(const AmalgamateCommand& command, const std::vector<std::string>& args);
 
 /// `amalgam eval`: per-task and union accuracy of teachers and/or a student on an IDX split or a
 /// labeled folder; `json_path` also receives the scores.
-int run_eval(const DataOptions& d, const std::string& split,
-             const std::vector<std::string>& teacher_paths, const std::string& student_path,
-             const std::string& device, int threads, const std::string& json_path);
+struct EvalCommand {
+  DataOptions data;                   ///< the scoring set
+  std::string split = "test";         ///< IDX: test or val
+  std::vector<std::string> teachers;  ///< --teacher refs
+  std::string student;                ///< student file ("" = none)
+  RuntimeOptions runtime;             ///< device and threads
+  std::string json_path;              ///< also write the scores here ("" = no)
+};
+int run_eval(const EvalCommand& command);
 
 /// `amalgam predict`: logits and per-task predictions of a student for every image under the
-/// folders, as JSON to `out_path` (stdout when empty).
-int run_predict(const DataOptions& d, const std::string& model_path, const std::string& out_path,
-                const std::string& device, int threads);
+/// folders, as JSON to `json_path` (stdout when empty).
+struct PredictCommand {
+  DataOptions data;        ///< image folders
+  std::string model;       ///< student file
+  RuntimeOptions runtime;  ///< device and threads
+  std::string json_path;   ///< where the JSON goes ("" = stdout)
+};
+int run_predict(const PredictCommand& command);
+
+/// `amalgam inspect`: the module tree of a TorchScript file with each layer's output shape.
+struct InspectCommand {
+  std::string model;  ///< the TorchScript file
+  DataOptions data;   ///< input.channels and the input size
+};
+int run_inspect(const InspectCommand& command);
+
+/// `amalgam report`: rewrites RUN_DIR/report.html.
+int run_report(const std::string& run_dir);
 
 }  // namespace amalgam

@@ -21,10 +21,10 @@ ImageFolderOptions geometry_of(const DataSource& source, const InputSpec& input)
 }
 
 void require_folders(const DataSource& source) {
-  require(!source.dirs.empty(), "--data: no folder given");
+  AMALGAM_CHECK(!source.dirs.empty(), "--data: no folder given");
   for (const auto& dir : source.dirs)
-    require(!is_idx_folder(dir),
-            "--data: " + dir + " holds IDX files; give it alone, not with image folders");
+    AMALGAM_CHECK(!is_idx_folder(dir),
+                  "--data: " + dir + " holds IDX files; give it alone, not with image folders");
 }
 
 }  // namespace
@@ -34,9 +34,9 @@ bool DataSource::is_idx() const {
 }
 
 TrainValSplit load_training_split(const DataSource& source) {
-  require(source.limit >= 0, "--limit: must be >= 0 (0 = all images)");
-  require(source.is_idx(), "--data: " + (source.dirs.empty() ? "" : source.dirs.front()) +
-                               " is not a folder of IDX files");
+  AMALGAM_CHECK(source.limit >= 0, "--limit: must be >= 0 (0 = all images)");
+  AMALGAM_CHECK(source.is_idx(), "--data: " + (source.dirs.empty() ? "" : source.dirs.front()) +
+                                     " is not a folder of IDX files");
   TrainValSplit data = split_train_val(load_idx_split(source.dirs.front(), "train"),
                                        std::max<int64_t>(source.val_size, 0), source.split_seed);
   data.train = subsample(data.train, source.limit, source.split_seed + 1);
@@ -63,13 +63,13 @@ TransferSet load_transfer_set(const DataSource& source, const InputSpec& input,
 LabeledImages load_scoring_set(const DataSource& source, const std::string& split,
                                const InputSpec& input, const std::vector<TaskSpec>& tasks) {
   if (source.is_idx()) {
-    require(split == "test" || split == "val",
-            "--split: expected test or val, got '" + split + "'");
+    AMALGAM_CHECK(split == "test" || split == "val",
+                  "--split: expected test or val, got '" + split + "'");
     return split == "test" ? load_idx_split(source.dirs.front(), "test")
                            : load_training_split(source).val;
   }
   require_folders(source);
-  require(source.dirs.size() == 1, "--data: give one labeled folder to score on");
+  AMALGAM_CHECK(source.dirs.size() == 1, "--data: give one labeled folder to score on");
   const LabeledFolder folder = load_labeled_folder(source.dirs.front(), geometry_of(source, input));
   std::map<std::string, int64_t> id_of;
   std::string known;
@@ -88,10 +88,10 @@ LabeledImages load_scoring_set(const DataSource& source, const std::string& spli
     else
       ++matched;
   }
-  require(matched > 0, source.dirs.front() +
-                           ": no class folder is named after a class of the "
-                           "models (" +
-                           known + ")");
+  AMALGAM_CHECK(matched > 0, source.dirs.front() +
+                                 ": no class folder is named after a class of the "
+                                 "models (" +
+                                 known + ")");
   std::vector<int64_t> rows, labels;
   const auto label = folder.data.labels.accessor<int64_t, 1>();
   for (int64_t i = 0; i < folder.data.size(); ++i) {
@@ -106,7 +106,7 @@ LabeledImages load_scoring_set(const DataSource& source, const std::string& spli
 
 LabeledFolder load_teaching_folder(const DataSource& source, const ImageFolderOptions& geometry) {
   require_folders(source);
-  require(source.dirs.size() == 1, "--data: give one labeled folder to teach on");
+  AMALGAM_CHECK(source.dirs.size() == 1, "--data: give one labeled folder to teach on");
   ImageFolderOptions options = geometry;
   options.on_bad_image = source.on_bad_image;
   return load_labeled_folder(source.dirs.front(), options);

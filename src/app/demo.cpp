@@ -84,7 +84,7 @@ DemoResult run_demo(const DemoOptions& o) {
                                       train_options(o, recipe.teacher_epochs), o.data_dir,
                                       o.retrain_teachers, &result.seconds["teachers"]));
 
-  AmalgamateOptions amalgam_options;
+  AmalgamateConfig amalgam_options;
   amalgam_options.student = student_spec();
   amalgam_options.train = train_options(o, recipe.student_epochs);
   // Chosen on the validation split (README): with lambda_cf = 10 the common-feature terms
@@ -112,9 +112,11 @@ DemoResult run_demo(const DemoOptions& o) {
                                                             .dump(2) +
                                                         "\n");
     std::filesystem::remove(run_dir + "/metrics.jsonl");  // a rerun starts its record afresh
-    RunRecorder recorder(run_dir, teachers, data.val, transfer, amalgam_options);
-    AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options,
-                                                recorder.on_epoch(), &cache, recorder.hooks());
+    RunRecorder recorder(run_dir, teachers, data.val, transfer, amalgam_options, false);
+    RunContext context;
+    context.cache = &cache;
+    recorder.attach(context);
+    AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options, context);
     result.seconds["amalgamate_" + method] = amalgamated.seconds;
     result.params["student"] = count_parameters(*amalgamated.student);
     save_student(amalgamated, run_dir + "/student.pt", {{"method", method}});

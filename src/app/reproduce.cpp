@@ -15,6 +15,7 @@
 #include "core/runtime.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/linear_probe.h"
+#include "method/common_feature_block.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
 #include "training/amalgamate.h"
@@ -176,27 +177,29 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
              count_parameters(*supervised.network), seconds, o.seeds);
     }
     // Every amalgamated row shares these; rows differ only in method and ablation switches.
-    AmalgamateOptions base;
+    AmalgamateConfig base;
     base.student = student;
     base.train = train;
     base.objective.lambda_cf = 1.0;
     for (const auto& v : variants) {
-      AmalgamateOptions options = base;
+      AmalgamateConfig options = base;
       options.objective.method = v.method;
       options.objective.use_mmd = v.mmd;
       options.objective.use_reconstruction = v.reconstruction;
-      options.fixed_common_space = v.fixed_space;
-      AmalgamationResult r = amalgamate(teachers, transfer, options, {}, &cache);
+      options.objective.fixed_common_space = v.fixed_space;
+      RunContext context;
+      context.cache = &cache;
+      AmalgamationResult r = amalgamate(teachers, transfer, options, context);
       record(row(result.rows, v.name, v.description),
              evaluate_student(*r.student, r.head, data.test, kInferenceBatch),
              count_parameters(*r.student), r.seconds, o.seeds);
-      if (v.name == "CFL" && seed == 0) {
+      CommonFeatureBlockImpl* block = r.objective->common_space();
+      if (v.name == "CFL" && seed == 0 && block != nullptr) {
         for (size_t i = 0; i < n; ++i) {
           const LabeledImages val_i = select_task(data.split.val, teachers[i].task);
           const LabeledImages test_i = select_task(data.test, teachers[i].task);
-          const auto a = probe_features(*r.student, *r.block, teachers[i], i, val_i.images, device);
-          const auto b =
-              probe_features(*r.student, *r.block, teachers[i], i, test_i.images, device);
+          const auto a = probe_features(*r.student, *block, teachers[i], i, val_i.images, device);
+          const auto b = probe_features(*r.student, *block, teachers[i], i, test_i.images, device);
           const int64_t k = teachers[i].task.size();
           ProbeRow probe;
           probe.task = teachers[i].task.name;
@@ -214,7 +217,9 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     double seconds = 0;
     for (size_t i = 0; i < n; ++i) {
       const TeacherOutputCache one{{cache.outputs[i]}};
-      const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, {}, &one);
+      RunContext context;
+      context.cache = &one;
+      const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, context);
       accs[i] = evaluate_student(*r.student, r.head, data.test, kInferenceBatch).task_accuracy[0];
       single.params = count_parameters(*r.student);
       seconds += r.seconds;
@@ -255,7 +260,7 @@ std::vector<double> column(const ReproduceRow& r, size_t task) {
 }  // namespace
 
 ReproduceResult run_reproduce(const ReproduceOptions& o) {
-  require(o.seeds > 0, "--seeds: must be > 0");
+  AMALGAM_CHECK(o.seeds > 0, "--seeds: must be > 0");
   const int threads = configure_threads(o.threads);
   const Preset preset = preset_for(o);
   const double start = now_seconds();
@@ -281,8 +286,8 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
       continue;
     result.benchmarks.push_back(run_benchmark(plan, data, preset, o));
   }
-  require(!result.benchmarks.empty(),
-          "--benchmark: no benchmark of that name (fmnist-2, fmnist-3)");
+  AMALGAM_CHECK(!result.benchmarks.empty(),
+                "--benchmark: no benchmark of that name (fmnist-2, fmnist-3)");
   result.seconds = now_seconds() - start;
   if (!o.json_path.empty())
     write_text_atomically(o.json_path, reproduce_json(result).dump(2) + "\n");

@@ -14,16 +14,16 @@
 namespace amalgam {
 
 RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, LabeledImages val,
-                         const TransferSet& transfer, const AmalgamateOptions& options)
+                         const TransferSet& transfer, const AmalgamateConfig& config, bool resumed)
     : dir_(std::move(dir)),
       teachers_(teachers),
       val_(std::move(val)),
       transfer_(transfer),
-      options_(options),
+      config_(config),
       metrics_(std::make_shared<MetricsLog>(dir_ + "/metrics.jsonl")) {
   for (const auto& t : teachers_) head_.tasks.push_back(t.task);
   start_ = now_seconds();
-  if (val_.size() > 0 && !options_.resume) {
+  if (val_.size() > 0 && !resumed) {
     nlohmann::json teachers_val;
     for (const auto& t : teachers_)
       teachers_val[t.task.name] = evaluate_teacher(t, val_, kInferenceBatch);
@@ -40,12 +40,13 @@ nlohmann::json RunRecorder::val_scores(NetworkImpl& student) {
   return scores;
 }
 
-EpochCallback RunRecorder::on_epoch() {
-  return [this](const EpochStats& e, NetworkImpl& student) {
-    nlohmann::json record = {{"type", "epoch"},      {"epoch", e.epoch},
-                             {"total", e.total},     {"kd", e.kd},
-                             {"mmd", e.mmd},         {"recon", e.recon},
-                             {"seconds", e.seconds}, {"images_per_second", e.images_per_second}};
+void RunRecorder::attach(RunContext& context) {
+  context.on_epoch = [this](const EpochStats& e, NetworkImpl& student) {
+    nlohmann::json record = {{"type", "epoch"},
+                             {"epoch", e.epoch},
+                             {"loss", e.loss},
+                             {"seconds", e.seconds},
+                             {"images_per_second", e.images_per_second}};
     if (val_.size() > 0) {
       last_val_ = record["val"] = val_scores(student);
       std::string line = "  val:";
@@ -55,40 +56,30 @@ EpochCallback RunRecorder::on_epoch() {
     }
     metrics_->write(record);
   };
-}
-
-TrainingHooks RunRecorder::hooks() {
-  TrainingHooks hooks;
-  hooks.on_step = [this](const StepRecord& r) {
+  context.hooks.on_step = [this](const StepRecord& r) {
     if (first_step_ < 0) first_step_ = r.global_step;
-    if (options_.log_every <= 0 || (r.global_step + 1) % options_.log_every != 0) return;
-    const int64_t total_steps = options_.train.epochs * r.steps_per_epoch;
+    if (config_.log_every <= 0 || (r.global_step + 1) % config_.log_every != 0) return;
+    const int64_t total_steps = config_.train.epochs * r.steps_per_epoch;
     const double steps_per_second = (r.global_step + 1 - first_step_) / (now_seconds() - start_);
-    const double images_per_second = steps_per_second * options_.train.batch_size;
+    const double images_per_second = steps_per_second * config_.train.batch_size;
     metrics_->write({{"type", "step"},
                      {"epoch", r.epoch + 1},
                      {"step", r.step + 1},
                      {"global_step", r.global_step + 1},
-                     {"total", r.total},
-                     {"kd", r.kd},
-                     {"mmd", r.mmd},
-                     {"recon", r.recon},
-                     {"hint", r.hint},
+                     {"loss", r.loss},
                      {"lrs", r.lrs},
                      {"images_per_second", images_per_second}});
     // A plain line per interval: readable in a terminal and in CI logs alike.
-    char line[256];
-    std::snprintf(
-        line, sizeof line,
-        "epoch %lld/%lld step %lld/%lld (%.0f%%) loss %.4f (kd %.4f mmd %.4f recon "
-        "%.4f) %.0f img/s ETA %s",
-        static_cast<long long>(r.epoch + 1), static_cast<long long>(options_.train.epochs),
-        static_cast<long long>(r.step + 1), static_cast<long long>(r.steps_per_epoch),
-        100.0 * (r.global_step + 1) / total_steps, r.total, r.kd, r.mmd, r.recon, images_per_second,
-        duration_text((total_steps - r.global_step - 1) / steps_per_second).c_str());
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "epoch %lld/%lld step %lld/%lld (%.0f%%) loss %.4f (%s) %.0f img/s ETA %s",
+                  static_cast<long long>(r.epoch + 1), static_cast<long long>(config_.train.epochs),
+                  static_cast<long long>(r.step + 1), static_cast<long long>(r.steps_per_epoch),
+                  100.0 * (r.global_step + 1) / total_steps, r.loss.get("total"),
+                  r.loss.parts_text().c_str(), images_per_second,
+                  duration_text((total_steps - r.global_step - 1) / steps_per_second).c_str());
     log_info(line);
   };
-  return hooks;
 }
 
 std::string RunRecorder::finish(AmalgamationResult& result) {
@@ -100,7 +91,7 @@ std::string RunRecorder::finish(AmalgamationResult& result) {
   const bool labeled = val_.size() > 0;
   write_text_atomically(
       dir_ + "/embedding.json",
-      feature_embedding(teachers_, *result.student, result.block ? result.block.get() : nullptr,
+      feature_embedding(teachers_, *result.student, result.objective->common_space(),
                         labeled ? val_.images : transfer_.images(),
                         labeled ? val_.labels : at::Tensor(), 400)
               .dump() +

@@ -15,18 +15,17 @@
 
 namespace amalgam {
 
-/// Watches one amalgamation (pass on_epoch() and hooks() to amalgamate) and keeps its run
-/// directory; the directory's config.json is the caller's to write.
+/// Watches one amalgamation (attach() it to the run's context) and keeps its run directory; the
+/// directory's config.json is the caller's to write.
 class RunRecorder {
  public:
   /// `val` (labeled, may be empty) is scored every epoch, the teachers once at the start unless
-  /// `options.resume` (their scores are already in metrics.jsonl).
+  /// `resumed` (their scores are already in metrics.jsonl).
   RunRecorder(std::string dir, const std::vector<Teacher>& teachers, LabeledImages val,
-              const TransferSet& transfer, const AmalgamateOptions& options);
-  /// Logs the epoch's losses and validation scores.
-  EpochCallback on_epoch();
-  /// Logs a progress line and a metrics record every options.log_every steps.
-  TrainingHooks hooks();
+              const TransferSet& transfer, const AmalgamateConfig& config, bool resumed);
+  /// Sets the context's observers: each epoch's losses and validation scores, and a progress
+  /// line and a metrics record every config.log_every steps.
+  void attach(RunContext& context);
   /// Writes the summary record, embedding.json and report.html; returns the report's path.
   std::string finish(AmalgamationResult& result);
 
@@ -37,7 +36,7 @@ class RunRecorder {
   const std::vector<Teacher>& teachers_;
   LabeledImages val_;
   const TransferSet& transfer_;
-  AmalgamateOptions options_;
+  AmalgamateConfig config_;
   std::shared_ptr<MetricsLog> metrics_;
   HeadLayout head_;
   nlohmann::json last_val_;

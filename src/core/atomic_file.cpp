@@ -39,8 +39,8 @@ void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write) {
   const fs::path target(path);
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  require(fs::is_directory(parent),
-          path + ": output directory " + parent.string() + " does not exist");
+  AMALGAM_CHECK(fs::is_directory(parent),
+                path + ": output directory " + parent.string() + " does not exist");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     write(tmp);

@@ -15,7 +15,11 @@ class Error : public std::runtime_error {
 /// The first line of `text`: LibTorch and JSON messages run on with backtraces and context.
 std::string first_line(const std::string& text);
 
-/// Throws Error(message) when `condition` is false.
-void require(bool condition, const std::string& message);
-
 }  // namespace amalgam
+
+/// Throws amalgam::Error(message) when `condition` is false. The message expression is evaluated
+/// only then, so checks inside the training step cost one branch, not a string per call.
+#define AMALGAM_CHECK(condition, ...)                                   \
+  do {                                                                  \
+    if (!(condition)) throw ::amalgam::Error(std::string(__VA_ARGS__)); \
+  } while (0)

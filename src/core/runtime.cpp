@@ -9,8 +9,8 @@
 namespace amalgam {
 
 int configure_threads(int requested) {
-  require(requested >= 0,
-          "--threads: must be >= 0 (0 = all cores), got " + std::to_string(requested));
+  AMALGAM_CHECK(requested >= 0,
+                "--threads: must be >= 0 (0 = all cores), got " + std::to_string(requested));
   int threads = requested;
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
@@ -20,8 +20,9 @@ int configure_threads(int requested) {
 c10::Device parse_device(const std::string& text, const std::string& option) {
   if (text == "cpu") return c10::Device(c10::kCPU);
   if (text.rfind("cuda", 0) == 0) {
-    require(torch::cuda::is_available(),
-            option + ": '" + text + "' requested but this LibTorch build sees no CUDA device");
+    AMALGAM_CHECK(
+        torch::cuda::is_available(),
+        option + ": '" + text + "' requested but this LibTorch build sees no CUDA device");
     try {
       return c10::Device(text);
     } catch (const std::exception&) {

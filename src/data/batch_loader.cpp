@@ -10,29 +10,30 @@
 namespace amalgam {
 
 void require_even_shards(int64_t batch_size, int64_t ranks) {
-  require(batch_size % ranks == 0, "--batch-size: " + std::to_string(batch_size) +
-                                       " must be a multiple of the number of ranks (" +
-                                       std::to_string(ranks) + ")");
+  AMALGAM_CHECK(batch_size % ranks == 0, "--batch-size: " + std::to_string(batch_size) +
+                                             " must be a multiple of the number of ranks (" +
+                                             std::to_string(ranks) + ")");
 }
 
 BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOptions options)
     : images_(std::move(images)), labels_(std::move(labels)), options_(options) {
-  require(options_.batch_size > 0,
-          "--batch-size: must be > 0, got " + std::to_string(options_.batch_size));
-  require(options_.shard_count >= 1 && options_.shard_index >= 0 &&
-              options_.shard_index < options_.shard_count,
-          "batch loader: shard index out of range");
+  AMALGAM_CHECK(options_.batch_size > 0,
+                "--batch-size: must be > 0, got " + std::to_string(options_.batch_size));
+  AMALGAM_CHECK(options_.shard_count >= 1 && options_.shard_index >= 0 &&
+                    options_.shard_index < options_.shard_count,
+                "batch loader: shard index out of range");
   require_even_shards(options_.batch_size, options_.shard_count);
-  require(options_.shard_count == 1 || options_.drop_last,
-          "batch loader: sharded batches must all be full (drop_last)");
-  require(images_.defined() && images_.dim() == 4 && images_.size(0) > 0,
-          "batch loader: need a non-empty [N,C,H,W] image tensor");
-  require(!labels_.defined() || labels_.size(0) == images_.size(0),
-          "batch loader: label count differs from image count");
-  require(images_.scalar_type() == torch::kUInt8 && images_.is_contiguous(),
-          "batch loader: images must be contiguous uint8");
-  require(!labels_.defined() || (labels_.scalar_type() == torch::kInt64 && labels_.is_contiguous()),
-          "batch loader: labels must be contiguous int64");
+  AMALGAM_CHECK(options_.shard_count == 1 || options_.drop_last,
+                "batch loader: sharded batches must all be full (drop_last)");
+  AMALGAM_CHECK(images_.defined() && images_.dim() == 4 && images_.size(0) > 0,
+                "batch loader: need a non-empty [N,C,H,W] image tensor");
+  AMALGAM_CHECK(!labels_.defined() || labels_.size(0) == images_.size(0),
+                "batch loader: label count differs from image count");
+  AMALGAM_CHECK(images_.scalar_type() == torch::kUInt8 && images_.is_contiguous(),
+                "batch loader: images must be contiguous uint8");
+  AMALGAM_CHECK(
+      !labels_.defined() || (labels_.scalar_type() == torch::kInt64 && labels_.is_contiguous()),
+      "batch loader: labels must be contiguous int64");
 }
 
 BatchLoader::~BatchLoader() {
@@ -92,7 +93,7 @@ void BatchLoader::prefetch(int64_t index) {
 }
 
 void BatchLoader::skip_to(int64_t index) {
-  require(!order_.empty(), "batch loader: skip_to() before start_epoch()");
+  AMALGAM_CHECK(!order_.empty(), "batch loader: skip_to() before start_epoch()");
   if (pending_.valid()) pending_.wait();
   pending_ = {};
   next_index_ = index;
@@ -100,7 +101,7 @@ void BatchLoader::skip_to(int64_t index) {
 }
 
 std::optional<Batch> BatchLoader::next() {
-  require(!order_.empty(), "batch loader: next() before start_epoch()");
+  AMALGAM_CHECK(!order_.empty(), "batch loader: next() before start_epoch()");
   if (next_index_ >= batches_per_epoch() || !pending_.valid()) return std::nullopt;
   Batch batch = pending_.get();
   ++next_index_;

@@ -32,25 +32,25 @@ at::Tensor to_index(const std::vector<int64_t>& ids) {
 }  // namespace
 
 TransferSet::TransferSet(at::Tensor images) : images_(std::move(images)) {
-  require(images_.defined() && images_.dim() == 4, "transfer set: images must be [N,C,H,W]");
-  require(images_.size(0) > 0, "transfer set: no images");
+  AMALGAM_CHECK(images_.defined() && images_.dim() == 4, "transfer set: images must be [N,C,H,W]");
+  AMALGAM_CHECK(images_.size(0) > 0, "transfer set: no images");
 }
 
 LabeledImages load_idx_split(const std::string& dir, const std::string& split) {
-  require(split == "train" || split == "test",
-          "split must be 'train' or 'test', got '" + split + "'");
-  require(std::filesystem::is_directory(dir), dir + ": data folder does not exist");
+  AMALGAM_CHECK(split == "train" || split == "test",
+                "split must be 'train' or 'test', got '" + split + "'");
+  AMALGAM_CHECK(std::filesystem::is_directory(dir), dir + ": data folder does not exist");
   const std::string prefix = split == "train" ? "train" : "t10k";
   const std::string image_path = find_idx_file(dir, prefix + "-images-idx3-ubyte");
   const std::string label_path = find_idx_file(dir, prefix + "-labels-idx1-ubyte");
   at::Tensor images = read_idx(image_path);
   at::Tensor labels = read_idx(label_path);
-  require(images.dim() == 3, image_path + ": expected a 3-D IDX array [N,H,W], got " +
-                                 std::to_string(images.dim()) + "-D");
-  require(labels.dim() == 1, label_path + ": expected a 1-D IDX array of labels");
-  require(images.size(0) == labels.size(0), label_path + ": " + std::to_string(labels.size(0)) +
-                                                " labels for " + std::to_string(images.size(0)) +
-                                                " images in " + image_path);
+  AMALGAM_CHECK(images.dim() == 3, image_path + ": expected a 3-D IDX array [N,H,W], got " +
+                                       std::to_string(images.dim()) + "-D");
+  AMALGAM_CHECK(labels.dim() == 1, label_path + ": expected a 1-D IDX array of labels");
+  AMALGAM_CHECK(images.size(0) == labels.size(0),
+                label_path + ": " + std::to_string(labels.size(0)) + " labels for " +
+                    std::to_string(images.size(0)) + " images in " + image_path);
   return {images.unsqueeze(1).contiguous(), labels.to(torch::kInt64)};
 }
 
@@ -63,9 +63,9 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
 }
 
 TrainValSplit split_train_val(const LabeledImages& data, int64_t val_size, uint64_t seed) {
-  require(val_size >= 0 && val_size < data.size(), "--val-size: must be in [0, " +
-                                                       std::to_string(data.size()) + "), got " +
-                                                       std::to_string(val_size));
+  AMALGAM_CHECK(val_size >= 0 && val_size < data.size(), "--val-size: must be in [0, " +
+                                                             std::to_string(data.size()) +
+                                                             "), got " + std::to_string(val_size));
   std::vector<int64_t> order = seeded_permutation(data.size(), seed);
   std::vector<int64_t> val(order.begin(), order.begin() + val_size);
   std::vector<int64_t> train(order.begin() + val_size, order.end());
@@ -92,8 +92,8 @@ TaskRows task_rows(const at::Tensor& labels, const TaskSpec& task) {
       local.push_back(index);
     }
   }
-  require(!keep.empty(),
-          "task '" + task.name + "': no image in the data carries any of its classes");
+  AMALGAM_CHECK(!keep.empty(),
+                "task '" + task.name + "': no image in the data carries any of its classes");
   return {to_index(keep), to_index(local)};
 }
 
@@ -113,7 +113,7 @@ LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec
       }
     }
   }
-  require(!keep.empty(), "no image in the data carries a class of any task");
+  AMALGAM_CHECK(!keep.empty(), "no image in the data carries a class of any task");
   return gather(data, to_index(keep));
 }
 

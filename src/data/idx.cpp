@@ -95,8 +95,8 @@ at::Tensor read_idx(const std::string& path) {
 }
 
 void write_idx(const std::string& path, const at::Tensor& data, bool gzip) {
-  require(data.scalar_type() == torch::kUInt8, path + ": write_idx needs a uint8 tensor");
-  require(data.dim() >= 1 && data.dim() <= 4, path + ": write_idx needs 1 to 4 dimensions");
+  AMALGAM_CHECK(data.scalar_type() == torch::kUInt8, path + ": write_idx needs a uint8 tensor");
+  AMALGAM_CHECK(data.dim() >= 1 && data.dim() <= 4, path + ": write_idx needs 1 to 4 dimensions");
   const at::Tensor contiguous = data.contiguous();
   std::string bytes = {0, 0, static_cast<char>(kUnsignedByte), static_cast<char>(data.dim())};
   for (int64_t d : data.sizes()) {

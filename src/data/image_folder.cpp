@@ -66,7 +66,7 @@ void check_pnm(const std::string& bytes, const std::string& name) {
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  require(in.good(), path + ": cannot open");
+  AMALGAM_CHECK(in.good(), path + ": cannot open");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -116,8 +116,8 @@ at::Tensor decode_all(const std::vector<std::string>& files, const ImageFolderOp
       good.push_back(i);
       continue;
     }
-    require(options.on_bad_image == BadImagePolicy::kSkip,
-            errors[i] + " (use --on-bad-image skip to go on without it)");
+    AMALGAM_CHECK(options.on_bad_image == BadImagePolicy::kSkip,
+                  errors[i] + " (use --on-bad-image skip to go on without it)");
     (*kept)[i] = false;
     if (++bad <= 10) log_info("skipping " + errors[i]);
   }
@@ -135,7 +135,7 @@ BadImagePolicy parse_bad_image_policy(const std::string& text) {
 }
 
 std::vector<std::string> list_image_files(const std::string& root) {
-  require(fs::is_directory(root), root + ": no such folder");
+  AMALGAM_CHECK(fs::is_directory(root), root + ": no such folder");
   std::vector<std::string> files;
   std::error_code ec;
   for (fs::recursive_directory_iterator
@@ -145,7 +145,7 @@ std::vector<std::string> list_image_files(const std::string& root) {
     if (it->is_regular_file(ec) && has_image_extension(it->path()))
       files.push_back(it->path().string());
   }
-  require(!ec, root + ": cannot list: " + ec.message());
+  AMALGAM_CHECK(!ec, root + ": cannot list: " + ec.message());
   std::sort(files.begin(), files.end());
   return files;
 }
@@ -156,16 +156,16 @@ at::Tensor read_image(const std::string& path, int64_t channels, int64_t height,
 
 at::Tensor decode_image(const std::string& bytes, const std::string& path, int64_t channels,
                         int64_t height, int64_t width) {
-  require(channels == 1 || channels == 3, path + ": can only decode to 1 or 3 channels");
-  require(height > 0 && width > 0, path + ": target size must be positive");
-  require(!bytes.empty(), path + ": empty file");
+  AMALGAM_CHECK(channels == 1 || channels == 3, path + ": can only decode to 1 or 3 channels");
+  AMALGAM_CHECK(height > 0 && width > 0, path + ": target size must be positive");
+  AMALGAM_CHECK(!bytes.empty(), path + ": empty file");
   check_pnm(bytes, path);
   int w = 0, h = 0, n = 0;
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
   if (!stbi_info_from_memory(data, size, &w, &h, &n))
     throw Error(path + ": not a readable image (" + failure_reason() + ")");
-  require(
+  AMALGAM_CHECK(
       w > 0 && h > 0 && int64_t{w} * h <= kMaxPixels,
       path + ": image size " + std::to_string(w) + "x" + std::to_string(h) + " is not supported");
   stbi_uc* pixels = stbi_load_from_memory(data, size, &w, &h, &n, static_cast<int>(channels));
@@ -178,25 +178,26 @@ at::Tensor decode_image(const std::string& bytes, const std::string& path, int64
     ok = stbir_resize_uint8(pixels, w, h, 0, hwc.data_ptr<uint8_t>(), static_cast<int>(width),
                             static_cast<int>(height), 0, static_cast<int>(channels));
   stbi_image_free(pixels);
-  require(ok == 1,
-          path + ": cannot resize to " + std::to_string(width) + "x" + std::to_string(height));
+  AMALGAM_CHECK(
+      ok == 1, path + ": cannot resize to " + std::to_string(width) + "x" + std::to_string(height));
   return hwc.permute({2, 0, 1}).contiguous();
 }
 
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
                            std::vector<std::string>* kept_files) {
-  require(!roots.empty(), "--data: no image folder given");
+  AMALGAM_CHECK(!roots.empty(), "--data: no image folder given");
   std::vector<std::string> files;
   for (const auto& root : roots) {
     const auto found = list_image_files(root);
-    require(!found.empty(), root + ": no image files (png, jpg, bmp, gif, tga, pnm) in this tree");
+    AMALGAM_CHECK(!found.empty(),
+                  root + ": no image files (png, jpg, bmp, gif, tga, pnm) in this tree");
     files.insert(files.end(), found.begin(), found.end());
   }
   resolve_geometry(files, options);
   std::vector<bool> kept;
   at::Tensor images = decode_all(files, options, &kept);
-  require(images.size(0) > 0,
-          "--data: none of the " + std::to_string(files.size()) + " image files could be read");
+  AMALGAM_CHECK(images.size(0) > 0, "--data: none of the " + std::to_string(files.size()) +
+                                        " image files could be read");
   if (kept_files != nullptr) {
     kept_files->clear();
     for (size_t i = 0; i < files.size(); ++i)
@@ -206,7 +207,7 @@ at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOpt
 }
 
 LabeledFolder load_labeled_folder(const std::string& root, ImageFolderOptions options) {
-  require(fs::is_directory(root), root + ": no such folder");
+  AMALGAM_CHECK(fs::is_directory(root), root + ": no such folder");
   std::vector<std::string> class_dirs;
   for (const auto& entry : fs::directory_iterator(root))
     if (entry.is_directory()) class_dirs.push_back(entry.path().filename().string());
@@ -223,15 +224,15 @@ LabeledFolder load_labeled_folder(const std::string& root, ImageFolderOptions op
     }
     folder.class_names.push_back(name);
   }
-  require(!files.empty(),
-          root + ": no class folders with images (expected root/<class>/<image files>)");
+  AMALGAM_CHECK(!files.empty(),
+                root + ": no class folders with images (expected root/<class>/<image files>)");
   resolve_geometry(files, options);
   std::vector<bool> kept;
   folder.data.images = decode_all(files, options, &kept);
   std::vector<int64_t> kept_labels;
   for (size_t i = 0; i < files.size(); ++i)
     if (kept[i]) kept_labels.push_back(labels[i]);
-  require(!kept_labels.empty(), root + ": none of the image files could be read");
+  AMALGAM_CHECK(!kept_labels.empty(), root + ": none of the image files could be read");
   folder.data.labels = torch::tensor(kept_labels, torch::kInt64);
   return folder;
 }

@@ -38,7 +38,7 @@ TaskSpec parse_task(const std::string& text, const std::string& option) {
   if (eq != std::string::npos) {
     task.name = text.substr(0, eq);
     spec = text.substr(eq + 1);
-    require(!task.name.empty(), option + ": '" + text + "': empty task name before '='");
+    AMALGAM_CHECK(!task.name.empty(), option + ": '" + text + "': empty task name before '='");
   } else {
     task.name = text;
   }
@@ -53,15 +53,16 @@ TaskSpec parse_task(const std::string& text, const std::string& option) {
     } else {
       lo = parse_id(part.substr(0, dash), option, text);
       hi = parse_id(part.substr(dash + 1), option, text);
-      require(lo <= hi, option + ": '" + text + "': range " + part + " is empty");
+      AMALGAM_CHECK(lo <= hi, option + ": '" + text + "': range " + part + " is empty");
     }
     for (int64_t c = lo; c <= hi; ++c) {
-      require(seen.insert(c).second,
-              option + ": '" + text + "': class " + std::to_string(c) + " is listed twice");
+      AMALGAM_CHECK(seen.insert(c).second,
+                    option + ": '" + text + "': class " + std::to_string(c) + " is listed twice");
       task.classes.push_back(c);
     }
   }
-  require(task.classes.size() >= 2, option + ": '" + text + "': a task needs at least two classes");
+  AMALGAM_CHECK(task.classes.size() >= 2,
+                option + ": '" + text + "': a task needs at least two classes");
   return task;
 }
 
@@ -69,12 +70,12 @@ void check_disjoint(const std::vector<TaskSpec>& tasks) {
   std::set<int64_t> classes;
   std::set<std::string> names;
   for (const auto& task : tasks) {
-    require(names.insert(task.name).second,
-            "teachers: two tasks are both named '" + task.name + "'");
+    AMALGAM_CHECK(names.insert(task.name).second,
+                  "teachers: two tasks are both named '" + task.name + "'");
     for (int64_t c : task.classes)
-      require(classes.insert(c).second, "teachers: class " + std::to_string(c) +
-                                            " belongs to more than one task (task '" + task.name +
-                                            "'); tasks must be disjoint");
+      AMALGAM_CHECK(classes.insert(c).second, "teachers: class " + std::to_string(c) +
+                                                  " belongs to more than one task (task '" +
+                                                  task.name + "'); tasks must be disjoint");
   }
 }
 

@@ -30,7 +30,7 @@ extern "C" void on_launcher_signal(int signal) {
 // Rank 0 binds it a moment later.
 int free_loopback_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  require(fd >= 0, "--nproc: cannot open a socket to find a free port");
+  AMALGAM_CHECK(fd >= 0, "--nproc: cannot open a socket to find a free port");
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -38,7 +38,7 @@ int free_loopback_port() {
   const bool found = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
                      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
   close(fd);
-  require(found, "--nproc: cannot find a free loopback port; give --dist-url");
+  AMALGAM_CHECK(found, "--nproc: cannot find a free loopback port; give --dist-url");
   return ntohs(address.sin_port);
 }
 
@@ -66,16 +66,16 @@ struct Child {
 
 int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions& options,
                        double grace_s) {
-  require(options.nproc >= 1, "--nproc: must be >= 1, got " + std::to_string(options.nproc));
+  AMALGAM_CHECK(options.nproc >= 1, "--nproc: must be >= 1, got " + std::to_string(options.nproc));
   DistributedOptions dist = options.dist;
   if (dist.world_size <= 1) dist.world_size = options.nproc;
-  require(dist.rank + options.nproc <= dist.world_size,
-          "--nproc: ranks " + std::to_string(dist.rank) + ".." +
-              std::to_string(dist.rank + options.nproc - 1) + " do not fit --world-size " +
-              std::to_string(dist.world_size));
+  AMALGAM_CHECK(dist.rank + options.nproc <= dist.world_size,
+                "--nproc: ranks " + std::to_string(dist.rank) + ".." +
+                    std::to_string(dist.rank + options.nproc - 1) + " do not fit --world-size " +
+                    std::to_string(dist.world_size));
   if (dist.url.empty()) {
-    require(dist.world_size == options.nproc,
-            "--dist-url: required when ranks run on several hosts (--world-size > --nproc)");
+    AMALGAM_CHECK(dist.world_size == options.nproc,
+                  "--dist-url: required when ranks run on several hosts (--world-size > --nproc)");
     dist.url = "tcp://127.0.0.1:" + std::to_string(free_loopback_port());
   }
   validate(dist);
@@ -118,8 +118,8 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
     for (auto& a : child_args) argv.push_back(a.data());
     argv.push_back(nullptr);
     const pid_t pid = fork();
-    require(pid >= 0, "--nproc: cannot start rank " + std::to_string(dist.rank + i) + ": " +
-                          std::strerror(errno));
+    AMALGAM_CHECK(pid >= 0, "--nproc: cannot start rank " + std::to_string(dist.rank + i) + ": " +
+                                std::strerror(errno));
     if (pid == 0) {
       // Its own process group: a terminal's Ctrl-C reaches the launcher, which passes it on
       // once (a rank stops at once on a second signal).

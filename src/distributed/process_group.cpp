@@ -31,31 +31,33 @@ namespace amalgam {
 DistributedAddress parse_dist_url(const std::string& url) {
   const std::string scheme = "tcp://";
   const std::string usage = "--dist-url: expected tcp://HOST:PORT, got '" + url + "'";
-  require(url.rfind(scheme, 0) == 0, usage);
+  AMALGAM_CHECK(url.rfind(scheme, 0) == 0, usage);
   const std::string rest = url.substr(scheme.size());
   const size_t colon = rest.rfind(':');
-  require(colon != std::string::npos && colon > 0 && colon + 1 < rest.size(), usage);
+  AMALGAM_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < rest.size(), usage);
   DistributedAddress address;
   address.host = rest.substr(0, colon);
   if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']')
     address.host = address.host.substr(1, address.host.size() - 2);
   const std::string port = rest.substr(colon + 1);
-  require(port.find_first_not_of("0123456789") == std::string::npos && port.size() <= 5, usage);
+  AMALGAM_CHECK(port.find_first_not_of("0123456789") == std::string::npos && port.size() <= 5,
+                usage);
   address.port = std::stoi(port);
-  require(address.port > 0 && address.port < 65536,
-          "--dist-url: port " + port + " is not a TCP port (1-65535)");
+  AMALGAM_CHECK(address.port > 0 && address.port < 65536,
+                "--dist-url: port " + port + " is not a TCP port (1-65535)");
   return address;
 }
 
 void validate(const DistributedOptions& o) {
-  require(o.world_size >= 1, "--world-size: must be >= 1, got " + std::to_string(o.world_size));
-  require(o.rank >= 0 && o.rank < o.world_size,
-          "--rank: must be in 0.." + std::to_string(o.world_size - 1) + " for --world-size " +
-              std::to_string(o.world_size) + ", got " + std::to_string(o.rank));
-  require(o.timeout_s > 0, "--dist-timeout: must be > 0 seconds");
+  AMALGAM_CHECK(o.world_size >= 1,
+                "--world-size: must be >= 1, got " + std::to_string(o.world_size));
+  AMALGAM_CHECK(o.rank >= 0 && o.rank < o.world_size,
+                "--rank: must be in 0.." + std::to_string(o.world_size - 1) + " for --world-size " +
+                    std::to_string(o.world_size) + ", got " + std::to_string(o.rank));
+  AMALGAM_CHECK(o.timeout_s > 0, "--dist-timeout: must be > 0 seconds");
   if (o.enabled()) {
-    require(!o.url.empty(),
-            "--dist-url: required with --world-size > 1 (tcp://HOST:PORT of rank 0)");
+    AMALGAM_CHECK(!o.url.empty(),
+                  "--dist-url: required with --world-size > 1 (tcp://HOST:PORT of rank 0)");
     parse_dist_url(o.url);
   }
 }
@@ -287,9 +289,9 @@ void ProcessGroup::require_same(const std::string& text, const std::string& what
   const at::Tensor all = all_gather(torch::tensor({digest(text)}, torch::kInt64)).contiguous();
   const int64_t* d = all.data_ptr<int64_t>();
   for (int r = 1; r < size(); ++r)
-    require(d[r] == d[0], "distributed: rank " + std::to_string(r) + "'s " + what +
-                              " differ from rank 0's; give every rank the same command line, "
-                              "files and data");
+    AMALGAM_CHECK(d[r] == d[0], "distributed: rank " + std::to_string(r) + "'s " + what +
+                                    " differ from rank 0's; give every rank the same command line, "
+                                    "files and data");
 }
 
 void ProcessGroup::barrier() {

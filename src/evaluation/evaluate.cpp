@@ -22,7 +22,7 @@ HeadLayout layout_of(const std::vector<Teacher>& teachers) {
 }  // namespace
 
 at::Tensor predict_logits(NetworkImpl& network, const at::Tensor& images, int64_t batch_size) {
-  require(batch_size > 0, "--batch-size: must be > 0");
+  AMALGAM_CHECK(batch_size > 0, "--batch-size: must be > 0");
   const bool was_training = network.is_training();
   network.eval();
   torch::NoGradGuard no_grad;
@@ -40,7 +40,8 @@ double accuracy(NetworkImpl& network, const LabeledImages& data, int64_t offset,
                 int64_t batch_size) {
   const at::Tensor logits =
       predict_logits(network, data.images, batch_size).slice(1, offset, offset + classes);
-  require(logits.size(1) == classes, "accuracy: the network has too few outputs for this task");
+  AMALGAM_CHECK(logits.size(1) == classes,
+                "accuracy: the network has too few outputs for this task");
   return fraction_equal(logits.argmax(1), data.labels);
 }
 
@@ -54,9 +55,9 @@ StudentScores evaluate_student(NetworkImpl& student, const HeadLayout& head,
   // One pass over the union of the tasks' images serves every score.
   const LabeledImages all = select_union(data, head.tasks);
   const at::Tensor logits = predict_logits(student, all.images, batch_size);
-  require(logits.size(1) == head.total(), "student: head has " + std::to_string(logits.size(1)) +
-                                              " outputs, its layout " +
-                                              std::to_string(head.total()));
+  AMALGAM_CHECK(logits.size(1) == head.total(),
+                "student: head has " + std::to_string(logits.size(1)) + " outputs, its layout " +
+                    std::to_string(head.total()));
   StudentScores scores;
   for (size_t i = 0; i < head.tasks.size(); ++i) {
     if (!has_task_images(all.labels, head.tasks[i])) {

@@ -9,9 +9,9 @@ namespace amalgam {
 double linear_probe_accuracy(const at::Tensor& train_x, const at::Tensor& train_y,
                              const at::Tensor& test_x, const at::Tensor& test_y, int64_t classes,
                              int64_t steps, uint64_t seed) {
-  require(train_x.size(0) == train_y.size(0) && test_x.size(0) == test_y.size(0),
-          "linear probe: features and labels differ in count");
-  require(train_x.size(0) > 0 && test_x.size(0) > 0, "linear probe: empty split");
+  AMALGAM_CHECK(train_x.size(0) == train_y.size(0) && test_x.size(0) == test_y.size(0),
+                "linear probe: features and labels differ in count");
+  AMALGAM_CHECK(train_x.size(0) > 0 && test_x.size(0) > 0, "linear probe: empty split");
   const at::Tensor xtr = train_x.flatten(1).to(torch::kFloat32);
   const at::Tensor xte = test_x.flatten(1).to(torch::kFloat32);
   const at::Tensor mean = xtr.mean(0, true);

@@ -1,65 +1,80 @@
-#include "method/cfl_objective.h"
-
+// Common Feature Learning (Ye et al., IJCAI 2019): soft targets, plus MMD between the student's
+// and each teacher's features in a learned common space, and reconstruction of each teacher's
+// feature map from its common feature so the space keeps the teachers' information.
 #include <torch/torch.h>
 
-#include "core/error.h"
+#include "method/common_feature_block.h"
 #include "method/losses.h"
+#include "method/objective.h"
 
 namespace amalgam {
+namespace {
 
-void validate(const ObjectiveOptions& o) {
-  require(o.method == "cfl" || o.method == "kd" || o.method == "fitnet",
-          "--method: expected cfl, kd or fitnet, got '" + o.method + "'");
-  require(o.temperature > 0, "--temperature: must be > 0");
-  require(o.lambda_kd >= 0, "--lambda-kd: must be >= 0");
-  require(o.lambda_cf >= 0, "--lambda-cf: must be >= 0");
-  require(o.beta >= 0, "--beta: must be >= 0");
-  for (double s : o.sigmas) require(s > 0, "--mmd-sigmas: every bandwidth must be > 0");
-}
+class CflObjectiveImpl : public ObjectiveImpl {
+ public:
+  explicit CflObjectiveImpl(const ObjectiveSetup& setup)
+      : config_(setup.config), lr_mult_(setup.parts_lr_mult) {
+    CommonFeatureBlockOptions options;
+    options.teacher_shapes = setup.teacher_shapes;
+    options.student_shape = setup.student_shape;
+    options.common_channels = config_.common_channels;
+    options.extractor_blocks = config_.extractor_blocks;
+    block_ = register_module("block", CommonFeatureBlock(options));
+    if (config_.fixed_common_space)
+      for (auto& p : block_->common_space_parameters()) p.set_requires_grad(false);
+  }
 
-at::Tensor soft_targets(const std::vector<ModelOutput>& teachers, double temperature) {
-  std::vector<at::Tensor> logits;
-  for (const auto& t : teachers) logits.push_back(t.logits);
-  return torch::softmax(torch::cat(logits, 1) / temperature, 1);
-}
-
-LossTerms amalgamation_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
-                            CommonFeatureBlockImpl* block, const ObjectiveOptions& options,
-                            HintAdaptersImpl* hints, const BatchGather& gather) {
-  LossTerms terms;
-  const double t = options.temperature;
-  terms.kd = t * t * soft_cross_entropy(student.logits / t, soft_targets(teachers, t));
-  terms.mmd = torch::zeros({}, student.logits.options());
-  terms.recon = torch::zeros({}, student.logits.options());
-  terms.hint = torch::zeros({}, student.logits.options());
-  if (options.method == "cfl") {
-    require(block != nullptr, "cfl: a common feature block is required");
-    const auto& sigmas = options.sigmas.empty() ? default_mmd_sigmas() : options.sigmas;
-    const auto whole = [&](const at::Tensor& x) { return gather ? gather(x) : x; };
-    const at::Tensor h_s = block->student_common(student.features);
-    const at::Tensor h_s_whole = options.use_mmd ? whole(h_s) : h_s;
+  LossTerms loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
+                 const BatchContext& batch) override {
+    LossTerms terms;
+    terms.add("kd", soft_target_loss(student, teachers, config_.temperature));
+    const auto& sigmas = config_.sigmas.empty() ? default_mmd_sigmas() : config_.sigmas;
+    // MMD compares distributions, so in data-parallel runs it sees the whole batch.
+    const auto whole = [&](const at::Tensor& x) { return batch.gather ? batch.gather(x) : x; };
+    at::Tensor mmd = torch::zeros({}, student.logits.options());
+    at::Tensor recon = torch::zeros({}, student.logits.options());
+    const at::Tensor h_s = block_->student_common(student.features);
+    const at::Tensor h_s_whole = config_.use_mmd ? whole(h_s) : h_s;
     for (size_t i = 0; i < teachers.size(); ++i) {
-      const at::Tensor h_i = block->teacher_common(i, teachers[i].features);
-      if (options.use_mmd) {
-        terms.mmd_each.push_back(mmd_loss(h_s_whole, whole(h_i), sigmas));
-        terms.mmd = terms.mmd + terms.mmd_each.back();
-      }
-      if (options.use_reconstruction) {
-        terms.recon_each.push_back(
-            torch::mse_loss(block->reconstruct(i, h_i), teachers[i].features));
-        terms.recon = terms.recon + terms.recon_each.back();
-      }
+      const at::Tensor h_i = block_->teacher_common(i, teachers[i].features);
+      if (config_.use_mmd) mmd = mmd + mmd_loss(h_s_whole, whole(h_i), sigmas);
+      if (config_.use_reconstruction)
+        recon = recon + torch::mse_loss(block_->reconstruct(i, h_i), teachers[i].features);
     }
+    terms.add("mmd", mmd);
+    terms.add("recon", recon);
+    terms.total =
+        config_.lambda_kd * terms.part("kd") + config_.lambda_cf * (mmd + config_.beta * recon);
+    return terms;
   }
-  if (options.method == "fitnet") {
-    require(hints != nullptr, "fitnet: hint adapters are required");
-    for (size_t i = 0; i < teachers.size(); ++i)
-      terms.hint =
-          terms.hint + torch::mse_loss(hints->hint(i, student.features), teachers[i].features);
+
+  std::vector<ParamGroup> parameter_groups() override {
+    // The fixed-space control trains the decoders alone (they do not reach the student).
+    if (config_.fixed_common_space) return {{block_->decoder_parameters(), lr_mult_}};
+    return {{block_->parameters(), lr_mult_}};
   }
-  terms.total = options.lambda_kd * terms.kd +
-                options.lambda_cf * (terms.mmd + options.beta * terms.recon + terms.hint);
-  return terms;
+
+  CommonFeatureBlockImpl* common_space() override { return block_.get(); }
+
+  nlohmann::json summary() override {
+    const auto& o = block_->options();
+    return {{"common_space",
+             {{"channels", o.common_channels},
+              {"grid", {o.student_shape[1], o.student_shape[2]}},
+              {"extractor_blocks", o.extractor_blocks},
+              {"block_parameters", count_parameters(*block_)}}}};
+  }
+
+ private:
+  ObjectiveConfig config_;
+  double lr_mult_;
+  CommonFeatureBlock block_{nullptr};
+};
+
+}  // namespace
+
+Objective make_cfl_objective(const ObjectiveSetup& setup) {
+  return std::make_shared<CflObjectiveImpl>(setup);
 }
 
 }  // namespace amalgam

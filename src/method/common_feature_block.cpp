@@ -16,8 +16,9 @@ torch::nn::Sequential align(int64_t in, int64_t out) {
 }
 
 void check_shape(const std::vector<int64_t>& shape, const std::string& what) {
-  require(shape.size() == 3 && shape[0] > 0 && shape[1] > 0 && shape[2] > 0,
-          "common feature block: " + what + " feature shape must be {C,H,W} with positive sizes");
+  AMALGAM_CHECK(
+      shape.size() == 3 && shape[0] > 0 && shape[1] > 0 && shape[2] > 0,
+      "common feature block: " + what + " feature shape must be {C,H,W} with positive sizes");
 }
 
 }  // namespace
@@ -45,9 +46,9 @@ at::Tensor ResidualUnitImpl::forward(const at::Tensor& x) {
 CommonFeatureBlockImpl::CommonFeatureBlockImpl(CommonFeatureBlockOptions options)
     : options_(std::move(options)) {
   const int64_t h = options_.common_channels;
-  require(h > 0, "--common-channels: must be > 0");
-  require(options_.extractor_blocks > 0, "--extractor-blocks: must be > 0");
-  require(!options_.teacher_shapes.empty(), "common feature block: no teacher");
+  AMALGAM_CHECK(h > 0, "--common-channels: must be > 0");
+  AMALGAM_CHECK(options_.extractor_blocks > 0, "--extractor-blocks: must be > 0");
+  AMALGAM_CHECK(!options_.teacher_shapes.empty(), "common feature block: no teacher");
   check_shape(options_.student_shape, "student");
   teacher_align_ = register_module("teacher_align", torch::nn::ModuleList());
   decoders_ = register_module("decoders", torch::nn::ModuleList());
@@ -79,7 +80,7 @@ at::Tensor CommonFeatureBlockImpl::student_common(const at::Tensor& student_feat
 }
 
 at::Tensor CommonFeatureBlockImpl::teacher_common(size_t teacher, const at::Tensor& features) {
-  require(teacher < num_teachers(), "common feature block: teacher index out of range");
+  AMALGAM_CHECK(teacher < num_teachers(), "common feature block: teacher index out of range");
   const at::Tensor on_grid =
       resize_feature_map(features, options_.student_shape[1], options_.student_shape[2]);
   return extractor_->forward(
@@ -87,7 +88,7 @@ at::Tensor CommonFeatureBlockImpl::teacher_common(size_t teacher, const at::Tens
 }
 
 at::Tensor CommonFeatureBlockImpl::reconstruct(size_t teacher, const at::Tensor& common) {
-  require(teacher < num_teachers(), "common feature block: teacher index out of range");
+  AMALGAM_CHECK(teacher < num_teachers(), "common feature block: teacher index out of range");
   const auto& shape = options_.teacher_shapes[teacher];
   const at::Tensor rebuilt = decoders_[teacher]->as<torch::nn::Sequential>()->forward(common);
   return resize_feature_map(rebuilt, shape[1], shape[2]);

@@ -16,6 +16,11 @@ const std::vector<double>& default_mmd_sigmas();
 at::Tensor mmd_loss(const at::Tensor& x, const at::Tensor& y,
                     const std::vector<double>& sigmas = default_mmd_sigmas());
 
+/// The same with per-sample weights `w` [N] (>= 0, not all 0) for paired samples x_n, y_n: the
+/// three means become w-weighted means, so images a teacher is not responsible for count less.
+at::Tensor weighted_mmd_loss(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w,
+                             const std::vector<double>& sigmas = default_mmd_sigmas());
+
 /// Cross-entropy against soft targets: mean over the batch of -sum_k p_k log softmax(logits)_k.
 /// Equals KL(p || softmax(logits)) plus the entropy of p.
 at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& target_probs);

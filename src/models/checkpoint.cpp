@@ -52,18 +52,18 @@ void save_network(const torch::nn::Module& network, const std::string& path, nlo
 }
 
 SavedNetwork load_network(const std::string& path) {
-  require(std::filesystem::is_regular_file(path), path + ": no such model file");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(path), path + ": no such model file");
   const std::string side = sidecar_path(path);
-  require(std::filesystem::is_regular_file(side),
-          path + ": sidecar " + side + " is missing (models written by amalgam have one)");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(side),
+                path + ": sidecar " + side + " is missing (models written by amalgam have one)");
   SavedNetwork saved;
   try {
     saved.meta = nlohmann::json::parse(read_whole_file(side));
   } catch (const nlohmann::json::exception& e) {
     throw Error(side + ": not valid JSON: " + first_line(e.what()));
   }
-  require(saved.meta.is_object() && saved.meta.value("format", "") == kFormat,
-          side + ": not an amalgam model sidecar (no \"format\": \"" + kFormat + "\")");
+  AMALGAM_CHECK(saved.meta.is_object() && saved.meta.value("format", "") == kFormat,
+                side + ": not an amalgam model sidecar (no \"format\": \"" + kFormat + "\")");
   ModelSpec spec;
   try {
     spec = saved.meta.at("model").get<ModelSpec>();

@@ -101,9 +101,9 @@ std::vector<std::string> submodule_paths(const torch::jit::Module& module) {
 
 LayerTaps tap_layers(const torch::jit::Module& module, const std::vector<std::string>& paths) {
   const auto forward = module.find_method("forward");
-  require(forward.has_value(), "TorchScript module has no forward method");
+  AMALGAM_CHECK(forward.has_value(), "TorchScript module has no forward method");
   std::shared_ptr<Graph> graph = forward->graph()->copy();
-  require(graph->outputs().size() == 1, "TorchScript forward must return one value");
+  AMALGAM_CHECK(graph->outputs().size() == 1, "TorchScript forward must return one value");
   const std::set<std::string> wanted(paths.begin(), paths.end());
 
   // Output 0 stays the original result; taps are appended as further outputs.

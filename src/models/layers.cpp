@@ -69,15 +69,16 @@ int64_t set_statistics_gather(torch::nn::Module& module, const StatisticsGather&
 
 ZooNetworkImpl::ZooNetworkImpl(ModelSpec spec) : spec_(std::move(spec)) {
   const InputSpec& in = spec_.input;
-  require(spec_.width > 0, "model: --width must be > 0");
-  require(spec_.depth > 0, "model: --depth must be > 0");
-  require(spec_.stages > 0 && spec_.stages <= 6, "model: --stages must be in 1..6");
-  require(spec_.num_classes > 0, "model: number of classes must be > 0");
-  require(in.channels > 0 && in.height > 0 && in.width > 0, "model: input size must be positive");
-  require(static_cast<int64_t>(in.mean.size()) == in.channels &&
-              static_cast<int64_t>(in.std.size()) == in.channels,
-          "model: --mean and --std need one value per input channel");
-  for (double s : in.std) require(s > 0, "model: --std values must be > 0");
+  AMALGAM_CHECK(spec_.width > 0, "model: --width must be > 0");
+  AMALGAM_CHECK(spec_.depth > 0, "model: --depth must be > 0");
+  AMALGAM_CHECK(spec_.stages > 0 && spec_.stages <= 6, "model: --stages must be in 1..6");
+  AMALGAM_CHECK(spec_.num_classes > 0, "model: number of classes must be > 0");
+  AMALGAM_CHECK(in.channels > 0 && in.height > 0 && in.width > 0,
+                "model: input size must be positive");
+  AMALGAM_CHECK(static_cast<int64_t>(in.mean.size()) == in.channels &&
+                    static_cast<int64_t>(in.std.size()) == in.channels,
+                "model: --mean and --std need one value per input channel");
+  for (double s : in.std) AMALGAM_CHECK(s > 0, "model: --std values must be > 0");
   mean_ = register_buffer("input_mean",
                           torch::tensor(in.mean, torch::kFloat32).view({1, in.channels, 1, 1}));
   std_ = register_buffer("input_std",

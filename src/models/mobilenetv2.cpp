@@ -23,7 +23,7 @@ at::Tensor InvertedResidualImpl::forward(const at::Tensor& x) {
 }
 
 MobileNetV2Impl::MobileNetV2Impl(const ModelSpec& spec) : ZooNetworkImpl(spec) {
-  require(spec.expansion > 0, "model: mobilenetv2 --expansion must be > 0");
+  AMALGAM_CHECK(spec.expansion > 0, "model: mobilenetv2 --expansion must be > 0");
   torch::nn::Sequential body(ConvBN(spec.input.channels, spec.width, 3, 1, Activation::kReLU6));
   int64_t channels = spec.width;
   for (int64_t stage = 0; stage < spec.stages; ++stage) {

@@ -43,6 +43,12 @@ class NetworkImpl : public torch::nn::Module {
   virtual const InputSpec& input() const = 0;
 };
 
+/// A group of parameters sharing one learning-rate multiplier.
+struct ParamGroup {
+  std::vector<at::Tensor> params;  ///< the parameters
+  double lr_mult = 1.0;            ///< lr = base lr * lr_mult
+};
+
 /// Shared handle to any network.
 using Network = std::shared_ptr<NetworkImpl>;
 

@@ -32,11 +32,11 @@ std::string flat_name(const std::string& path,
 }
 
 torch::jit::Module load_module(const std::string& path, c10::Device device) {
-  require(std::filesystem::is_regular_file(path), path + ": no such model file");
-  require(is_torchscript_file(path),
-          path +
-              ": not a TorchScript file (save it with torch.jit.save of a scripted or traced "
-              "module)");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(path), path + ": no such model file");
+  AMALGAM_CHECK(is_torchscript_file(path),
+                path +
+                    ": not a TorchScript file (save it with torch.jit.save of a scripted or traced "
+                    "module)");
   try {
     return torch::jit::load(path, device);
   } catch (const c10::Error& e) {
@@ -66,17 +66,17 @@ TorchScriptNetworkImpl::TorchScriptNetworkImpl(torch::jit::Module module, std::s
       layer_(std::move(layer)),
       input_(std::move(input)),
       source_(std::move(source)) {
-  require(static_cast<int64_t>(input_.mean.size()) == input_.channels &&
-              static_cast<int64_t>(input_.std.size()) == input_.channels,
-          source_ + ": mean and std need one value per input channel (" +
-              std::to_string(input_.channels) + ")");
-  for (double s : input_.std) require(s > 0, source_ + ": std values must be > 0");
+  AMALGAM_CHECK(static_cast<int64_t>(input_.mean.size()) == input_.channels &&
+                    static_cast<int64_t>(input_.std.size()) == input_.channels,
+                source_ + ": mean and std need one value per input channel (" +
+                    std::to_string(input_.channels) + ")");
+  for (double s : input_.std) AMALGAM_CHECK(s > 0, source_ + ": std values must be > 0");
   if (!layer_.empty()) {
     const LayerTaps taps = tap_layers(*module_, {layer_});
-    require(taps.untappable.empty(),
-            source_ + ": cannot take features from '" + layer_ + "' (" +
-                (taps.untappable.empty() ? "" : taps.untappable.front()) +
-                "); module paths: " + list_paths(submodule_paths(*module_)));
+    AMALGAM_CHECK(taps.untappable.empty(),
+                  source_ + ": cannot take features from '" + layer_ + "' (" +
+                      (taps.untappable.empty() ? "" : taps.untappable.front()) +
+                      "); module paths: " + list_paths(submodule_paths(*module_)));
     tapped_forward_ = taps.function;
   }
   // The module's tensors become this network's, so optimisers, device moves and checkpoints of
@@ -113,15 +113,15 @@ ModelOutput TorchScriptNetworkImpl::forward(const at::Tensor& images) {
     auto& fn = *static_cast<torch::jit::Function*>(tapped_forward_);
     const auto result = fn({module_->_ivalue(), x}).toTuple();
     const at::IValue& tap = result->elements()[0];
-    require(tap.isTensor() && (tap.toTensor().dim() == 4 || tap.toTensor().dim() == 2),
-            source_ + ": layer '" + layer_ + "' returns " + shape_text(tap) +
-                ", not a feature map [B,C,H,W] or a vector [B,C]");
+    AMALGAM_CHECK(tap.isTensor() && (tap.toTensor().dim() == 4 || tap.toTensor().dim() == 2),
+                  source_ + ": layer '" + layer_ + "' returns " + shape_text(tap) +
+                      ", not a feature map [B,C,H,W] or a vector [B,C]");
     out.features =
         tap.toTensor().dim() == 4 ? tap.toTensor() : tap.toTensor().unsqueeze(-1).unsqueeze(-1);
     logits = result->elements()[1];
   }
-  require(logits.isTensor() && logits.toTensor().dim() == 2,
-          source_ + ": forward returns " + shape_text(logits) + ", not logits [B,K]");
+  AMALGAM_CHECK(logits.isTensor() && logits.toTensor().dim() == 2,
+                source_ + ": forward returns " + shape_text(logits) + ", not logits [B,K]");
   out.logits = logits.toTensor();
   return out;
 }

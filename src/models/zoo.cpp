@@ -20,8 +20,8 @@ Network make_network(const ModelSpec& spec) {
   if (spec.arch == "resnet") return ResNet(spec).ptr();
   if (spec.arch == "vgg") return VGG(spec).ptr();
   if (spec.arch == "mobilenetv2") return MobileNetV2(spec).ptr();
-  require(spec.arch != "torchscript",
-          "a torchscript network is loaded from its file (PATH:LAYER), not built");
+  AMALGAM_CHECK(spec.arch != "torchscript",
+                "a torchscript network is loaded from its file (PATH:LAYER), not built");
   throw Error("unknown architecture '" + spec.arch + "' (expected resnet, vgg or mobilenetv2)");
 }
 

@@ -5,13 +5,13 @@
 namespace amalgam {
 
 MetricsLog::MetricsLog(const std::string& path) : path_(path), out_(path, std::ios::app) {
-  require(out_.good(), path + ": cannot open for appending");
+  AMALGAM_CHECK(out_.good(), path + ": cannot open for appending");
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
   out_ << record.dump() << '\n';
   out_.flush();
-  require(out_.good(), path_ + ": write failed (disk full?)");
+  AMALGAM_CHECK(out_.good(), path_ + ": write failed (disk full?)");
 }
 
 }  // namespace amalgam

@@ -276,12 +276,24 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
     if (type == "teachers") teachers_val = m.value("val", nlohmann::json::object());
     if (type == "summary") summary = m;
   }
+  // Every loss term the objective logged: total first, then the others by name.
+  std::vector<std::string> terms = {"total"};
+  const auto add_terms = [&terms](const std::map<int64_t, nlohmann::json>& records) {
+    for (const auto& [index, m] : records) {
+      const nlohmann::json loss = m.value("loss", nlohmann::json::object());
+      for (const auto& [term, value] : loss.items())
+        if (std::find(terms.begin(), terms.end(), term) == terms.end()) terms.push_back(term);
+    }
+  };
+  add_terms(steps);
+  add_terms(epochs);
   std::vector<Series> losses;
-  for (const std::string term : {"total", "kd", "mmd", "recon", "hint"}) {
+  for (const std::string& term : terms) {
     Series s{term, {}, false};
-    for (const auto& [step, m] : steps)
-      if (m.contains(term) && m.at(term).get<double>() > 0)
-        s.points.emplace_back(step, m.at(term).get<double>());
+    for (const auto& [step, m] : steps) {
+      const double value = m.value("loss", nlohmann::json::object()).value(term, 0.0);
+      if (value > 0) s.points.emplace_back(step, value);
+    }
     if (!s.points.empty()) losses.push_back(s);
   }
   std::vector<Series> accuracy;
@@ -306,10 +318,10 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
   }
   std::vector<std::vector<std::string>> epoch_rows;
   for (const auto& [epoch, m] : epochs) {
-    std::vector<std::string> row = {
-        std::to_string(epoch),         number(m.value("total", 0.0)),
-        number(m.value("kd", 0.0)),    number(m.value("mmd", 0.0)),
-        number(m.value("recon", 0.0)), number(m.value("images_per_second", 0.0), 4)};
+    std::vector<std::string> row = {std::to_string(epoch)};
+    for (const std::string& term : terms)
+      row.push_back(number(m.value("loss", nlohmann::json::object()).value(term, 0.0)));
+    row.push_back(number(m.value("images_per_second", 0.0), 4));
     std::string text;
     const nlohmann::json val = m.value("val", nlohmann::json::object());
     for (const auto& [task, acc] : val.items())
@@ -347,7 +359,11 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
   html << "<h2>Training</h2><div class=\"row\">"
        << line_chart("Loss terms (log scale)", "step", losses, true)
        << line_chart("Validation accuracy (%)", "epoch", accuracy) << "</div>";
-  html << table({"epoch", "total", "kd", "mmd", "recon", "img/s", "validation"}, epoch_rows);
+  std::vector<std::string> header = {"epoch"};
+  header.insert(header.end(), terms.begin(), terms.end());
+  header.push_back("img/s");
+  header.push_back("validation");
+  html << table(header, epoch_rows);
   if (embedding.is_object() && !embedding.empty()) {
     html << "<h2>Feature spaces (PCA, coloured by " << escape(embedding.value("colour_by", "class"))
          << ")</h2><p>Raw feature maps of each network, and the common space where the student's "
@@ -363,8 +379,8 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
 
 std::string write_report(const std::string& run_dir) {
   const std::string config_path = run_dir + "/config.json";
-  require(std::filesystem::is_regular_file(config_path),
-          "report: " + config_path + " is missing; is " + run_dir + " a run directory?");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(config_path),
+                "report: " + config_path + " is missing; is " + run_dir + " a run directory?");
   nlohmann::json config, embedding = nlohmann::json::object();
   std::vector<nlohmann::json> metrics;
   try {

@@ -24,9 +24,9 @@ int64_t positive_int(const std::string& text, const std::string& option) {
 std::vector<double> per_channel(std::vector<double> values, int64_t channels,
                                 const std::string& what) {
   if (values.size() == 1) values.assign(static_cast<size_t>(channels), values.front());
-  require(static_cast<int64_t>(values.size()) == channels,
-          what + ": " + std::to_string(values.size()) + " values for " + std::to_string(channels) +
-              " channels (give one, or one per channel)");
+  AMALGAM_CHECK(static_cast<int64_t>(values.size()) == channels,
+                what + ": " + std::to_string(values.size()) + " values for " +
+                    std::to_string(channels) + " channels (give one, or one per channel)");
   return values;
 }
 
@@ -58,7 +58,7 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
       const std::string what = e.what();
       throw Error(side_path + ": not valid JSON: " + first_line(what));
     }
-    require(side.is_object(), side_path + ": expected a JSON object");
+    AMALGAM_CHECK(side.is_object(), side_path + ": expected a JSON object");
   }
   InputSpec& in = result.input;
   try {
@@ -78,13 +78,13 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
     const std::string what = e.what();
     throw Error(side_path + ": bad entry: " + first_line(what));
   }
-  require(in.channels == 1 || in.channels == 3,
-          path + ": channels must be 1 or 3, got " + std::to_string(in.channels));
-  require(in.height > 0 && in.width > 0,
-          path + ": input size unknown: give --input-size or \"input_size\" in " + side_path);
+  AMALGAM_CHECK(in.channels == 1 || in.channels == 3,
+                path + ": channels must be 1 or 3, got " + std::to_string(in.channels));
+  AMALGAM_CHECK(in.height > 0 && in.width > 0,
+                path + ": input size unknown: give --input-size or \"input_size\" in " + side_path);
   in.mean = per_channel(in.mean, in.channels, path + ": mean");
   in.std = per_channel(in.std, in.channels, path + ": std");
-  for (double s : in.std) require(s > 0, path + ": std values must be > 0");
+  for (double s : in.std) AMALGAM_CHECK(s > 0, path + ": std values must be > 0");
   return result;
 }
 

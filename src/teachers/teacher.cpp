@@ -35,11 +35,11 @@ namespace {
 
 Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
                                  const InputConventions& conventions) {
-  require(!ref.layer.empty(),
-          ref.path +
-              ": a TorchScript teacher needs :LAYER, the submodule whose output is its "
-              "feature map (amalgam inspect " +
-              ref.path + " lists them)");
+  AMALGAM_CHECK(!ref.layer.empty(),
+                ref.path +
+                    ": a TorchScript teacher needs :LAYER, the submodule whose output is its "
+                    "feature map (amalgam inspect " +
+                    ref.path + " lists them)");
   const FileConventions conv = resolve_conventions(ref.path, conventions);
   Network network = load_torchscript_network(ref.path, ref.layer, conv.input, device);
   freeze(*network);
@@ -61,9 +61,10 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
   task.name = conv.task.empty() ? std::filesystem::path(ref.path).stem().string() : conv.task;
   for (int64_t i = 0; i < outputs; ++i) task.classes.push_back(i);
   task.class_names = conv.class_names;
-  require(task.class_names.empty() || task.size() == static_cast<int64_t>(task.class_names.size()),
-          sidecar_path(ref.path) + ": " + std::to_string(task.class_names.size()) +
-              " class names but the model has " + std::to_string(outputs) + " outputs");
+  AMALGAM_CHECK(
+      task.class_names.empty() || task.size() == static_cast<int64_t>(task.class_names.size()),
+      sidecar_path(ref.path) + ": " + std::to_string(task.class_names.size()) +
+          " class names but the model has " + std::to_string(outputs) + " outputs");
   if (task.class_names.empty())
     for (int64_t i = 0; i < outputs; ++i)
       task.class_names.push_back(task.name + ":" + std::to_string(i));
@@ -77,26 +78,27 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
 Teacher load_teacher(const std::string& text, c10::Device device,
                      const InputConventions& conventions) {
   const ModelRef ref = parse_model_ref(text);
-  require(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
   if (sidecar_format(ref.path) != "amalgam-network") {
-    require(is_torchscript_file(ref.path),
-            ref.path + ": neither a teacher written by amalgam teach (its sidecar " +
-                sidecar_path(ref.path) + " is missing) nor a TorchScript file");
+    AMALGAM_CHECK(is_torchscript_file(ref.path),
+                  ref.path + ": neither a teacher written by amalgam teach (its sidecar " +
+                      sidecar_path(ref.path) + " is missing) nor a TorchScript file");
     return load_torchscript_teacher(ref, device, conventions);
   }
-  require(ref.layer.empty(), ref.path +
-                                 ": written by amalgam teach, its feature map is its last "
-                                 "stage; drop ':" +
-                                 ref.layer + "'");
+  AMALGAM_CHECK(ref.layer.empty(), ref.path +
+                                       ": written by amalgam teach, its feature map is its last "
+                                       "stage; drop ':" +
+                                       ref.layer + "'");
   const std::string& path = ref.path;
   SavedNetwork saved = load_network(path);
-  require(saved.meta.contains("task"),
-          sidecar_path(path) + ": no \"task\" entry; is this a teacher written by amalgam teach?");
+  AMALGAM_CHECK(
+      saved.meta.contains("task"),
+      sidecar_path(path) + ": no \"task\" entry; is this a teacher written by amalgam teach?");
   TaskSpec task = saved.meta.at("task").get<TaskSpec>();
   const auto logits = saved.meta.at("model").at("num_classes").get<int64_t>();
-  require(logits == task.size(), path + ": the network has " + std::to_string(logits) +
-                                     " outputs but its task '" + task.name + "' has " +
-                                     std::to_string(task.size()) + " classes");
+  AMALGAM_CHECK(logits == task.size(), path + ": the network has " + std::to_string(logits) +
+                                           " outputs but its task '" + task.name + "' has " +
+                                           std::to_string(task.size()) + " classes");
   saved.network->to(device);
   Teacher teacher = make_teacher(saved.network, std::move(task));
   teacher.path = path;
@@ -137,7 +139,7 @@ int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images
 TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images, int64_t batch_size,
                                          c10::Device device) {
-  require(batch_size > 0, "teacher cache: batch size must be > 0");
+  AMALGAM_CHECK(batch_size > 0, "teacher cache: batch size must be > 0");
   std::vector<std::vector<at::Tensor>> features(teachers.size()), logits(teachers.size());
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
     const auto outputs = teacher_outputs(
@@ -182,15 +184,16 @@ std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::De
 }
 
 void check_teachers_compatible(const std::vector<Teacher>& teachers) {
-  require(!teachers.empty(), "--teacher: at least one teacher is needed");
+  AMALGAM_CHECK(!teachers.empty(), "--teacher: at least one teacher is needed");
   const InputSpec& first = teachers.front().network->input();
   for (const auto& t : teachers) {
     const InputSpec& in = t.network->input();
-    require(in.channels == first.channels && in.height == first.height && in.width == first.width,
-            t.path + ": takes " + std::to_string(in.channels) + "x" + std::to_string(in.height) +
-                "x" + std::to_string(in.width) + " images but " + teachers.front().path +
-                " takes " + std::to_string(first.channels) + "x" + std::to_string(first.height) +
-                "x" + std::to_string(first.width) + "; teachers must agree on input geometry");
+    AMALGAM_CHECK(
+        in.channels == first.channels && in.height == first.height && in.width == first.width,
+        t.path + ": takes " + std::to_string(in.channels) + "x" + std::to_string(in.height) + "x" +
+            std::to_string(in.width) + " images but " + teachers.front().path + " takes " +
+            std::to_string(first.channels) + "x" + std::to_string(first.height) + "x" +
+            std::to_string(first.width) + "; teachers must agree on input geometry");
   }
   std::vector<TaskSpec> tasks;
   for (const auto& t : teachers) tasks.push_back(t.task);

@@ -4,10 +4,8 @@
 
 #include <zlib.h>
 
-#include <array>
 #include <cmath>
 #include <cstdio>
-#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -16,49 +14,27 @@
 #include "core/signals.h"
 #include "data/augment.h"
 #include "data/batch_loader.h"
-#include "distributed/autograd_collectives.h"
 #include "distributed/process_group.h"
-#include "distributed/replica_sync.h"
-#include "distributed/sharded_cache.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
 #include "training/options_json.h"
+#include "training/replicas.h"
 #include "training/run_checkpoint.h"
+#include "training/teacher_targets.h"
 
 namespace amalgam {
+
+const std::vector<std::string>& resumable_fields() {
+  // Threads change speed, not results beyond rounding; the others only what is written when.
+  static const std::vector<std::string> fields = {"/train/threads", "/checkpoint_every",
+                                                  "/log_every"};
+  return fields;
+}
+
 namespace {
 
-// The loss terms of one step as numbers, in the order of kTermNames.
-constexpr const char* kTermNames[] = {"total", "kd", "mmd", "recon", "hint"};
-using TermValues = std::array<double, 5>;
-
-TermValues term_values(const LossTerms& terms) {
-  return {terms.total.item<double>(), terms.kd.item<double>(), terms.mmd.item<double>(),
-          terms.recon.item<double>(), terms.hint.item<double>()};
-}
-
-// Stops the run at the first non-finite loss term; `kept` says what survives of the run.
-void check_finite(const TermValues& values, int64_t epoch, int64_t step,
-                  const std::function<std::string()>& kept) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i]))
-      throw Error("amalgamate: loss term '" + std::string(kTermNames[i]) + "' is " +
-                  std::to_string(values[i]) + " at epoch " + std::to_string(epoch) + ", step " +
-                  std::to_string(step) + " (try a lower --lr or --block-lr-mult)" + kept());
-  }
-}
-
-// Data-parallel runs: the mean of every rank's terms (the whole batch's loss), and whether any
-// rank was asked to stop (the largest signal number; 0 = none), agreed by all ranks.
-void agree_on_step(ProcessGroup& group, TermValues& values, int& signal) {
-  std::vector<at::Tensor> sums = {
-      torch::tensor(std::vector<double>(values.begin(), values.end()), torch::kFloat64)};
-  group.all_reduce_sum(sums);
-  for (size_t i = 0; i < values.size(); ++i)
-    values[i] = sums[0][static_cast<int64_t>(i)].item<double>() / group.size();
-  at::Tensor stop = torch::tensor({static_cast<int64_t>(signal)}, torch::kInt64);
-  group.all_reduce_max(stop);
-  signal = static_cast<int>(stop.item<int64_t>());
+std::string geometry_text(int64_t channels, int64_t height, int64_t width) {
+  return std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width);
 }
 
 // A checksum of the transfer images, so ranks on several hosts can check they read the same data.
@@ -74,324 +50,266 @@ std::string transfer_checksum(const TransferSet& transfer) {
   return std::to_string(crc);
 }
 
-// What must not change between a run and its resumption (threads may: results then match to
-// rounding instead of bitwise).
-nlohmann::json run_fingerprint(const AmalgamateOptions& options,
-                               const std::vector<Teacher>& teachers, const TransferSet& transfer) {
-  nlohmann::json j = options;
-  j["train"].erase("threads");
-  j.erase("checkpoint_every");
-  j.erase("log_every");
+// What must not change between a run and its resumption: the config without resumable_fields(),
+// the teachers, the transfer set's size and the world size.
+nlohmann::json run_fingerprint(const AmalgamateConfig& config, const std::vector<Teacher>& teachers,
+                               const TransferSet& transfer, int64_t world_size) {
+  nlohmann::json j = config;
+  for (const auto& field : resumable_fields()) {
+    const nlohmann::json::json_pointer pointer(field);
+    j[pointer.parent_pointer()].erase(pointer.back());
+  }
   for (const auto& t : teachers) j["teachers"].push_back(t.path);
   j["transfer_images"] = transfer.size();
-  j["world_size"] = options.group ? options.group->size() : 1;
+  j["world_size"] = world_size;
   return j;
+}
+
+// The student a run trains: the context's ready-made network, or one built from the config. Its
+// head must cover every teacher's classes and it must give a feature map.
+Network build_student(const AmalgamateConfig& config, const RunContext& context,
+                      const InputSpec& input, int64_t classes, ModelSpec& spec,
+                      c10::Device device) {
+  spec = config.student;
+  spec.input = input;
+  spec.num_classes = classes;
+  Network student = context.student_network;
+  if (student) {
+    spec.arch = "torchscript";
+    if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(student.get()))
+      spec.layer = scripted->layer();
+    spec.input = student->input();
+    const InputSpec& own = student->input();
+    AMALGAM_CHECK(
+        own.channels == input.channels && own.height == input.height && own.width == input.width,
+        "--student: takes " + geometry_text(own.channels, own.height, own.width) +
+            " images but the teachers take " +
+            geometry_text(input.channels, input.height, input.width));
+  } else {
+    student = make_network(spec);
+  }
+  student->to(device);
+  for (auto& p : student->parameters()) p.set_requires_grad(true);
+  torch::NoGradGuard no_grad;
+  student->eval();
+  const auto probe = student->forward(torch::zeros({1, input.channels, input.height, input.width},
+                                                   torch::TensorOptions().device(device)));
+  AMALGAM_CHECK(probe.logits.size(1) == classes,
+                "--student: produces " + std::to_string(probe.logits.size(1)) +
+                    " logits but the teachers have " + std::to_string(classes) + " classes in all");
+  AMALGAM_CHECK(probe.features.defined(), "--student: no feature map (give PATH:LAYER)");
+  return student;
+}
+
+// Everything one run trains with, built once by amalgamate().
+struct Run {
+  const AmalgamateConfig& config;
+  const RunContext& context;
+  NetworkImpl& student;
+  ObjectiveImpl& objective;
+  TeacherTargets& targets;
+  BatchLoader& loader;
+  ScheduledAdam& optimizer;
+  Replicas& replicas;
+  RunCheckpointer& checkpointer;
+  c10::Device device;
+};
+
+// Stops the run at the first non-finite loss term, naming it and what survives of the run.
+void check_finite(const LossValues& loss, int64_t epoch, int64_t step, const Run& run) {
+  for (const auto& [term, value] : loss.terms())
+    AMALGAM_CHECK(std::isfinite(value),
+                  "amalgamate: loss term '" + term + "' is " + std::to_string(value) +
+                      " at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
+                      " (try a lower --lr or --block-lr-mult)" + run.checkpointer.kept());
+}
+
+// One optimisation step on `batch`: augment, teacher targets, loss, agreed terms, update.
+LossValues train_step(Run& run, const Batch& batch, int64_t epoch, int64_t step, int& signal) {
+  const TrainOptions& train = run.config.train;
+  at::Tensor images = augment_batch(batch.images.to(run.device), train.augment,
+                                    augment_seed(train.seed, epoch, step),
+                                    run.replicas.first_image(batch.images.size(0)));
+  std::vector<ModelOutput> targets = run.targets.for_batch(batch.indices, images);
+  if (run.config.channels_last) {
+    for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
+    images = images.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  run.optimizer.zero_grad();
+  const ModelOutput out = run.student.forward(images);
+  const LossTerms loss = run.objective.loss(out, targets, {run.replicas.gather(), batch.indices});
+  LossValues values = loss.values();
+  signal = stop_signal();
+  run.replicas.agree(values, signal);
+  check_finite(values, epoch + 1, step, run);
+  loss.total.backward();
+  run.replicas.average_gradients();
+  run.optimizer.step();
+  return values;
+}
+
+void report_step(const Run& run, const Batch& batch, const LossValues& loss,
+                 const std::vector<double>& lrs, const RunProgress& at, double started) {
+  if (!run.context.hooks.on_step) return;
+  StepRecord record;
+  record.epoch = at.epoch;
+  record.step = at.step;
+  record.global_step = at.global_step;
+  record.steps_per_epoch = run.loader.batches_per_epoch();
+  record.indices = batch.indices;
+  record.loss = loss;
+  record.lrs = lrs;
+  record.seconds = now_seconds() - started;
+  run.context.hooks.on_step(record);
+}
+
+void save_checkpoint(Run& run, const RunProgress& progress) {
+  // Every rank: BatchNorm statistics were tracked per shard.
+  run.replicas.average_buffers({&run.student, &run.objective});
+  run.checkpointer.save(progress);
+}
+
+Interrupted stopped(const Run& run, int signal, int64_t epoch, int64_t step) {
+  const bool other_rank = run.replicas.ranks() > 1 && run.checkpointer.path().empty();
+  return Interrupted(signal, "stopped by signal " + std::to_string(signal) + " after epoch " +
+                                 std::to_string(epoch + 1) + " step " + std::to_string(step) +
+                                 (!run.checkpointer.path().empty()
+                                      ? "; checkpoint written to " + run.checkpointer.path()
+                                  : other_rank ? " (rank 0 writes the run's checkpoint)"
+                                               : " (no checkpoint: the run had no run directory)"));
+}
+
+// One epoch from where `progress` stands; its mean terms are appended to progress.history.
+void train_epoch(Run& run, RunProgress& progress) {
+  const int64_t epoch = progress.epoch;
+  run.student.train();
+  run.objective.train();
+  run.loader.start_epoch(epoch);
+  if (progress.step > 0) run.loader.skip_to(progress.step);  // resumed part-way through
+  const double start = now_seconds();
+  while (auto batch = run.loader.next()) {
+    const double step_start = now_seconds();
+    const std::vector<double> lrs = run.optimizer.learning_rates();
+    int signal = 0;
+    const LossValues loss = train_step(run, *batch, epoch, progress.step, signal);
+    const int64_t images = batch->images.size(0) * run.replicas.ranks();
+    progress.partial.accumulate(loss, static_cast<double>(images));
+    progress.seen += images;
+    report_step(run, *batch, loss, lrs, progress, step_start);
+    ++progress.step;
+    ++progress.global_step;
+    const int64_t every = run.config.checkpoint_every;
+    if (signal != 0 || (every > 0 && progress.global_step % every == 0))
+      save_checkpoint(run, progress);
+    if (signal != 0) throw stopped(run, signal, epoch, progress.step);
+  }
+  EpochStats stats;
+  stats.epoch = epoch + 1;
+  stats.loss = progress.partial.mean_over(static_cast<double>(progress.seen));
+  stats.seconds = now_seconds() - start;
+  stats.images_per_second = static_cast<double>(progress.seen) / stats.seconds;
+  progress.history.push_back(stats);
+  progress = {epoch + 1, 0, progress.global_step, LossValues(), 0, progress.history};
+  save_checkpoint(run, progress);
+  char line[512];
+  std::snprintf(line, sizeof line, "amalgamate %s: epoch %lld/%lld loss %.4f (%s) %.0f img/s",
+                run.config.objective.method.c_str(), static_cast<long long>(epoch + 1),
+                static_cast<long long>(run.config.train.epochs), stats.loss.get("total"),
+                stats.loss.parts_text().c_str(), stats.images_per_second);
+  log_info(line);
+  if (run.context.on_epoch) run.context.on_epoch(stats, run.student);
 }
 
 }  // namespace
 
 void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                       const AmalgamateOptions& options) {
-  ProcessGroup* group = options.group.get();
+                       const AmalgamateConfig& config, ProcessGroup* group) {
   if (group == nullptr) return;
-  require_even_shards(options.train.batch_size, group->size());
-  require(transfer.size() >= options.train.batch_size,
-          "transfer set: " + std::to_string(transfer.size()) +
-              " images, fewer than one --batch-size (" + std::to_string(options.train.batch_size) +
-              ") to split over the ranks");
+  require_even_shards(config.train.batch_size, group->size());
+  AMALGAM_CHECK(transfer.size() >= config.train.batch_size,
+                "transfer set: " + std::to_string(transfer.size()) +
+                    " images, fewer than one --batch-size (" +
+                    std::to_string(config.train.batch_size) + ") to split over the ranks");
   // checkpoint_every is left out of the fingerprint (it may change on resume) but decides when
   // the ranks meet to average BatchNorm statistics.
-  nlohmann::json fingerprint = run_fingerprint(options, teachers, transfer);
+  nlohmann::json fingerprint = run_fingerprint(config, teachers, transfer, group->size());
   fingerprint["train"].erase("device");  // each rank may have a GPU of its own
   group->require_same(fingerprint.dump() + " checkpoint_every " +
-                          std::to_string(options.checkpoint_every) + " transfer crc " +
+                          std::to_string(config.checkpoint_every) + " transfer crc " +
                           transfer_checksum(transfer),
                       "options, teachers or transfer images");
 }
 
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                              const AmalgamateOptions& options, const EpochCallback& on_epoch,
-                              const TeacherOutputCache* cache, const TrainingHooks& hooks) {
-  validate(options.train);
-  validate(options.objective);
+                              const AmalgamateConfig& config, const RunContext& context) {
+  validate(config.train);
+  validate(config.objective);
   check_teachers_compatible(teachers);
-  const c10::Device device = parse_device(options.train.device);
+  const c10::Device device = parse_device(config.train.device);
   const InputSpec& input = teachers.front().network->input();
-  require(transfer.images().size(1) == input.channels &&
-              transfer.images().size(2) == input.height && transfer.images().size(3) == input.width,
-          "transfer set: images are " + std::to_string(transfer.images().size(1)) + "x" +
-              std::to_string(transfer.images().size(2)) + "x" +
-              std::to_string(transfer.images().size(3)) + " but the teachers take " +
-              std::to_string(input.channels) + "x" + std::to_string(input.height) + "x" +
-              std::to_string(input.width));
-  ProcessGroup* group = options.group.get();
-  check_ranks_agree(teachers, transfer, options);
+  const at::Tensor& pixels = transfer.images();
+  AMALGAM_CHECK(
+      pixels.size(1) == input.channels && pixels.size(2) == input.height &&
+          pixels.size(3) == input.width,
+      "transfer set: images are " + geometry_text(pixels.size(1), pixels.size(2), pixels.size(3)) +
+          " but the teachers take " + geometry_text(input.channels, input.height, input.width));
+  ProcessGroup* group = context.group.get();
+  check_ranks_agree(teachers, transfer, config, group);
   const double start = now_seconds();
 
   AmalgamationResult result;
   for (const auto& t : teachers) result.head.tasks.push_back(t.task);
-  result.student_spec = options.student;
-  result.student_spec.input = input;
-  result.student_spec.num_classes = result.head.total();
-
-  torch::manual_seed(options.train.seed);
-  if (options.student_network) {
-    result.student = options.student_network;
-    result.student_spec.arch = "torchscript";
-    if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(result.student.get()))
-      result.student_spec.layer = scripted->layer();
-    result.student_spec.input = result.student->input();
-    const InputSpec& own = result.student->input();
-    require(
-        own.channels == input.channels && own.height == input.height && own.width == input.width,
-        "--student: takes " + std::to_string(own.channels) + "x" + std::to_string(own.height) +
-            "x" + std::to_string(own.width) + " images but the teachers take " +
-            std::to_string(input.channels) + "x" + std::to_string(input.height) + "x" +
-            std::to_string(input.width));
-  } else {
-    result.student = make_network(result.student_spec);
-  }
+  torch::manual_seed(config.train.seed);
+  result.student =
+      build_student(config, context, input, result.head.total(), result.student_spec, device);
   NetworkImpl& student = *result.student;
-  student.to(device);
-  for (auto& p : student.parameters()) p.set_requires_grad(true);
-  {
-    torch::NoGradGuard no_grad;
-    student.eval();
-    const auto probe = student.forward(torch::zeros({1, input.channels, input.height, input.width},
-                                                    torch::TensorOptions().device(device)));
-    require(probe.logits.size(1) == result.head.total(),
-            "--student: produces " + std::to_string(probe.logits.size(1)) +
-                " logits but the teachers have " + std::to_string(result.head.total()) +
-                " classes in all");
-    require(probe.features.defined(), "--student: no feature map (give PATH:LAYER)");
-  }
+  ObjectiveSetup setup;
+  setup.config = config.objective;
+  for (const auto& t : teachers) setup.teacher_shapes.push_back(t.feature_shape);
+  setup.student_shape = feature_shape(student);
+  setup.head = result.head;
+  setup.parts_lr_mult = config.train.block_lr_mult;
+  result.objective = make_objective(setup);
+  result.objective->to(device);
   std::vector<ParamGroup> groups = {{student.backbone_parameters(), 1.0},
-                                    {student.head_parameters(), options.train.head_lr_mult}};
-  if (options.objective.method == "cfl") {
-    CommonFeatureBlockOptions block_options;
-    for (const auto& t : teachers) block_options.teacher_shapes.push_back(t.feature_shape);
-    block_options.student_shape = feature_shape(student);
-    block_options.common_channels = options.common_channels;
-    block_options.extractor_blocks = options.extractor_blocks;
-    result.block = CommonFeatureBlock(block_options);
-    result.block->to(device);
-    if (options.fixed_common_space) {
-      // Ablation: align layers and extractor stay at their random initialisation; only the
-      // decoders learn (and they do not reach the student).
-      for (auto& p : result.block->common_space_parameters()) p.set_requires_grad(false);
-      groups.push_back({result.block->decoder_parameters(), options.train.block_lr_mult});
-    } else {
-      groups.push_back({result.block->parameters(), options.train.block_lr_mult});
-    }
-  }
-  if (options.objective.method == "fitnet") {
-    std::vector<std::vector<int64_t>> shapes;
-    for (const auto& t : teachers) shapes.push_back(t.feature_shape);
-    result.hints = HintAdapters(feature_shape(student), shapes);
-    result.hints->to(device);
-    groups.push_back({result.hints->parameters(), options.train.block_lr_mult});
-  }
+                                    {student.head_parameters(), config.train.head_lr_mult}};
+  for (const auto& g : result.objective->parameter_groups()) groups.push_back(g);
 
-  TeacherOutputCache own_cache;
-  const bool augmenting = options.train.augment.enabled();
-  if (augmenting) {
-    // Teachers must see the same augmented images as the student: no cached outputs.
-    cache = nullptr;
-    log_info("amalgamate: augmentation on, teachers run on every batch");
-  }
-  if (cache == nullptr && options.cache_teachers && !augmenting) {
-    const int64_t bytes = teacher_cache_bytes(teachers, transfer.size());
-    if (bytes <= options.teacher_cache_limit) {
-      const double cache_start = now_seconds();
-      own_cache = group != nullptr
-                      ? cache_teacher_outputs_sharded(teachers, transfer.images(), kInferenceBatch,
-                                                      device, *group)
-                      : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
-      cache = &own_cache;
-      log_info("amalgamate: cached teacher outputs (" + std::to_string(bytes >> 20) + " MiB) in " +
-               std::to_string(now_seconds() - cache_start) + " s");
-    } else {
-      log_info("amalgamate: teacher outputs need " + std::to_string(bytes >> 20) +
-               " MiB, over the cache limit; teachers run on every batch");
-    }
-  }
-  if (cache != nullptr)
-    require(!cache->outputs.empty() && cache->outputs.size() == teachers.size() &&
-                cache->outputs.front().logits.size(0) == transfer.size(),
-            "amalgamate: the teacher cache does not match the teachers and transfer set");
-
+  TeacherTargets targets(teachers, transfer, config, context.cache, group, device);
   BatchLoaderOptions loader_options;
-  loader_options.batch_size = options.train.batch_size;
-  loader_options.seed = options.train.seed;
+  loader_options.batch_size = config.train.batch_size;
+  loader_options.seed = config.train.seed;
   // MMD needs at least two samples per side to be informative.
-  loader_options.drop_last = transfer.size() > options.train.batch_size || group != nullptr;
-  if (group != nullptr) {
-    loader_options.shard_count = group->size();
-    loader_options.shard_index = group->rank();
-  }
+  loader_options.drop_last = transfer.size() > config.train.batch_size || group != nullptr;
+  loader_options.shard_count = group != nullptr ? group->size() : 1;
+  loader_options.shard_index = group != nullptr ? group->rank() : 0;
   BatchLoader loader(transfer.images(), at::Tensor(), loader_options);
-  ScheduledAdam optimizer(groups, options.train, loader.batches_per_epoch());
-
-  const bool channels_last = options.channels_last;
-  if (channels_last) {
+  ScheduledAdam optimizer(groups, config.train, loader.batches_per_epoch());
+  if (config.channels_last) {
     to_channels_last(student);
-    if (result.block) to_channels_last(*result.block);
-    if (result.hints) to_channels_last(*result.hints);
+    to_channels_last(*result.objective);
   }
-  if (hooks.on_start) hooks.on_start(student, result.block ? result.block.get() : nullptr);
+  if (context.hooks.on_start) context.hooks.on_start(student, *result.objective);
 
-  const RunModules modules{&student, result.block ? result.block.get() : nullptr,
-                           result.hints ? result.hints.get() : nullptr, &optimizer};
-  const nlohmann::json fingerprint = run_fingerprint(options, teachers, transfer);
+  const int64_t world_size = group != nullptr ? group->size() : 1;
+  RunCheckpointer checkpointer(context.checkpoint_path,
+                               {&student, result.objective.get(), &optimizer},
+                               run_fingerprint(config, teachers, transfer, world_size));
   RunProgress progress;
-  if (options.resume) {
-    if (group != nullptr) {
-      // Rank 0 alone keeps the run directory; the others restore from its bytes.
-      const std::string bytes = group->broadcast_bytes(
-          group->rank() == 0 ? read_whole_file(options.checkpoint_path) : "");
-      progress = load_run_checkpoint_bytes(bytes, options.checkpoint_path, modules, fingerprint);
-    } else {
-      progress = load_run_checkpoint(options.checkpoint_path, modules, fingerprint);
-    }
-    result.history = progress.history;
+  if (context.resume) {
+    progress = checkpointer.restore(group);
     log_info("amalgamate: resuming at epoch " + std::to_string(progress.epoch + 1) + ", step " +
-             std::to_string(progress.step) + " from " + options.checkpoint_path);
+             std::to_string(progress.step) + " from " + context.checkpoint_path);
   }
-  std::vector<torch::nn::Module*> trained = {&student};
-  if (result.block) trained.push_back(result.block.get());
-  if (result.hints) trained.push_back(result.hints.get());
-  std::optional<GradientAverager> averager;
-  if (group != nullptr && options.sync_batchnorm) {
-    const int64_t layers = set_statistics_gather(
-        student, [group](const at::Tensor& local) { return stack_over_ranks(local, *group); });
-    require(layers > 0,
-            "--sync-batchnorm: the student has no zoo BatchNorm layers to synchronise "
-            "(a TorchScript student's BatchNorm stays per rank)");
-  }
-  if (group != nullptr) {
-    for (auto* m : trained) broadcast_module_state(*group, *m);
-    std::vector<at::Tensor> parameters;
-    for (const auto& g : groups)
-      for (const auto& p : g.params)
-        if (p.requires_grad()) parameters.push_back(p);
-    averager.emplace(*group, parameters);
-  }
-  const BatchGather gather = group == nullptr ? BatchGather() : [group](const at::Tensor& local) {
-    return gather_batch(local, *group);
-  };
-  const int64_t ranks = group != nullptr ? group->size() : 1;
-  int64_t checkpointed_step = options.resume ? progress.global_step : -1;
-  const auto checkpoint = [&](const RunProgress& p) {
-    // Every rank: BatchNorm statistics were tracked per shard.
-    if (group != nullptr)
-      for (auto* m : trained) average_buffers(*group, *m);
-    if (options.checkpoint_path.empty()) return;
-    save_run_checkpoint(options.checkpoint_path, modules, p, fingerprint);
-    checkpointed_step = p.global_step;
-  };
-  const auto kept = [&]() -> std::string {
-    if (options.checkpoint_path.empty()) return "";
-    if (checkpointed_step < 0) return "; no checkpoint had been written yet";
-    return "; the last good checkpoint, after step " + std::to_string(checkpointed_step) +
-           " of the run, is kept in " + options.checkpoint_path;
-  };
-  int64_t global_step = progress.global_step;
-  for (int64_t epoch = progress.epoch; epoch < options.train.epochs; ++epoch) {
-    student.train();
-    if (result.block) result.block->train();
-    if (result.hints) result.hints->train();
-    loader.start_epoch(epoch);
-    EpochStats stats;
-    int64_t seen = 0, step = 0;
-    if (epoch == progress.epoch && progress.step > 0) {
-      stats = progress.partial;
-      seen = progress.seen;
-      step = progress.step;
-      loader.skip_to(step);
-    }
-    stats.epoch = epoch + 1;
-    const double epoch_start = now_seconds();
-    while (auto batch = loader.next()) {
-      const double step_start = hooks.on_step ? now_seconds() : 0.0;
-      const at::Tensor images =
-          augment_batch(batch->images.to(device), options.train.augment,
-                        augment_seed(options.train.seed, epoch, step),
-                        group != nullptr ? group->rank() * batch->images.size(0) : 0);
-      std::vector<ModelOutput> targets =
-          cache ? cache->gather(batch->indices, device) : teacher_outputs(teachers, images);
-      if (channels_last)
-        for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
-      optimizer.zero_grad();
-      const ModelOutput out = student.forward(
-          channels_last ? images.contiguous(at::MemoryFormat::ChannelsLast) : images);
-      const LossTerms terms =
-          amalgamation_loss(out, targets, result.block ? result.block.get() : nullptr,
-                            options.objective, result.hints ? result.hints.get() : nullptr, gather);
-      TermValues values = term_values(terms);
-      int signal = stop_signal();
-      if (group != nullptr) agree_on_step(*group, values, signal);
-      check_finite(values, epoch + 1, step, kept);
-      terms.total.backward();
-      if (averager) averager->average();
-      const std::vector<double> lrs = optimizer.learning_rates();
-      optimizer.step();
-      const double b = static_cast<double>(images.size(0) * ranks);
-      stats.total += values[0] * b;
-      stats.kd += values[1] * b;
-      stats.mmd += values[2] * b;
-      stats.recon += values[3] * b;
-      seen += images.size(0) * ranks;
-      if (hooks.on_step) {
-        StepRecord record;
-        record.epoch = epoch;
-        record.step = step;
-        record.global_step = global_step;
-        record.indices = batch->indices;
-        record.total = values[0];
-        record.kd = values[1];
-        record.mmd = values[2];
-        record.recon = values[3];
-        record.hint = values[4];
-        record.lrs = lrs;
-        record.steps_per_epoch = loader.batches_per_epoch();
-        record.seconds = now_seconds() - step_start;
-        hooks.on_step(record);
-      }
-      ++step;
-      ++global_step;
-      if (signal != 0 ||
-          (options.checkpoint_every > 0 && global_step % options.checkpoint_every == 0))
-        checkpoint({epoch, step, global_step, stats, seen, result.history});
-      if (signal != 0)
-        throw Interrupted(signal, "stopped by signal " + std::to_string(signal) + " after epoch " +
-                                      std::to_string(epoch + 1) + " step " + std::to_string(step) +
-                                      (!options.checkpoint_path.empty()
-                                           ? "; checkpoint written to " + options.checkpoint_path
-                                       : group != nullptr && group->rank() != 0
-                                           ? " (rank 0 writes the run's checkpoint)"
-                                           : " (no checkpoint: the run had no run directory)"));
-    }
-    stats.total /= seen;
-    stats.kd /= seen;
-    stats.mmd /= seen;
-    stats.recon /= seen;
-    stats.seconds = now_seconds() - epoch_start;
-    stats.images_per_second = seen / stats.seconds;
-    result.history.push_back(stats);
-    checkpoint({epoch + 1, 0, global_step, EpochStats{}, 0, result.history});
-    char line[256];
-    std::snprintf(
-        line, sizeof line,
-        "amalgamate %s: epoch %lld/%lld loss %.4f (kd %.4f mmd %.4f recon %.4f) %.0f img/s",
-        options.objective.method.c_str(), static_cast<long long>(epoch + 1),
-        static_cast<long long>(options.train.epochs), stats.total, stats.kd, stats.mmd, stats.recon,
-        stats.images_per_second);
-    log_info(line);
-    if (on_epoch) on_epoch(stats, student);
-  }
+  Replicas replicas(group);
+  replicas.start(student, {&student, result.objective.get()}, groups, config.sync_batchnorm);
+  Run run{config, context,   student,  *result.objective, targets,
+          loader, optimizer, replicas, checkpointer,      device};
+  while (progress.epoch < config.train.epochs) train_epoch(run, progress);
+  result.history = progress.history;
   student.eval();
-  if (result.block) result.block->eval();
-  set_statistics_gather(student, {});  // the group is the run's; the student outlives it
+  result.objective->eval();
+  replicas.finish(student);
   result.seconds = now_seconds() - start;
   return result;
 }

@@ -9,18 +9,16 @@
 namespace amalgam {
 
 void validate(const TrainOptions& o) {
-  require(o.epochs > 0, "--epochs: must be > 0, got " + std::to_string(o.epochs));
-  require(o.batch_size > 0, "--batch-size: must be > 0, got " + std::to_string(o.batch_size));
-  require(o.lr > 0 && std::isfinite(o.lr), "--lr: must be a positive number");
-  require(o.head_lr_mult > 0, "--head-lr-mult: must be > 0");
-  require(o.block_lr_mult > 0, "--block-lr-mult: must be > 0");
-  require(o.weight_decay >= 0, "--weight-decay: must be >= 0");
-  require(o.schedule == "cosine" || o.schedule == "step" || o.schedule == "constant",
-          "--schedule: expected cosine, step or constant, got '" + o.schedule + "'");
-  require(o.step_epochs > 0, "--step-epochs: must be > 0");
-  require(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
-  require(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
-  require(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
+  AMALGAM_CHECK(o.epochs > 0, "--epochs: must be > 0, got " + std::to_string(o.epochs));
+  AMALGAM_CHECK(o.batch_size > 0, "--batch-size: must be > 0, got " + std::to_string(o.batch_size));
+  AMALGAM_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr: must be a positive number");
+  AMALGAM_CHECK(o.head_lr_mult > 0, "--head-lr-mult: must be > 0");
+  AMALGAM_CHECK(o.block_lr_mult > 0, "--block-lr-mult: must be > 0");
+  AMALGAM_CHECK(o.weight_decay >= 0, "--weight-decay: must be >= 0");
+  AMALGAM_CHECK(o.step_epochs > 0, "--step-epochs: must be > 0");
+  AMALGAM_CHECK(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
+  AMALGAM_CHECK(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
+  AMALGAM_CHECK(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
 }
 
 ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,
@@ -43,9 +41,9 @@ ScheduledAdam::~ScheduledAdam() = default;
 
 double ScheduledAdam::factor(int64_t step) const {
   const int64_t total = options_.epochs * steps_per_epoch_;
-  if (options_.schedule == "cosine")
+  if (options_.schedule == Schedule::kCosine)
     return 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(std::min(step, total)) / total));
-  if (options_.schedule == "step")
+  if (options_.schedule == Schedule::kStep)
     return std::pow(options_.gamma,
                     static_cast<double>(step / steps_per_epoch_ / options_.step_epochs));
   return 1.0;

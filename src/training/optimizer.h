@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/augment.h"
+#include "models/network.h"
 
 namespace torch::optim {
 class Adam;
@@ -19,31 +20,32 @@ class OutputArchive;
 
 namespace amalgam {
 
+/// How the learning rate moves over a run.
+enum class Schedule {
+  kCosine,    ///< half a cosine from lr to 0 over the run
+  kStep,      ///< times gamma every step_epochs epochs
+  kConstant,  ///< lr throughout
+};
+
 /// Options every training command shares.
 struct TrainOptions {
-  int64_t epochs = 5;               ///< passes over the training data
-  int64_t batch_size = 128;         ///< images per step
-  double lr = 1e-3;                 ///< Adam learning rate of the backbone
-  double head_lr_mult = 10.0;       ///< head learning rate = lr * this
-  double block_lr_mult = 10.0;      ///< common feature block learning rate = lr * this
-  double weight_decay = 5e-4;       ///< Adam L2 weight decay
-  std::string schedule = "cosine";  ///< cosine | step | constant
-  int64_t step_epochs = 2;          ///< step schedule: epochs between decays
-  double gamma = 0.1;               ///< step schedule: decay factor
-  uint64_t seed = 0;                ///< seeds initialisation and data order
-  int threads = 0;                  ///< intra-op threads (0 = all cores)
-  std::string device = "cpu";       ///< cpu | cuda[:N]
-  AugmentOptions augment;           ///< applied to every training batch (off by default)
+  int64_t epochs = 5;                     ///< passes over the training data
+  int64_t batch_size = 128;               ///< images per step
+  double lr = 1e-3;                       ///< Adam learning rate of the backbone
+  double head_lr_mult = 10.0;             ///< head learning rate = lr * this
+  double block_lr_mult = 10.0;            ///< common feature block learning rate = lr * this
+  double weight_decay = 5e-4;             ///< Adam L2 weight decay
+  Schedule schedule = Schedule::kCosine;  ///< cosine | step | constant
+  int64_t step_epochs = 2;                ///< step schedule: epochs between decays
+  double gamma = 0.1;                     ///< step schedule: decay factor
+  uint64_t seed = 0;                      ///< seeds initialisation and data order
+  int threads = 0;                        ///< intra-op threads (0 = all cores)
+  std::string device = "cpu";             ///< cpu | cuda[:N]
+  AugmentOptions augment;                 ///< applied to every training batch (off by default)
 };
 
 /// Throws Error naming the option for any nonsense value.
 void validate(const TrainOptions& options);
-
-/// A group of parameters sharing one learning-rate multiplier.
-struct ParamGroup {
-  std::vector<at::Tensor> params;  ///< the parameters
-  double lr_mult = 1.0;            ///< lr = base lr * lr_mult
-};
 
 /// Adam over several parameter groups whose learning rates follow one schedule, set per step.
 class ScheduledAdam {

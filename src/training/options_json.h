@@ -1,25 +1,33 @@
-// The JSON form of the training options: a run directory's config.json, and what --resume reads.
+// The JSON forms of the training configs: a run directory's config.json, what --resume reads,
+// and the epoch history a run checkpoint keeps. Keys are the member names; a key left out reads
+// as the member's default.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include "data/augment.h"
-#include "method/cfl_objective.h"
+#include "method/objective.h"
+#include "models/zoo.h"
 #include "training/amalgamate.h"
 #include "training/optimizer.h"
 
 namespace amalgam {
 
-// Keys are the member names; reading requires every key.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AugmentOptions, crop_padding, horizontal_flip)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainOptions, epochs, batch_size, lr, head_lr_mult,
-                                   block_lr_mult, weight_decay, schedule, step_epochs, gamma, seed,
-                                   threads, device, augment)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ObjectiveOptions, method, temperature, lambda_kd, lambda_cf,
-                                   beta, sigmas, use_mmd, use_reconstruction)
+/// "cosine" | "step" | "constant"; reading anything else throws Error.
+void to_json(nlohmann::json& j, const Schedule& schedule);
+void from_json(const nlohmann::json& j, Schedule& schedule);
 
-/// Every field but the in-memory student_network (a TorchScript student is named by its spec).
-void to_json(nlohmann::json& j, const AmalgamateOptions& o);
-void from_json(const nlohmann::json& j, AmalgamateOptions& o);
+/// The schedule called `name`; throws Error naming --schedule otherwise.
+Schedule parse_schedule(const std::string& name);
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, crop_padding, horizontal_flip)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, epochs, batch_size, lr, head_lr_mult,
+                                                block_lr_mult, weight_decay, schedule, step_epochs,
+                                                gamma, seed, threads, device, augment)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AmalgamateConfig, student, objective, train,
+                                                cache_teachers, teacher_cache_limit,
+                                                checkpoint_every, log_every, channels_last,
+                                                sync_batchnorm)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpochStats, epoch, loss, images_per_second, seconds)
 
 }  // namespace amalgam

@@ -7,6 +7,8 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "distributed/process_group.h"
+#include "training/options_json.h"
 
 namespace amalgam {
 namespace {
@@ -41,8 +43,7 @@ void save_run_checkpoint(const std::string& path, const RunModules& modules,
   root.write("format", c10::IValue(std::string(kFormat)));
   root.write("progress", c10::IValue(meta.dump()));
   write_module(root, "student", modules.student);
-  write_module(root, "block", modules.block);
-  write_module(root, "hints", modules.hints);
+  write_module(root, "objective", modules.objective);
   torch::serialize::OutputArchive optimizer;
   modules.optimizer->save(optimizer);
   root.write("optimizer", optimizer);
@@ -60,7 +61,7 @@ void save_run_checkpoint(const std::string& path, const RunModules& modules,
 
 RunProgress load_run_checkpoint(const std::string& path, const RunModules& modules,
                                 const nlohmann::json& fingerprint) {
-  require(std::filesystem::is_regular_file(path), path + ": no run checkpoint here");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(path), path + ": no run checkpoint here");
   return load_run_checkpoint_bytes(read_whole_file(path), path, modules, fingerprint);
 }
 
@@ -72,8 +73,9 @@ RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::strin
   try {
     root.load_from(bytes.data(), bytes.size());
     c10::IValue format, progress;
-    require(root.try_read("format", format) && format.isString() && format.toStringRef() == kFormat,
-            path + ": not an amalgam run checkpoint");
+    AMALGAM_CHECK(
+        root.try_read("format", format) && format.isString() && format.toStringRef() == kFormat,
+        path + ": not an amalgam run checkpoint");
     root.read("progress", progress);
     meta = nlohmann::json::parse(progress.toStringRef());
   } catch (const c10::Error& e) {
@@ -82,14 +84,13 @@ RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::strin
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": damaged run checkpoint (" + first_line(e.what()) + ")");
   }
-  require(meta.value("fingerprint", nlohmann::json()) == fingerprint,
-          path +
-              ": written by a run with other options, teachers or data; resume it with the "
-              "run's own config.json");
+  AMALGAM_CHECK(meta.value("fingerprint", nlohmann::json()) == fingerprint,
+                path +
+                    ": written by a run with other options, teachers or data; resume it with the "
+                    "run's own config.json");
   try {
     read_module(root, "student", modules.student);
-    read_module(root, "block", modules.block);
-    read_module(root, "hints", modules.hints);
+    read_module(root, "objective", modules.objective);
     torch::serialize::InputArchive optimizer;
     root.read("optimizer", optimizer);
     modules.optimizer->load(optimizer);
@@ -110,6 +111,36 @@ RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::strin
   meta.at("seen").get_to(progress.seen);
   meta.at("history").get_to(progress.history);
   return progress;
+}
+
+RunCheckpointer::RunCheckpointer(std::string path, RunModules modules, nlohmann::json fingerprint)
+    : path_(std::move(path)), modules_(modules), fingerprint_(std::move(fingerprint)) {}
+
+RunProgress RunCheckpointer::restore(ProcessGroup* group) {
+  RunProgress progress;
+  if (group != nullptr) {
+    // Rank 0 alone keeps the run directory; the others restore from its bytes.
+    const std::string bytes =
+        group->broadcast_bytes(group->rank() == 0 ? read_whole_file(path_) : "");
+    progress = load_run_checkpoint_bytes(bytes, path_, modules_, fingerprint_);
+  } else {
+    progress = load_run_checkpoint(path_, modules_, fingerprint_);
+  }
+  saved_step_ = progress.global_step;
+  return progress;
+}
+
+void RunCheckpointer::save(const RunProgress& progress) {
+  if (path_.empty()) return;
+  save_run_checkpoint(path_, modules_, progress, fingerprint_);
+  saved_step_ = progress.global_step;
+}
+
+std::string RunCheckpointer::kept() const {
+  if (path_.empty()) return "";
+  if (saved_step_ < 0) return "; no checkpoint had been written yet";
+  return "; the last good checkpoint, after step " + std::to_string(saved_step_) +
+         " of the run, is kept in " + path_;
 }
 
 }  // namespace amalgam

@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "method/common_feature_block.h"
 #include "models/checkpoint.h"
 #include "models/export.h"
 #include "models/torchscript_network.h"
@@ -23,8 +24,8 @@ void save_student(const AmalgamationResult& result, const std::string& path,
   meta["model"] = result.student_spec;
   meta["head"] = result.head;
   save_network(*result.student, path, meta);
-  if (result.block) {
-    const auto& o = result.block->options();
+  if (CommonFeatureBlockImpl* block = result.objective->common_space()) {
+    const auto& o = block->options();
     nlohmann::json block_meta = {{"role", "common_feature_block"},
                                  {"teacher_shapes", o.teacher_shapes},
                                  {"student_shape", o.student_shape},
@@ -32,7 +33,7 @@ void save_student(const AmalgamationResult& result, const std::string& path,
                                  {"extractor_blocks", o.extractor_blocks}};
     std::filesystem::path block_path(path);
     block_path.replace_extension(".block.pt");
-    save_network(*result.block, block_path.string(), block_meta);
+    save_network(*block, block_path.string(), block_meta);
   }
 }
 
@@ -85,26 +86,27 @@ double export_student(NetworkImpl& student, const HeadLayout& head, const std::s
   torch::jit::Module reloaded = torch::jit::load(path);
   const at::Tensor got = reloaded.forward({images}).toTensor();
   const double diff = (got - expected).abs().max().item<double>();
-  require(diff <= 1e-4, path +
-                            ": exported module disagrees with the student (max |logit "
-                            "difference| " +
-                            std::to_string(diff) + ")");
+  AMALGAM_CHECK(diff <= 1e-4, path +
+                                  ": exported module disagrees with the student (max |logit "
+                                  "difference| " +
+                                  std::to_string(diff) + ")");
   return diff;
 }
 
 Student load_student(const std::string& path, c10::Device device) {
-  require(std::filesystem::is_regular_file(path), path + ": no such model file");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(path), path + ": no such model file");
   if (sidecar_format(path) == kExportFormat)
     return load_exported_student(path, nlohmann::json::parse(read_whole_file(sidecar_path(path))),
                                  device);
   SavedNetwork saved = load_network(path);
-  require(saved.meta.contains("head"),
-          sidecar_path(path) + ": no \"head\" entry; is this a student written by amalgamate?");
+  AMALGAM_CHECK(
+      saved.meta.contains("head"),
+      sidecar_path(path) + ": no \"head\" entry; is this a student written by amalgamate?");
   Student student;
   student.network = saved.network;
   student.head = saved.meta.at("head").get<HeadLayout>();
-  require(saved.meta.at("model").at("num_classes").get<int64_t>() == student.head.total(),
-          sidecar_path(path) + ": head layout does not match the network's outputs");
+  AMALGAM_CHECK(saved.meta.at("model").at("num_classes").get<int64_t>() == student.head.total(),
+                sidecar_path(path) + ": head layout does not match the network's outputs");
   student.network->to(device);
   student.network->eval();
   return student;

@@ -22,7 +22,7 @@ constexpr int64_t kProgressEvery = 100;  // steps between progress lines
 TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& train,
                   const LabeledImages& val, const TrainOptions& options) {
   validate(options);
-  require(train.size() > 0, "teach: no training images");
+  AMALGAM_CHECK(train.size() > 0, "teach: no training images");
   const c10::Device device = parse_device(options.device);
   const double start = now_seconds();
   spec.num_classes = task.size();

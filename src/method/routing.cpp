@@ -1,0 +1,203 @@
+#include "method/routing.h"
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace amalgam {
+
+namespace {
+
+const std::vector<std::pair<RoutingRule, const char*>>& rule_names() {
+  static const std::vector<std::pair<RoutingRule, const char*>> names = {
+      {RoutingRule::kNone, "none"},
+      {RoutingRule::kTeachers, "teachers"},
+      {RoutingRule::kGate, "gate"}};
+  return names;
+}
+
+const std::vector<std::pair<RoutingScore, const char*>>& score_names() {
+  static const std::vector<std::pair<RoutingScore, const char*>> names = {
+      {RoutingScore::kEnergy, "energy"},
+      {RoutingScore::kMaxLogit, "max-logit"},
+      {RoutingScore::kMaxProb, "max-prob"}};
+  return names;
+}
+
+template <typename E>
+const char* name_of(E value, const std::vector<std::pair<E, const char*>>& names) {
+  for (const auto& [v, text] : names)
+    if (v == value) return text;
+  return "?";
+}
+
+}  // namespace
+
+RoutingRule parse_routing_rule(const std::string& name) {
+  for (const auto& [rule, text] : rule_names())
+    if (name == text) return rule;
+  throw Error("--routing: expected none, teachers or gate, got '" + name + "'");
+}
+
+void validate(const RoutingOptions& o) {
+  AMALGAM_CHECK(o.confident_share > 0 && o.confident_share <= 1,
+                "--confident-share: must be in (0, 1]");
+  AMALGAM_CHECK(o.lambda_task >= 0, "--lambda-task: must be >= 0");
+  for (double p : o.prior)
+    AMALGAM_CHECK(p > 0 && std::isfinite(p), "--task-prior: every share must be > 0");
+}
+
+void to_json(nlohmann::json& j, const RoutingOptions& o) {
+  j = {{"rule", name_of(o.rule, rule_names())},
+       {"score", name_of(o.score, score_names())},
+       {"prior", o.prior},
+       {"confident_share", o.confident_share},
+       {"lambda_task", o.lambda_task},
+       {"weight_by_responsibility", o.weight_by_responsibility}};
+}
+
+void from_json(const nlohmann::json& j, RoutingOptions& o) {
+  const RoutingOptions d;
+  o.rule = parse_routing_rule(j.value("rule", std::string(name_of(d.rule, rule_names()))));
+  o.score = parse_routing_score(j.value("score", std::string(name_of(d.score, score_names()))));
+  o.prior = j.value("prior", d.prior);
+  o.confident_share = j.value("confident_share", d.confident_share);
+  o.lambda_task = j.value("lambda_task", d.lambda_task);
+  o.weight_by_responsibility = j.value("weight_by_responsibility", d.weight_by_responsibility);
+}
+
+RoutingScore parse_routing_score(const std::string& name) {
+  for (const auto& [score, text] : score_names())
+    if (name == text) return score;
+  throw Error("--routing-score: expected energy, max-logit or max-prob, got '" + name + "'");
+}
+
+at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score) {
+  AMALGAM_CHECK(!logits.empty(), "routing: no teacher logits");
+  std::vector<at::Tensor> columns;
+  for (const auto& z : logits) {
+    const at::Tensor x = z.to(torch::kFloat64);
+    switch (score) {
+      case RoutingScore::kEnergy:
+        columns.push_back(torch::logsumexp(x, 1));
+        break;
+      case RoutingScore::kMaxLogit:
+        columns.push_back(std::get<0>(x.max(1)));
+        break;
+      case RoutingScore::kMaxProb:
+        // In log space, so biases stay additive like the other scores.
+        columns.push_back(std::get<0>(torch::log_softmax(x, 1).max(1)));
+        break;
+    }
+  }
+  return torch::stack(columns, 1);
+}
+
+namespace {
+
+std::vector<double> normalised_prior(const std::vector<at::Tensor>& logits,
+                                     const RoutingOptions& options) {
+  std::vector<double> prior = options.prior;
+  if (prior.empty())
+    for (const auto& z : logits) prior.push_back(static_cast<double>(z.size(1)));
+  AMALGAM_CHECK(prior.size() == logits.size(), "--task-prior: " + std::to_string(prior.size()) +
+                                                   " values for " + std::to_string(logits.size()) +
+                                                   " teachers");
+  double sum = 0;
+  for (double p : prior) {
+    AMALGAM_CHECK(p > 0 && std::isfinite(p), "--task-prior: every share must be > 0");
+    sum += p;
+  }
+  for (double& p : prior) p /= sum;
+  return prior;
+}
+
+// Biases b such that the mean of softmax(scores + b) over the images is `prior`: each round moves
+// a teacher's bias by the log ratio of its target share to its current share (the fixed point of
+// EM on the task priors, with the scores as log-likelihoods).
+at::Tensor calibrate(const at::Tensor& scores, const std::vector<double>& prior) {
+  const at::Tensor target = torch::tensor(prior, torch::kFloat64).log();
+  at::Tensor bias = torch::zeros({scores.size(1)}, torch::kFloat64);
+  for (int round = 0; round < 200; ++round) {
+    const at::Tensor share = torch::softmax(scores + bias, 1).mean(0);
+    const at::Tensor step = target - share.clamp_min(1e-12).log();
+    bias = bias + step;
+    bias = bias - bias.mean();
+    if (step.abs().max().item<double>() < 1e-6) break;
+  }
+  return bias;
+}
+
+// The confident share of each predicted (task, class) cell, by routing margin.
+at::Tensor confident_cells(const at::Tensor& calibrated, const at::Tensor& task,
+                           const std::vector<at::Tensor>& logits, double share) {
+  const int64_t n = calibrated.size(0);
+  at::Tensor margin;
+  if (calibrated.size(1) == 1) {
+    margin = torch::zeros({n}, torch::kFloat64);
+  } else {
+    const auto top = calibrated.topk(2, 1);
+    margin = std::get<0>(top).select(1, 0) - std::get<0>(top).select(1, 1);
+  }
+  // Cell id: the task's class offset plus the class its teacher predicts.
+  at::Tensor cell = torch::zeros({n}, torch::kInt64);
+  int64_t offset = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const at::Tensor mine = task.eq(static_cast<int64_t>(i));
+    cell = torch::where(mine, logits[i].argmax(1) + offset, cell);
+    offset += logits[i].size(1);
+  }
+  at::Tensor confident = torch::zeros({n}, torch::kBool);
+  for (int64_t c = 0; c < offset; ++c) {
+    const at::Tensor rows = cell.eq(c).nonzero().flatten();
+    const int64_t keep = static_cast<int64_t>(std::ceil(share * static_cast<double>(rows.size(0))));
+    if (keep == 0) continue;
+    const at::Tensor order = margin.index_select(0, rows).argsort(0, /*descending=*/true);
+    confident.index_fill_(0, rows.index_select(0, order.slice(0, 0, keep)), true);
+  }
+  return confident;
+}
+
+}  // namespace
+
+TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
+                              const RoutingOptions& options) {
+  validate(options);
+  TaskRouting routing;
+  routing.prior = normalised_prior(logits, options);
+  const at::Tensor scores = routing_scores(logits, options.score);
+  const at::Tensor bias = calibrate(scores, routing.prior);
+  const at::Tensor calibrated = scores + bias;
+  routing.bias =
+      std::vector<double>(bias.data_ptr<double>(), bias.data_ptr<double>() + bias.numel());
+  routing.responsibility = torch::softmax(calibrated, 1).to(torch::kFloat32);
+  routing.task = calibrated.argmax(1);
+  routing.confident = confident_cells(calibrated, routing.task, logits, options.confident_share);
+  return routing;
+}
+
+at::Tensor routed_union_prediction(const std::vector<at::Tensor>& logits,
+                                   const at::Tensor& task_probs) {
+  std::vector<at::Tensor> joint;
+  for (size_t i = 0; i < logits.size(); ++i)
+    joint.push_back(
+        torch::log_softmax(logits[i].to(torch::kFloat32), 1) +
+        task_probs.select(1, static_cast<int64_t>(i)).clamp_min(1e-12).log().unsqueeze(1));
+  return torch::cat(joint, 1).argmax(1);
+}
+
+at::Tensor slice_probabilities(const at::Tensor& head_logits, const std::vector<int64_t>& sizes) {
+  const at::Tensor log_probs = torch::log_softmax(head_logits, 1);
+  std::vector<at::Tensor> columns;
+  int64_t offset = 0;
+  for (int64_t k : sizes) {
+    columns.push_back(torch::logsumexp(log_probs.slice(1, offset, offset + k), 1).exp());
+    offset += k;
+  }
+  return torch::stack(columns, 1);
+}
+
+}  // namespace amalgam

@@ -1,0 +1,81 @@
+// Which teacher is responsible for which image, estimated without labels from what the teachers
+// say about the transfer set: each teacher's confidence score, calibrated so the share of images
+// routed to each task matches a prior, and the confidently routed images that teach the student
+// to route from pixels.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+#include <vector>
+
+namespace amalgam {
+
+/// How a teacher's logits become one score of "this image is mine".
+enum class RoutingScore {
+  kEnergy,    ///< logsumexp of the logits (the free energy, an out-of-distribution score)
+  kMaxLogit,  ///< the largest logit
+  kMaxProb,   ///< the largest softmax probability
+};
+
+/// The score called `name` (energy | max-logit | max-prob); throws Error naming --routing-score.
+RoutingScore parse_routing_score(const std::string& name);
+
+/// Where the task factor of the student's soft targets comes from.
+enum class RoutingRule {
+  kNone,      ///< nowhere: the softmax of the teachers' concatenated logits (plain KD's target)
+  kTeachers,  ///< the calibrated teacher scores (responsibility), on every image
+  kGate,      ///< the confidently routed images' tasks, learned by the student from pixels
+};
+
+/// The rule called `name` (none | teachers | gate); throws Error naming --routing.
+RoutingRule parse_routing_rule(const std::string& name);
+
+/// Options of the routing estimate.
+struct RoutingOptions {
+  RoutingRule rule = RoutingRule::kGate;       ///< the task factor of the targets
+  RoutingScore score = RoutingScore::kEnergy;  ///< per-teacher score
+  /// Expected share of transfer images per task, in teacher order (normalised); empty: in
+  /// proportion to the teachers' class counts.
+  std::vector<double> prior;
+  /// Share of each predicted (task, class) cell kept as confidently routed: balanced per class
+  /// so the confident images are not all of the easiest classes.
+  double confident_share = 0.4;
+  double lambda_task = 1.0;  ///< weight of the student's task-routing term (teachers, gate)
+  /// Weight each teacher's within-task soft targets and feature terms by its responsibility for
+  /// the image (off: every teacher is imitated on every image).
+  bool weight_by_responsibility = true;
+};
+
+/// Throws Error naming the option for a nonsense value.
+void validate(const RoutingOptions& options);
+
+void to_json(nlohmann::json& j, const RoutingOptions& options);
+void from_json(const nlohmann::json& j, RoutingOptions& options);
+
+/// The routing estimate for every transfer image.
+struct TaskRouting {
+  at::Tensor responsibility;  ///< float [N,T]: calibrated P(task | image) from the scores
+  at::Tensor task;            ///< int64 [N]: the most likely task
+  at::Tensor confident;       ///< bool [N]: among the confident share of its (task, class) cell
+  std::vector<double> bias;   ///< per teacher: added to its score by the calibration
+  std::vector<double> prior;  ///< the shares the calibration matched
+};
+
+/// Each teacher's score for every image: [N,T] from per-teacher logits [N,K_i].
+at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score);
+
+/// The calibrated routing of images whose teacher logits are `logits` (per teacher [N,K_i]).
+TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits, const RoutingOptions& options);
+
+/// Union predictions (indices into the concatenated head) when P(task) = `task_probs` [N,T] and
+/// each teacher's softmax gives P(class | task): argmax over tasks and classes of the product.
+at::Tensor routed_union_prediction(const std::vector<at::Tensor>& logits,
+                                   const at::Tensor& task_probs);
+
+/// Each task's P(task | image) as the student sees it: the softmax mass of the task's slice of
+/// `head_logits` [N,K]; `sizes` are the slices' widths in order. Returns [N,T].
+at::Tensor slice_probabilities(const at::Tensor& head_logits, const std::vector<int64_t>& sizes);
+
+}  // namespace amalgam
