@@ -17,6 +17,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "core/signals.h"
 #include "method/losses.h"
 #include "method/objective.h"
@@ -479,6 +480,7 @@ int guarded(const CliState& state, const std::function<int()>& work) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  configure_allocator();
   CLI::App app{
       "amalgam: one compact student from several expert teachers and unlabeled images "
       "(Common Feature Learning)"};

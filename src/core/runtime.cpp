@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <malloc.h>
+
 #include <thread>
 
 #include "core/error.h"
@@ -15,6 +17,13 @@ int configure_threads(int requested) {
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   return threads;
+}
+
+void configure_allocator() {
+  // 32 MiB is glibc's largest mmap threshold on 64-bit: a training step's tensors stay below it
+  // and are recycled from the heap; the heap is trimmed only past 1 GiB of free top memory.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 c10::Device parse_device(const std::string& text, const std::string& option) {
