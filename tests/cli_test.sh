@@ -12,9 +12,12 @@ ok "teach resnet on A=0-4" $A teach --task A=0-4 --arch resnet --width 8 $SMALL 
 exists "teacher A files" "$W/a/teacher.pt" "$W/a/teacher.json"
 ok "teach vgg on B=5-9" $A teach --task B=5-9 --arch vgg --width 8 $SMALL --out "$W/b"
 ok "teach mobilenetv2 on C=5-9" $A teach --task C=5-9 --arch mobilenetv2 --width 8 $SMALL --out "$W/c"
-ok "amalgamate cfl" $A amalgamate --teacher "$W/a/teacher.pt" --teacher "$W/b/teacher.pt" \
-  --student resnet --student-width 8 $SMALL --out "$W/s"
+ok "amalgamate cfl with the common space" $A amalgamate --teacher "$W/a/teacher.pt" \
+  --teacher "$W/b/teacher.pt" --student resnet --student-width 8 --lambda-cf 1 $SMALL --out "$W/s"
 exists "student files" "$W/s/student.pt" "$W/s/student.json" "$W/s/student.block.pt"
+grep '"type":"epoch"' "$W/s/metrics.jsonl" | grep -q '"task":' &&
+  pass "the default method routes and logs its task term" ||
+  fail "the default method routes and logs its task term"
 ok "amalgamate kd" $A amalgamate --method kd --teacher "$W/a/teacher.pt" \
   --teacher "$W/c/teacher.pt" --student mobilenetv2 --student-width 8 $SMALL --out "$W/k"
 # Every term of every method reaches the progress line, metrics.jsonl and the report.
@@ -33,6 +36,10 @@ ok "eval teachers and student" $A eval --teacher "$W/a/teacher.pt" --teacher "$W
   --student "$W/s/student.pt" --json "$W/eval.json"
 grep -q "union" "$W/out" && pass "eval prints a union row" || fail "eval prints a union row"
 grep -q '"student_acc"' "$W/eval.json" && pass "eval writes JSON" || fail "eval writes JSON"
+grep -q "^Routing: which task" "$W/out" && grep -q "true task" "$W/out" &&
+  grep -q '"oracle_union"' "$W/eval.json" && grep -q '"confusion"' "$W/eval.json" &&
+  pass "eval prints and writes the routing diagnostics" ||
+  fail "eval prints and writes the routing diagnostics"
 
 # Bad input.
 AM="$A amalgamate --teacher $W/a/teacher.pt --teacher $W/b/teacher.pt --limit 2000 --epochs 1"
@@ -58,6 +65,9 @@ bad "truncated IDX" "truncated" $AM --data "$W/corrupt" --out "$W/x10"
 bad "validation larger than data" "--val-size" $AM --val-size 70000 --out "$W/x11"
 bad "option given twice" "--epochs" $AM --epochs 2 --out "$W/x12"
 bad "not a number" "--lr" $AM --lr fast --out "$W/x13"
+bad "unknown routing rule" "--routing" $AM --routing oracle --out "$W/x14"
+bad "confident share out of range" "--confident-share" $AM --confident-share 2 --out "$W/x15"
+bad "task prior of the wrong length" "--task-prior" $AM --task-prior 1,2,3 --out "$W/x16"
 bad "unknown option" "--colour" $AM --colour --out "$W/x14"
 
 summary cli

@@ -10,7 +10,7 @@ make_fixtures make_dist_models.py
 cd "$W" || exit 1
 A="$AMALGAM --quiet"
 RUN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --student student.pt:features
-     --data images --batch-size 16 --log-every 0"
+     --data images --batch-size 16 --log-every 0 --lambda-cf 1"
 free_port() { "$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 
 # close NAME A.pt B.pt TOL: every parameter within TOL (prints the largest difference).
@@ -30,7 +30,10 @@ PY
 # options give 1 rank x 16 and 2 ranks x 8. The MMD is taken over the gathered batch.
 ok "1 rank x 16 (cfl)" $A $RUN --epochs 2 --lr 1e-4 --threads 1 --out one --export one.pt
 ok "2 ranks x 8 (cfl, --nproc 2)" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --out two --export two.pt
-close "cfl: 2 ranks x B/2 = 1 rank x B after 12 steps" one.pt two.pt 1e-6
+# Float reordering only: 12 steps at lr 1e-4 move the weights by ~1e-3. The default objective's
+# routed terms add reductions (measured 1.5e-6 where the paper objective gave < 1e-6).
+TOL=5e-6
+close "cfl: 2 ranks x B/2 = 1 rank x B after 12 steps" one.pt two.pt $TOL
 ok "1 rank x 16 (kd)" $A $RUN --epochs 2 --method kd --threads 1 --out kd1 --export kd1.pt
 ok "2 ranks x 8 (kd)" $A $RUN --epochs 2 --method kd --nproc 2 --out kd2 --export kd2.pt
 close "kd: 2 ranks x B/2 = 1 rank x B after 12 steps" kd1.pt kd2.pt 1e-6
@@ -41,7 +44,7 @@ ok "1 rank x 16, augmented" $A $RUN --epochs 2 --lr 1e-4 --threads 1 --flip --cr
   --out aug1 --export aug1.pt
 ok "2 ranks x 8, augmented" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --flip --crop-padding 2 \
   --out aug2 --export aug2.pt
-close "augmentation: each rank draws its images' crops and flips" aug1.pt aug2.pt 1e-6
+close "augmentation: each rank draws its images' crops and flips" aug1.pt aug2.pt $TOL
 exists "rank 0 wrote the run directory" two/config.json two/checkpoint.pt two/metrics.jsonl \
   two/report.html two/student.pt
 grep -q '"world_size": 2' two/config.json && pass "config.json records the world size" ||
@@ -49,7 +52,7 @@ grep -q '"world_size": 2' two/config.json && pass "config.json records the world
 # A zoo student with BatchNorm: per-rank statistics by default (as DDP), the whole batch's with
 # --sync-batchnorm, which makes 2 ranks x 8 equal 1 rank x 16 again.
 BN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --data images --batch-size 16
-    --log-every 0 --epochs 2 --lr 1e-4 --student resnet --student-width 8"
+    --log-every 0 --epochs 2 --lr 1e-4 --student resnet --student-width 8 --lambda-cf 1"
 ok "BatchNorm student, 1 rank x 16" $A $BN --threads 1 --out bn1 --export bn1.pt
 ok "BatchNorm student, 2 ranks x 8" $A $BN --nproc 2 --out bn2 --export bn2.pt
 ok "BatchNorm student, 2 ranks x 8, --sync-batchnorm" $A $BN --nproc 2 --sync-batchnorm \
@@ -95,7 +98,7 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add ${NS}a 2>/de
       --epochs 2 --lr 1e-4 --threads 1 --world-size 2 --rank 0 --dist-url tcp://$NET.1:29500 \
       --dist-timeout 20 --out hosts --export hosts.pt
     wait $! && pass "host b: rank 1" || fail "host b: rank 1: $(tail -n 1 hostb.err)"
-    close "two hosts x 8 = 1 rank x 16 ${iface}" one.pt hosts.pt 1e-6
+    close "two hosts x 8 = 1 rank x 16 ${iface}" one.pt hosts.pt $TOL
     rm -rf hosts hosts.pt
   done
 else

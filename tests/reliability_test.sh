@@ -14,7 +14,7 @@ A="$AMALGAM --quiet"
 ok "teacher A" $A teach --task A=0-4 --arch resnet --width 8 --limit 1500 --val-size 500 --epochs 1 --out ta
 ok "teacher B" $A teach --task B=5-9 --arch vgg --width 8 --limit 1500 --val-size 500 --epochs 1 --out tb
 BASE="--teacher ta/teacher.pt --teacher tb/teacher.pt --student-width 8 --limit 3000 --val-size 500
-      --batch-size 64 --threads 2 --flip"
+      --batch-size 64 --threads 2 --flip --lambda-cf 1"  # the common feature block resumes too
 RUN="$BASE --epochs 3 --checkpoint-every 5"
 SECONDS=0
 ok "uninterrupted run" $A amalgamate $RUN --out full

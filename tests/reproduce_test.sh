@@ -8,7 +8,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 "$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark fmnist-2 --out "$W/runs" \
   --json "$W/r.json" --markdown "$W/r.md" >"$W/stdout"
-grep -q "| CFL |" "$W/stdout" || { echo "FAIL: no CFL row printed"; exit 1; }
+grep -q "| CFL (default: expertise-aware) |" "$W/stdout" || { echo "FAIL: no CFL row printed"; exit 1; }
 cmp -s "$W/stdout" "$W/r.md" || { echo "FAIL: --markdown differs from what was printed"; exit 1; }
 bars=$(grep -o '<rect' "$W/runs/report.html" | wc -l)
 [ "$bars" -ge 27 ] || { echo "FAIL: report.html has $bars bars, expected one per row and task"; exit 1; }
@@ -16,15 +16,22 @@ python3 - "$W/r.json" <<'PY'
 import json, math, sys
 d = json.load(open(sys.argv[1]))
 failures = []
-expected = ["Teachers", "Supervised on labels", "KD", "FitNet hints + KD", "CFL",
-            "CFL without MMD", "CFL without reconstruction", "CFL, fixed random common space",
-            "CFL from that teacher alone"]
+expected = ["Teachers", "Teachers, calibrated routing", "Supervised on labels", "KD",
+            "FitNet hints + KD", "CFL, paper objective", "CFL (paper) without MMD",
+            "CFL (paper) without reconstruction", "CFL (paper), fixed random common space",
+            "CFL (default: expertise-aware)", "CFL (default) + common space, λ_cf 1",
+            "CFL (default), routing by the teachers only",
+            "Default student from that teacher alone"]
 (b,) = d["benchmarks"]
 names = [r["name"] for r in b["rows"]]
 if names != expected:
     failures.append(f"rows {names}")
 chance = [1 / len(t["classes"]) for t in b["tasks"]]
 for r in b["rows"]:
+    if r["name"] == "Teachers, calibrated routing":  # a union and routing row only
+        if not (0.1 < r["union_acc"][0] <= 1 and 0.5 <= r["routing_acc"][0] <= 1):
+            failures.append(f"{r['name']}: {r['union_acc']} {r['routing_acc']}")
+        continue
     if len(r["task_acc"]) != 1 or len(r["task_acc"][0]) != len(b["tasks"]):
         failures.append(f"{r['name']}: task_acc shape {r['task_acc']}")
         continue

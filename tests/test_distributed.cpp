@@ -164,6 +164,7 @@ TEST(Distributed, TwoRanksGiveTheWholeBatchGradient) {
       {torch::randn({batch, 6, 2, 2}), torch::randn({batch, 2})}};
   ObjectiveSetup setup;
   setup.config.common_channels = shapes.common_channels;
+  setup.config.lambda_cf = 1.0;  // the common-space terms are what must see the whole batch
   setup.teacher_shapes = shapes.teacher_shapes;
   setup.student_shape = shapes.student_shape;
   Objective reference = make_objective(setup);

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
 #include "method/common_feature_block.h"
+#include "method/objective.h"
 #include "models/zoo.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
@@ -57,6 +58,7 @@ AmalgamateConfig tiny_options(const std::string& method, int64_t epochs) {
   o.student.width = 8;
   o.objective.method = method;
   o.objective.common_channels = 16;
+  o.objective.lambda_cf = 1.0;  // with the common space, the most parts to check
   o.train.epochs = epochs;
   o.train.batch_size = 32;
   o.train.lr = 2e-3;
@@ -98,11 +100,27 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
   LabeledImages scrambled = subsample(f.data.train, 300, 4);
   const LabeledImages original = scrambled;
   scrambled.labels = torch::randint(0, 1000, {scrambled.size()}, torch::kInt64);
-  const auto a = amalgamate(f.teachers, strip_labels(original), tiny_options("cfl", 1));
-  const auto b = amalgamate(f.teachers, strip_labels(scrambled), tiny_options("cfl", 1));
-  const auto pa = a.student->parameters(), pb = b.student->parameters();
-  ASSERT_EQ(pa.size(), pb.size());
-  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
+  // Every method and every routing rule (the routing is estimated from the teachers' outputs).
+  std::vector<AmalgamateConfig> configs;
+  for (const auto& method : methods()) configs.push_back(tiny_options(method.name, 1));
+  for (RoutingRule rule : {RoutingRule::kNone, RoutingRule::kTeachers}) {
+    configs.push_back(tiny_options("cfl", 1));
+    configs.back().objective.routing.rule = rule;
+  }
+  configs.push_back(tiny_options("cfl", 1));
+  configs.back().objective.lambda_cf = kMethodDefault;
+  configs.push_back(tiny_options("cfl", 1));
+  configs.back().objective.routing.score = RoutingScore::kMaxLogit;
+  configs.back().teachers_see_clean_images = true;
+  configs.back().train.augment.crop_padding = 2;
+  for (const auto& config : configs) {
+    const auto a = amalgamate(f.teachers, strip_labels(original), config);
+    const auto b = amalgamate(f.teachers, strip_labels(scrambled), config);
+    const auto pa = a.student->parameters(), pb = b.student->parameters();
+    ASSERT_EQ(pa.size(), pb.size());
+    for (size_t i = 0; i < pa.size(); ++i)
+      EXPECT_TRUE(torch::equal(pa[i], pb[i])) << nlohmann::json(config.objective).dump();
+  }
 }
 
 TEST(EndToEnd, TeacherCacheTrainsLikeLiveTeachers) {

@@ -81,3 +81,25 @@ TEST(SoftCrossEntropy, EqualsKlPlusEntropy) {
   // Minimised (= entropy) exactly when the student reproduces the targets.
   EXPECT_NEAR(soft_cross_entropy(p.log(), p).item<double>(), entropy, 1e-10);
 }
+
+TEST(WeightedMmd, UniformWeightsGiveTheUnweightedValue) {
+  torch::manual_seed(5);
+  const auto x = torch::randn({24, 6});
+  const auto y = torch::randn({24, 6}) + 0.5;
+  const auto sigmas = amalgam::default_mmd_sigmas();
+  EXPECT_NEAR(amalgam::weighted_mmd_loss(x, y, torch::full({24}, 0.3), sigmas).item<double>(),
+              mmd_loss(x, y, sigmas).item<double>(), 1e-5);
+}
+
+TEST(WeightedMmd, ZeroWeightPairsAreIgnored) {
+  // Pairs of weight 0 (images outside a teacher's expertise) may differ arbitrarily.
+  torch::manual_seed(6);
+  const auto x = torch::randn({16, 6});
+  auto y = x.clone();
+  y.slice(0, 8) += 5.0;
+  auto w = torch::ones({16});
+  w.slice(0, 8).zero_();
+  const auto sigmas = amalgam::default_mmd_sigmas();
+  EXPECT_NEAR(amalgam::weighted_mmd_loss(x, y, w, sigmas).item<double>(), 0.0, 1e-6);
+  EXPECT_GT(mmd_loss(x, y, sigmas).item<double>(), 0.01);
+}

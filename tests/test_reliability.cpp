@@ -52,6 +52,7 @@ AmalgamateConfig config_for() {
   AmalgamateConfig o;
   o.student = zoo_spec("resnet", 8, 1);
   o.objective.common_channels = 8;
+  o.objective.lambda_cf = 1.0;  // the common feature block must resume too
   o.train.epochs = 3;
   o.train.batch_size = 32;
   o.train.augment.horizontal_flip = true;  // the augmentation draws must resume too

@@ -137,6 +137,48 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
       ->capture_default_str();
 }
 
+// An option whose text the library parses (its parser throws Error naming the option).
+template <typename T>
+CLI::Option* add_parsed_option(CLI::App* cmd, const std::string& name, T& value,
+                               T (*parse)(const std::string&), const std::string& help) {
+  return cmd->add_option_function<std::string>(
+      name,
+      [&value, parse](const std::string& text) {
+        try {
+          value = parse(text);
+        } catch (const Error& e) {
+          throw CLI::ValidationError(e.what());
+        }
+      },
+      help);
+}
+
+void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
+  add_parsed_option(cmd, "--routing", r.rule, &parse_routing_rule,
+                    "cfl: task factor of the soft targets: gate (the student learns it from the "
+                    "confidently routed images), teachers (calibrated teacher scores), none "
+                    "(concatenated teacher logits)")
+      ->default_str("gate");
+  add_parsed_option(cmd, "--routing-score", r.score, &parse_routing_score,
+                    "cfl: a teacher's score for an image: energy|max-logit|max-prob")
+      ->default_str("energy");
+  cmd->add_option("--energy-temperature", r.energy_temperature,
+                  "cfl: temperature of the energy score, in units of each teacher's logit std")
+      ->capture_default_str();
+  cmd->add_option("--task-prior", r.prior,
+                  "cfl: expected share of transfer images per teacher, in teacher order "
+                  "(default: in proportion to their class counts)")
+      ->delimiter(',');
+  cmd->add_option("--confident-share", r.confident_share,
+                  "cfl: share of each predicted class's images taken as confidently routed")
+      ->capture_default_str();
+  cmd->add_option("--lambda-task", r.lambda_task, "cfl: weight of the task-routing term")
+      ->capture_default_str();
+  cmd->add_flag("--no-responsibility-weights{false}", r.weight_by_responsibility,
+                "cfl: imitate every teacher on every image (not in proportion to its "
+                "responsibility)");
+}
+
 void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
   cmd->add_option("--method", o.method, method_names())->capture_default_str();
   cmd->add_flag("--no-mmd{false}", o.use_mmd, "cfl ablation: drop the MMD term");
@@ -148,8 +190,8 @@ void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
       ->capture_default_str();
   cmd->add_option("--lambda-kd", o.lambda_kd, "Weight of the soft-target term")
       ->capture_default_str();
-  cmd->add_option("--lambda-cf", o.lambda_cf, "Weight of the common-feature terms")
-      ->capture_default_str();
+  cmd->add_option("--lambda-cf", o.lambda_cf,
+                  "Weight of the feature terms (default: 0 for cfl, 1 for cfl-paper and fitnet)");
   cmd->add_option("--beta", o.beta, "Weight of reconstruction")->capture_default_str();
   std::string defaults;
   for (double s : default_mmd_sigmas())
@@ -161,6 +203,10 @@ void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
       ->capture_default_str();
   cmd->add_option("--extractor-blocks", o.extractor_blocks, "Residual units in the extractor")
       ->capture_default_str();
+  cmd->add_option("--feature-warmup", o.feature_warmup,
+                  "cfl: share of the run over which the feature terms' weight rises from 0")
+      ->capture_default_str();
+  add_routing_options(cmd, o.routing);
 }
 
 void add_distributed_options(CLI::App* cmd, AmalgamateCommand& c) {
@@ -240,6 +286,9 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
       ->capture_default_str();
   cmd->add_flag("--channels-last", a.config.channels_last,
                 "Train in channels-last (NHWC) memory layout");
+  cmd->add_flag("--teachers-see-clean-images", a.config.teachers_see_clean_images,
+                "With --crop-padding/--flip: teachers see the un-augmented image (their outputs "
+                "stay cached), the student the augmented one");
   cmd->add_flag("--no-teacher-cache", c->no_teacher_cache,
                 "Run the teachers on every batch instead of caching their outputs once");
   add_train_options(cmd, a.config.train, a.out);
@@ -384,6 +433,14 @@ Runner add_reproduce(CLI::App* cmd, CliState&) {
   cmd->add_option("--limit", o->train_limit,
                   "Training (= transfer) images kept (default: the preset's; 0 = all)");
   cmd->add_option("--epochs", o->student_epochs, "Epochs of every student (default: preset)");
+  cmd->add_option("--rows", o->rows,
+                  "Rows to run (default: all): supervised kd fitnet cfl-paper cfl-paper-no-mmd "
+                  "cfl-paper-no-recon cfl-paper-fixed-space cfl cfl-common-space "
+                  "cfl-teachers-routing single")
+      ->delimiter(',');
+  cmd->add_flag(
+      "--no-probes", [o](int64_t) { o->probes = false; },
+      "Skip the linear probes of the default CFL row's common space");
   add_runtime_options(cmd, o->device, o->threads);
   return [o] {
     std::printf("%s", format_reproduce(run_reproduce(*o)).c_str());

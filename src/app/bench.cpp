@@ -71,8 +71,8 @@ std::vector<Teacher> bench_teachers(int64_t count, uint64_t seed) {
 AmalgamateConfig bench_options(const BenchOptions& o) {
   AmalgamateConfig options;
   options.student = zoo_spec("resnet", 20, 1);
-  options.objective.method = "cfl";
-  options.objective.lambda_cf = 1.0;  // the demo's setting
+  options.objective.method = "cfl-paper";  // the objective bench/reference.py implements
+  options.objective.lambda_cf = 1.0;
   options.train.epochs = o.epochs;
   options.train.batch_size = o.batch_size;
   options.train.threads = o.threads;

@@ -128,6 +128,59 @@ Network user_student(const std::string& text, const DataOptions& d, const std::s
                                   parse_device(device));
 }
 
+// eval's routing diagnostics: which task each image is given to under each rule, the union
+// accuracy that follows, the ceiling of perfect routing, and the student's confusion matrix.
+nlohmann::json print_routing(const std::vector<Teacher>& teachers, const Student& student,
+                             const StudentScores& scores, const LabeledImages& data) {
+  nlohmann::json out;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> oracle = {"oracle (every image to its own task: the ceiling)", "100.00",
+                                     "-", "-"};
+  if (!teachers.empty()) {
+    const TeacherRoutingScores t =
+        evaluate_teacher_routing(teachers, data, RoutingOptions{}, kInferenceBatch);
+    rows.push_back({"concatenated teacher logits (plain KD's target)",
+                    percent(t.concatenated_routing), percent(t.concatenated), "-"});
+    rows.push_back({"calibrated teacher scores (energy, prior by class count)",
+                    percent(t.calibrated_routing), percent(t.calibrated), "-"});
+    rows.push_back(
+        {"  of which the confidently routed (" + percent(t.confident_share) + "% of images)",
+         percent(t.confident_routing), "-", "-"});
+    oracle[2] = percent(t.oracle);
+    out["teachers"] = {
+        {"concatenated", {{"routing", t.concatenated_routing}, {"union", t.concatenated}}},
+        {"calibrated", {{"routing", t.calibrated_routing}, {"union", t.calibrated}}},
+        {"confident", {{"routing", t.confident_routing}, {"share", t.confident_share}}},
+        {"oracle_union", t.oracle}};
+  }
+  if (student.network) {
+    rows.push_back({"the student's head (softmax mass of each task's slice)",
+                    percent(scores.routing_accuracy), "-", percent(scores.union_accuracy)});
+    oracle[3] = percent(scores.oracle_union_accuracy);
+    out["student"] = {{"routing", scores.routing_accuracy},
+                      {"union", scores.union_accuracy},
+                      {"oracle_union", scores.oracle_union_accuracy},
+                      {"confusion", scores.routing_confusion}};
+  }
+  rows.push_back(oracle);
+  std::printf(
+      "\nRouting: which task an image goes to, and the union accuracy (%%) that follows\n%s",
+      format_table({"routing rule", "routed right", "teachers' union", "student's union"}, rows)
+          .c_str());
+  if (student.network) {
+    std::vector<std::vector<std::string>> matrix;
+    for (size_t i = 0; i < student.head.tasks.size(); ++i) {
+      std::vector<std::string> row = {student.head.tasks[i].name};
+      for (int64_t count : scores.routing_confusion[i]) row.push_back(thousands(count));
+      matrix.push_back(row);
+    }
+    std::vector<std::string> header = {"true task \\ student routes to"};
+    for (const auto& t : student.head.tasks) header.push_back(t.name);
+    std::printf("\nThe student's routing (images)\n%s", format_table(header, matrix).c_str());
+  }
+  return out;
+}
+
 // config.json of an amalgamate run: everything needed to rerun or resume it.
 nlohmann::json run_config(const AmalgamateCommand& c, int world_size) {
   return {{"command", "amalgamate"}, {"teachers", c.teachers},  {"data", c.data},
@@ -207,6 +260,9 @@ namespace {
 
 // run_amalgamate once the process group (if any) has formed.
 int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group) {
+  // First: a background process starts with SIGINT ignored, and loading can take seconds; a stop
+  // asked for meanwhile is kept and honoured after the first step (checkpoint, exit 130/143).
+  install_stop_handlers();
   AmalgamateConfig& config = c.config;
   configure_threads(config.train.threads);
   validate(config.objective);
@@ -238,7 +294,6 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   LabeledImages val;
   const TransferSet transfer =
       load_transfer_set(c.data.source, teachers.front().network->input(), &val);
-  install_stop_handlers();
   check_ranks_agree(teachers, transfer, config, context.group.get());
   context.resume = !c.resume.empty();
   if (!writer) {
@@ -415,6 +470,7 @@ int run_eval(const EvalCommand& c) {
   std::printf("Accuracy (%%) on %s\n%s",
               (d.source.is_idx() ? "the " + split + " split" : d.source.dirs.front()).c_str(),
               format_table({"task", "teacher", "student"}, rows).c_str());
+  if (tasks.size() > 1) report["routing"] = print_routing(teachers, student, scores, data);
   if (!json_path.empty()) write_text_atomically(json_path, report.dump(2) + "\n");
   return 0;
 }

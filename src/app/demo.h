@@ -30,12 +30,22 @@ struct DemoTaskRow {
   double cfl_acc = 0;            ///< CFL student, task-aware
 };
 
+/// One task-agnostic row of the demo table: the teachers' figure and each student's.
+struct DemoUnionRow {
+  double teachers = 0;  ///< the teachers' ensemble (concatenated logits)
+  double kd = 0;        ///< KD student
+  double cfl = 0;       ///< CFL student (the default objective)
+};
+
 /// Everything the demo measured.
 struct DemoResult {
   std::vector<DemoTaskRow> tasks;         ///< per task, test split
   double union_teachers = 0;              ///< ensemble of teachers, union of tasks
   double union_kd = 0;                    ///< KD student, argmax over the whole head
   double union_cfl = 0;                   ///< CFL student, argmax over the whole head
+  DemoUnionRow routing;                   ///< share of images given to their own task's slice
+  DemoUnionRow oracle_union;              ///< union were every image routed right (the ceiling)
+  double union_teachers_calibrated = 0;   ///< the teachers' union under calibrated routing
   std::map<std::string, int64_t> params;  ///< parameter counts by model
   std::map<std::string, double> seconds;  ///< wall time by phase
   nlohmann::json validation;              ///< the same scores on the validation split
@@ -47,8 +57,8 @@ DemoResult run_demo(const DemoOptions& options);
 /// The table printed by `amalgam demo`.
 std::string format_demo(const DemoResult& result);
 
-/// {"tasks":[{"name","classes","teacher_acc","kd_acc","cfl_acc"}],"union":{...},"params":{...},
-///  "seconds":{...},"validation":{...}}
+/// {"tasks":[{"name","classes","teacher_acc","kd_acc","cfl_acc"}],"union":{...},"routing":{...},
+///  "oracle_union":{...},"params":{...},"seconds":{...},"validation":{...}}
 nlohmann::json demo_json(const DemoResult& result);
 
 }  // namespace amalgam

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 
 #include "app/experiment.h"
@@ -78,7 +79,7 @@ ReproduceRow& row(std::vector<ReproduceRow>& rows, const std::string& name,
                   const std::string& description) {
   for (auto& r : rows)
     if (r.name == name) return r;
-  rows.push_back({name, description, {}, {}, 0, 0});
+  rows.push_back({name, description, {}, {}, {}, {}, 0, 0});
   return rows.back();
 }
 
@@ -86,6 +87,8 @@ void record(ReproduceRow& r, const StudentScores& scores, int64_t params, double
             int64_t seeds) {
   r.task_acc.push_back(scores.task_accuracy);
   r.union_acc.push_back(scores.union_accuracy);
+  r.routing_acc.push_back(scores.routing_accuracy);
+  r.oracle_union_acc.push_back(scores.oracle_union_accuracy);
   r.params = params;
   r.seconds += seconds / static_cast<double>(seeds);
 }
@@ -107,6 +110,49 @@ std::array<at::Tensor, 3> probe_features(NetworkImpl& student, CommonFeatureBloc
     fi.push_back(t.features.flatten(1).cpu());
   }
   return {torch::cat(hs), torch::cat(hi), torch::cat(fi)};
+}
+
+// One amalgamated row: a key for --rows, and how it sets the objective.
+struct Variant {
+  std::string key, name, description;
+  std::function<void(ObjectiveConfig&)> configure;
+};
+
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> table = {
+      {"kd", "KD", "soft targets only", [](ObjectiveConfig& c) { c.method = "kd"; }},
+      {"fitnet", "FitNet hints + KD", "student feature regressed onto each teacher's by an adapter",
+       [](ObjectiveConfig& c) { c.method = "fitnet"; }},
+      {"cfl-paper", "CFL, paper objective", "concatenated soft targets + MMD + reconstruction",
+       [](ObjectiveConfig& c) { c.method = "cfl-paper"; }},
+      {"cfl-paper-no-mmd", "CFL (paper) without MMD", "ablation",
+       [](ObjectiveConfig& c) {
+         c.method = "cfl-paper";
+         c.use_mmd = false;
+       }},
+      {"cfl-paper-no-recon", "CFL (paper) without reconstruction", "ablation",
+       [](ObjectiveConfig& c) {
+         c.method = "cfl-paper";
+         c.use_reconstruction = false;
+       }},
+      {"cfl-paper-fixed-space", "CFL (paper), fixed random common space",
+       "control: align layers and extractor never trained",
+       [](ObjectiveConfig& c) {
+         c.method = "cfl-paper";
+         c.fixed_common_space = true;
+       }},
+      {"cfl", "CFL (default: expertise-aware)", "routed soft targets and the head's task gate",
+       [](ObjectiveConfig& c) { c.method = "cfl"; }},
+      {"cfl-common-space", "CFL (default) + common space, λ_cf 1",
+       "the default with the responsibility-weighted common-space terms",
+       [](ObjectiveConfig& c) {
+         c.method = "cfl";
+         c.lambda_cf = 1.0;
+       }},
+      {"cfl-teachers-routing", "CFL (default), routing by the teachers only",
+       "ablation: --routing teachers",
+       [](ObjectiveConfig& c) { c.routing.rule = RoutingRule::kTeachers; }}};
+  return table;
 }
 
 BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& data,
@@ -137,34 +183,31 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     teacher_params += count_parameters(*t.network);
   }
   teacher_row.task_acc.push_back(own);
-  teacher_row.union_acc.push_back(evaluate_ensemble(teachers, data.test, kInferenceBatch));
+  const TeacherRoutingScores routing =
+      evaluate_teacher_routing(teachers, data.test, RoutingOptions{}, kInferenceBatch);
+  teacher_row.union_acc.push_back(routing.concatenated);
+  teacher_row.routing_acc.push_back(routing.concatenated_routing);
+  teacher_row.oracle_union_acc.push_back(routing.oracle);
   teacher_row.params = teacher_params;
   teacher_row.seconds = teacher_seconds;
+  ReproduceRow& calibrated = row(result.rows, "Teachers, calibrated routing",
+                                 "their union with P(task) from calibrated energy scores");
+  calibrated.union_acc.push_back(routing.calibrated);
+  calibrated.routing_acc.push_back(routing.calibrated_routing);
 
   const TransferSet transfer = strip_labels(data.split.train);
   const TeacherOutputCache cache =
       cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
   const ModelSpec student = zoo_spec("resnet", preset.student_width, 1);
 
-  struct Variant {
-    std::string name, description, method;
-    bool mmd, reconstruction, fixed_space;
+  const auto wanted = [&](const std::string& key) {
+    return o.rows.empty() || std::find(o.rows.begin(), o.rows.end(), key) != o.rows.end();
   };
-  const std::vector<Variant> variants = {
-      {"KD", "soft targets only", "kd", true, true, false},
-      {"FitNet hints + KD", "student feature regressed onto each teacher's via an adapter",
-       "fitnet", true, true, false},
-      {"CFL", "common feature learning", "cfl", true, true, false},
-      {"CFL without MMD", "ablation", "cfl", false, true, false},
-      {"CFL without reconstruction", "ablation", "cfl", true, false, false},
-      {"CFL, fixed random common space", "control: align layers and extractor never trained", "cfl",
-       true, true, true}};
-
   for (int64_t seed = 0; seed < o.seeds; ++seed) {
     log_info(plan.name + ": seed " + std::to_string(seed + 1) + "/" + std::to_string(o.seeds));
     const TrainOptions train =
         train_options(o, preset, preset.student_epochs, static_cast<uint64_t>(seed));
-    {  // The only row that sees labels.
+    if (wanted("supervised")) {  // The only row that sees labels.
       TaskSpec union_task;
       union_task.name = "union";
       union_task.classes = head.class_ids();
@@ -180,13 +223,10 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     AmalgamateConfig base;
     base.student = student;
     base.train = train;
-    base.objective.lambda_cf = 1.0;
-    for (const auto& v : variants) {
+    for (const auto& v : variants()) {
+      if (!wanted(v.key)) continue;
       AmalgamateConfig options = base;
-      options.objective.method = v.method;
-      options.objective.use_mmd = v.mmd;
-      options.objective.use_reconstruction = v.reconstruction;
-      options.objective.fixed_common_space = v.fixed_space;
+      v.configure(options.objective);
       RunContext context;
       context.cache = &cache;
       AmalgamationResult r = amalgamate(teachers, transfer, options, context);
@@ -194,7 +234,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
              evaluate_student(*r.student, r.head, data.test, kInferenceBatch),
              count_parameters(*r.student), r.seconds, o.seeds);
       CommonFeatureBlockImpl* block = r.objective->common_space();
-      if (v.name == "CFL" && seed == 0 && block != nullptr) {
+      if (v.key == "cfl-paper" && seed == 0 && block != nullptr && o.probes) {
         for (size_t i = 0; i < n; ++i) {
           const LabeledImages val_i = select_task(data.split.val, teachers[i].task);
           const LabeledImages test_i = select_task(data.test, teachers[i].task);
@@ -210,9 +250,10 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
         }
       }
     }
+    if (!wanted("single")) continue;
     // One student per teacher, from that teacher alone, on the same transfer set.
-    ReproduceRow& single =
-        row(result.rows, "CFL from that teacher alone", "one student per task, same transfer set");
+    ReproduceRow& single = row(result.rows, "Default student from that teacher alone",
+                               "control: one student per task, same transfer set, default method");
     std::vector<double> accs(n, kNaN);
     double seconds = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -261,6 +302,14 @@ std::vector<double> column(const ReproduceRow& r, size_t task) {
 
 ReproduceResult run_reproduce(const ReproduceOptions& o) {
   AMALGAM_CHECK(o.seeds > 0, "--seeds: must be > 0");
+  for (const auto& key : o.rows) {
+    bool known = key == "supervised" || key == "single";
+    for (const auto& v : variants()) known = known || v.key == key;
+    AMALGAM_CHECK(known, "--rows: no row called '" + key +
+                             "' (supervised, kd, fitnet, cfl-paper, cfl-paper-no-mmd, "
+                             "cfl-paper-no-recon, cfl-paper-fixed-space, cfl, cfl-common-space, "
+                             "cfl-teachers-routing, single)");
+  }
   const int threads = configure_threads(o.threads);
   const Preset preset = preset_for(o);
   const double start = now_seconds();
@@ -274,7 +323,7 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
                      {"teacher_width", preset.teacher_width},
                      {"student", zoo_spec("resnet", preset.student_width, 1).arch + " width " +
                                      std::to_string(preset.student_width) + " depth 1"},
-                     {"lambda_cf", 1.0},
+                     {"objective", ObjectiveConfig{}},
                      {"seeds", o.seeds},
                      {"threads", threads},
                      {"quick", o.quick}};
@@ -311,19 +360,26 @@ std::string format_reproduce(const ReproduceResult& result) {
     }
     out += "\n\nTest accuracy (%), mean ± std over seeds; task columns are task-aware.\n\n| row |";
     for (const auto& t : b.tasks) out += " " + t.name + " |";
-    out += " union | params | s per seed |\n|---|";
+    out += " union | routing | union, oracle routing | params | s per seed |\n|---|";
     for (size_t i = 0; i < b.tasks.size(); ++i) out += "---:|";
-    out += "---:|---:|---:|\n";
+    out += "---:|---:|---:|---:|---:|\n";
     for (const auto& r : b.rows) {
       out += "| " + r.name + " |";
       for (size_t i = 0; i < b.tasks.size(); ++i) out += " " + mean_std(column(r, i)) + " |";
-      out += " " + mean_std(r.union_acc) + " | " + thousands(r.params) + " | " +
+      out += " " + mean_std(r.union_acc) + " | " + mean_std(r.routing_acc) + " | " +
+             mean_std(r.oracle_union_acc) + " | " + (r.params ? thousands(r.params) : "—") + " | " +
              seconds_text(r.seconds) + " |\n";
     }
     out +=
-        "\nLinear probes (%): a linear classifier trained on the labeled validation split, "
-        "scored on the test split, per task.\n\n| task | CFL student common h_s | teacher "
-        "common h_i | teacher raw f_i |\n|---|---:|---:|---:|\n";
+        "\nRouting: share of test images whose own task gets the most probability (students: the "
+        "softmax mass of each task's slice). Union, oracle routing: each image scored within its "
+        "own task (the ceiling of perfect routing).\n";
+    if (!b.probes.empty())
+      out +=
+          "\nLinear probes (%): a linear classifier trained on the labeled validation split, "
+          "scored on the test split, per task (the paper objective's student).\n\n| task | CFL "
+          "student common h_s | teacher "
+          "common h_i | teacher raw f_i |\n|---|---:|---:|---:|\n";
     for (const auto& p : b.probes)
       out += "| " + p.task + " | " + percent(p.student_common) + " | " + percent(p.teacher_common) +
              " | " + percent(p.teacher_raw) + " |\n";
@@ -348,6 +404,8 @@ nlohmann::json reproduce_json(const ReproduceResult& result) {
                       {"description", r.description},
                       {"task_acc", acc},
                       {"union_acc", r.union_acc},
+                      {"routing_acc", r.routing_acc},
+                      {"oracle_union_acc", r.oracle_union_acc},
                       {"params", r.params},
                       {"seconds_per_seed", r.seconds}});
     }

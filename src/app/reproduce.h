@@ -21,8 +21,12 @@ struct ReproduceOptions {
   int64_t train_limit = -1;                ///< training images kept (-1: the preset's; 0: all)
   int64_t student_epochs = 0;              ///< epochs of every student row (0: the preset's)
   std::vector<std::string> benchmarks;     ///< names to run (empty: all)
-  int threads = 0;                         ///< intra-op threads (0 = all cores)
-  std::string device = "cpu";              ///< cpu | cuda[:N]
+  /// Row keys to run (empty: all): supervised, kd, fitnet, cfl-paper, cfl, cfl-no-routing,
+  /// cfl-teachers-routing, cfl-no-mmd, cfl-no-recon, cfl-fixed-space, single.
+  std::vector<std::string> rows;
+  bool probes = true;          ///< linear probes of the default CFL row's common space (seed 0)
+  int threads = 0;             ///< intra-op threads (0 = all cores)
+  std::string device = "cpu";  ///< cpu | cuda[:N]
 };
 
 /// One row: one way of producing a student (or the teachers), scored on every task.
@@ -31,8 +35,10 @@ struct ReproduceRow {
   std::string description;                    ///< what the row is
   std::vector<std::vector<double>> task_acc;  ///< [seed][task]; NaN where not applicable
   std::vector<double> union_acc;              ///< per seed; empty when not applicable
-  int64_t params = 0;                         ///< parameter count of the model
-  double seconds = 0;                         ///< mean wall time per seed
+  std::vector<double> routing_acc;       ///< per seed: share of images routed to their own task
+  std::vector<double> oracle_union_acc;  ///< per seed: union accuracy under perfect routing
+  int64_t params = 0;                    ///< parameter count of the model
+  double seconds = 0;                    ///< mean wall time per seed
 };
 
 /// Linear-probe accuracy on one task.

@@ -37,6 +37,7 @@ nlohmann::json RunRecorder::val_scores(NetworkImpl& student) {
   nlohmann::json scores;
   for (size_t i = 0; i < head_.tasks.size(); ++i) scores[head_.tasks[i].name] = s.task_accuracy[i];
   scores["union"] = s.union_accuracy;
+  if (head_.tasks.size() > 1) scores["routing"] = s.routing_accuracy;
   return scores;
 }
 

@@ -17,6 +17,10 @@ void log_info(const std::string& line) {
   if (g_level >= static_cast<int>(LogLevel::kInfo)) std::fprintf(stderr, "%s\n", line.c_str());
 }
 
+void log_warning(const std::string& line) {
+  std::fprintf(stderr, "warning: %s\n", line.c_str());
+}
+
 void log_verbose(const std::string& line) {
   if (g_level >= static_cast<int>(LogLevel::kVerbose)) std::fprintf(stderr, "%s\n", line.c_str());
 }

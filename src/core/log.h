@@ -14,6 +14,9 @@ void set_log_level(LogLevel level);
 /// Prints one line at kInfo.
 void log_info(const std::string& line);
 
+/// Prints "warning: " + line at every level, quiet included: something the user should act on.
+void log_warning(const std::string& line);
+
 /// Prints one line at kVerbose.
 void log_verbose(const std::string& line);
 

@@ -71,6 +71,66 @@ StudentScores evaluate_student(NetworkImpl& student, const HeadLayout& head,
   }
   const at::Tensor class_ids = torch::tensor(head.class_ids(), torch::kInt64);
   scores.union_accuracy = fraction_equal(class_ids.index_select(0, logits.argmax(1)), all.labels);
+  // Routing: the slice with the most softmax mass names the task.
+  std::vector<int64_t> sizes;
+  for (const auto& t : head.tasks) sizes.push_back(t.size());
+  const at::Tensor truth = true_tasks(all.labels, head.tasks);
+  const at::Tensor routed = slice_probabilities(logits, sizes).argmax(1);
+  scores.routing_accuracy = fraction_equal(routed, truth);
+  const auto n = static_cast<int64_t>(head.tasks.size());
+  scores.routing_confusion.assign(static_cast<size_t>(n), std::vector<int64_t>(n, 0));
+  const at::Tensor cells = torch::bincount(truth * n + routed, {}, n * n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      scores.routing_confusion[i][j] = cells[i * n + j].item<int64_t>();
+  // Perfect routing: every image answered within its own task's slice.
+  double correct = 0;
+  for (size_t i = 0; i < head.tasks.size(); ++i)
+    if (!std::isnan(scores.task_accuracy[i]))
+      correct += scores.task_accuracy[i] *
+                 static_cast<double>(task_rows(all.labels, head.tasks[i]).rows.size(0));
+  scores.oracle_union_accuracy = correct / static_cast<double>(all.size());
+  return scores;
+}
+
+at::Tensor true_tasks(const at::Tensor& labels, const std::vector<TaskSpec>& tasks) {
+  at::Tensor truth = torch::full({labels.size(0)}, -1, torch::kInt64);
+  for (size_t i = 0; i < tasks.size(); ++i)
+    for (int64_t c : tasks[i].classes) truth.masked_fill_(labels.eq(c), static_cast<int64_t>(i));
+  return truth;
+}
+
+TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teachers,
+                                              const LabeledImages& data,
+                                              const RoutingOptions& options, int64_t batch_size) {
+  const HeadLayout head = layout_of(teachers);
+  const LabeledImages all = select_union(data, head.tasks);
+  std::vector<at::Tensor> logits;
+  for (const auto& t : teachers)
+    logits.push_back(predict_logits(*t.network, all.images, batch_size));
+  const at::Tensor class_ids = torch::tensor(head.class_ids(), torch::kInt64);
+  const auto union_of = [&](const at::Tensor& predicted) {
+    return fraction_equal(class_ids.index_select(0, predicted), all.labels);
+  };
+  TeacherRoutingScores scores;
+  const at::Tensor winner = torch::cat(logits, 1).argmax(1);
+  scores.concatenated = union_of(winner);
+  std::vector<int64_t> task_of_output;
+  for (size_t i = 0; i < head.tasks.size(); ++i)
+    task_of_output.insert(task_of_output.end(), head.tasks[i].classes.size(),
+                          static_cast<int64_t>(i));
+  const TaskRouting routing = route_by_teachers(logits, options);
+  scores.calibrated = union_of(routed_union_prediction(logits, routing.responsibility));
+  const at::Tensor truth = true_tasks(all.labels, head.tasks);
+  scores.calibrated_routing = fraction_equal(routing.task, truth);
+  scores.concatenated_routing =
+      fraction_equal(torch::tensor(task_of_output, torch::kInt64).index_select(0, winner), truth);
+  const at::Tensor sure = routing.confident.nonzero().flatten();
+  scores.confident_routing =
+      fraction_equal(routing.task.index_select(0, sure), truth.index_select(0, sure));
+  scores.confident_share = static_cast<double>(sure.size(0)) / static_cast<double>(all.size());
+  scores.oracle = union_of(routed_union_prediction(
+      logits, torch::one_hot(truth, head.tasks.size()).to(torch::kFloat32)));
   return scores;
 }
 

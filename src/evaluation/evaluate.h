@@ -7,6 +7,7 @@
 
 #include "data/dataset.h"
 #include "method/head_layout.h"
+#include "method/routing.h"
 #include "models/network.h"
 #include "teachers/teacher.h"
 
@@ -29,6 +30,12 @@ struct StudentScores {
   /// per task: argmax over the task's slice of the head (NaN when the data has none of its images)
   std::vector<double> task_accuracy;
   double union_accuracy = 0;  ///< argmax over the whole head, over all tasks' images
+  /// Share of images whose task the student's head names (the slice with the most softmax mass).
+  double routing_accuracy = 0;
+  /// [true task][routed task] image counts.
+  std::vector<std::vector<int64_t>> routing_confusion;
+  /// Union accuracy were every image routed to its true task: the ceiling of perfect routing.
+  double oracle_union_accuracy = 0;
 };
 
 /// Scores a student whose head follows `head` on `data` (data-set labels).
@@ -38,5 +45,25 @@ StudentScores evaluate_student(NetworkImpl& student, const HeadLayout& head,
 /// Union accuracy of the teachers' ensemble: argmax over their concatenated logits.
 double evaluate_ensemble(const std::vector<Teacher>& teachers, const LabeledImages& data,
                          int64_t batch_size);
+
+/// The teachers' own union accuracy under each routing rule.
+struct TeacherRoutingScores {
+  double concatenated = 0;  ///< argmax over the concatenated logits (what plain KD imitates)
+  double concatenated_routing = 0;  ///< share of images whose winning logit is of their task
+  double calibrated = 0;  ///< P(task) from calibrated scores (route_by_teachers) x P(class|task)
+  double calibrated_routing = 0;  ///< share of images the calibrated scores route to their task
+  double confident_routing = 0;   ///< the same among the confidently routed images
+  double confident_share = 0;     ///< share of images confidently routed
+  double oracle = 0;              ///< each image scored by its own task's teacher (the ceiling)
+};
+
+/// Scores the teachers' ensemble on `data` under each rule. The calibration uses the images'
+/// pixels alone (no labels), with `options`' score and prior.
+TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teachers,
+                                              const LabeledImages& data,
+                                              const RoutingOptions& options, int64_t batch_size);
+
+/// Task index of every image of `labels` among `tasks` (-1 where none has the class).
+at::Tensor true_tasks(const at::Tensor& labels, const std::vector<TaskSpec>& tasks);
 
 }  // namespace amalgam

@@ -1,9 +1,15 @@
-// Common Feature Learning (Ye et al., IJCAI 2019): soft targets, plus MMD between the student's
-// and each teacher's features in a learned common space, and reconstruction of each teacher's
-// feature map from its common feature so the space keeps the teachers' information.
+// Expertise-aware Common Feature Learning, amalgam's default. The student's soft targets are
+// factored into P(task | image) x the responsible teacher's P(class | task): each teacher is
+// imitated within its own slice of the head, weighted by its responsibility for the image, and
+// the slices' softmax mass (the student's own task gate, no extra network) learns which task an
+// image belongs to from the confidently routed images. The common-space terms of CFL follow, each
+// teacher's MMD weighted by the same responsibilities.
 #include <torch/torch.h>
 
-#include "method/common_feature_block.h"
+#include <cstdio>
+
+#include "core/log.h"
+#include "method/common_space_loss.h"
 #include "method/losses.h"
 #include "method/objective.h"
 
@@ -14,61 +20,137 @@ class CflObjectiveImpl : public ObjectiveImpl {
  public:
   explicit CflObjectiveImpl(const ObjectiveSetup& setup)
       : config_(setup.config), lr_mult_(setup.parts_lr_mult) {
-    CommonFeatureBlockOptions options;
-    options.teacher_shapes = setup.teacher_shapes;
-    options.student_shape = setup.student_shape;
-    options.common_channels = config_.common_channels;
-    options.extractor_blocks = config_.extractor_blocks;
-    block_ = register_module("block", CommonFeatureBlock(options));
-    if (config_.fixed_common_space)
-      for (auto& p : block_->common_space_parameters()) p.set_requires_grad(false);
+    for (const auto& task : setup.head.tasks) sizes_.push_back(task.size());
+    if (config_.lambda_cf > 0) block_ = register_module("block", make_common_feature_block(setup));
+    if (config_.routing.rule != RoutingRule::kNone && sizes_.size() > 1) {
+      routing_ = route_by_teachers(setup.transfer_logits(), config_.routing);
+      log_routing(setup.head);
+    }
   }
 
   LossTerms loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
                  const BatchContext& batch) override {
     LossTerms terms;
-    terms.add("kd", soft_target_loss(student, teachers, config_.temperature));
-    const auto& sigmas = config_.sigmas.empty() ? default_mmd_sigmas() : config_.sigmas;
-    // MMD compares distributions, so in data-parallel runs it sees the whole batch.
-    const auto whole = [&](const at::Tensor& x) { return batch.gather ? batch.gather(x) : x; };
-    at::Tensor mmd = torch::zeros({}, student.logits.options());
-    at::Tensor recon = torch::zeros({}, student.logits.options());
-    const at::Tensor h_s = block_->student_common(student.features);
-    const at::Tensor h_s_whole = config_.use_mmd ? whole(h_s) : h_s;
-    for (size_t i = 0; i < teachers.size(); ++i) {
-      const at::Tensor h_i = block_->teacher_common(i, teachers[i].features);
-      if (config_.use_mmd) mmd = mmd + mmd_loss(h_s_whole, whole(h_i), sigmas);
-      if (config_.use_reconstruction)
-        recon = recon + torch::mse_loss(block_->reconstruct(i, h_i), teachers[i].features);
+    const std::vector<at::Tensor> weights = teacher_weights(batch, student.logits.options());
+    terms.add("kd", routed() ? within_task_loss(student, teachers, weights)
+                             : soft_target_loss(student, teachers, config_.temperature));
+    at::Tensor total = config_.lambda_kd * terms.part("kd");
+    if (routed()) {
+      terms.add("task", task_loss(student, batch));
+      total = total + config_.routing.lambda_task * terms.part("task");
     }
-    terms.add("mmd", mmd);
-    terms.add("recon", recon);
-    terms.total =
-        config_.lambda_kd * terms.part("kd") + config_.lambda_cf * (mmd + config_.beta * recon);
+    if (block_) {
+      const CommonSpaceLoss common = common_space_loss(
+          *block_, student, teachers, config_, batch.gather,
+          config_.routing.weight_by_responsibility && routed() ? weights
+                                                               : std::vector<at::Tensor>{});
+      terms.add("mmd", common.mmd);
+      terms.add("recon", common.recon);
+      total = total + feature_weight(batch.progress) * (common.mmd + config_.beta * common.recon);
+    }
+    terms.total = total;
     return terms;
   }
 
   std::vector<ParamGroup> parameter_groups() override {
-    // The fixed-space control trains the decoders alone (they do not reach the student).
+    if (!block_) return {};
     if (config_.fixed_common_space) return {{block_->decoder_parameters(), lr_mult_}};
     return {{block_->parameters(), lr_mult_}};
   }
 
-  CommonFeatureBlockImpl* common_space() override { return block_.get(); }
+  CommonFeatureBlockImpl* common_space() override { return block_ ? block_.get() : nullptr; }
 
   nlohmann::json summary() override {
-    const auto& o = block_->options();
-    return {{"common_space",
-             {{"channels", o.common_channels},
-              {"grid", {o.student_shape[1], o.student_shape[2]}},
-              {"extractor_blocks", o.extractor_blocks},
-              {"block_parameters", count_parameters(*block_)}}}};
+    nlohmann::json out = block_ ? common_space_summary(*block_) : nlohmann::json::object();
+    if (routed()) {
+      std::vector<double> shares;
+      for (size_t i = 0; i < sizes_.size(); ++i)
+        shares.push_back(
+            routing_.task.eq(static_cast<int64_t>(i)).to(torch::kFloat64).mean().item<double>());
+      out["routing"] = {{"prior", routing_.prior},
+                        {"routed_share", shares},
+                        {"confident", routing_.confident.sum().item<int64_t>()},
+                        {"bias", routing_.bias}};
+    }
+    return out;
   }
 
  private:
+  bool routed() const { return routing_.task.defined(); }
+
+  // Per teacher, each image's weight [B]: its responsibility, or 1 for every teacher.
+  std::vector<at::Tensor> teacher_weights(const BatchContext& batch,
+                                          const at::TensorOptions& options) const {
+    std::vector<at::Tensor> weights;
+    if (!routed()) return weights;
+    const at::Tensor rows =
+        config_.routing.weight_by_responsibility
+            ? routing_.responsibility.index_select(0, batch.indices.cpu())
+            : torch::ones({batch.indices.size(0), static_cast<int64_t>(sizes_.size())});
+    for (size_t i = 0; i < sizes_.size(); ++i)
+      weights.push_back(rows.select(1, static_cast<int64_t>(i)).to(options));
+    return weights;
+  }
+
+  // Each teacher's soft targets within its own slice of the head, weighted per image.
+  at::Tensor within_task_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
+                              const std::vector<at::Tensor>& weights) const {
+    const double t = config_.temperature;
+    at::Tensor loss = torch::zeros({}, student.logits.options());
+    int64_t offset = 0;
+    for (size_t i = 0; i < teachers.size(); ++i) {
+      const at::Tensor slice = student.logits.slice(1, offset, offset + sizes_[i]) / t;
+      const at::Tensor target = torch::softmax(teachers[i].logits / t, 1);
+      const at::Tensor per_image = -(target * torch::log_softmax(slice, 1)).sum(1);
+      loss = loss + t * t * (weights[i] * per_image).mean();
+      offset += sizes_[i];
+    }
+    return config_.routing.weight_by_responsibility ? loss
+                                                    : loss / static_cast<double>(teachers.size());
+  }
+
+  // Cross-entropy of the student's task gate (its slices' softmax mass) against the routing:
+  // the confident images' tasks (gate), or the teachers' calibrated responsibilities.
+  at::Tensor task_loss(const ModelOutput& student, const BatchContext& batch) const {
+    const at::Tensor log_task = slice_log_probabilities(student.logits, sizes_);
+    const at::Tensor rows = batch.indices.cpu();
+    if (config_.routing.rule == RoutingRule::kTeachers) {
+      const at::Tensor target =
+          routing_.responsibility.index_select(0, rows).to(log_task.options());
+      return -(target * log_task).sum(1).mean();
+    }
+    const at::Tensor task = routing_.task.index_select(0, rows).to(log_task.device());
+    const at::Tensor mask = routing_.confident.index_select(0, rows).to(log_task.options());
+    const at::Tensor nll = -log_task.gather(1, task.unsqueeze(1)).squeeze(1);
+    return (mask * nll).mean();
+  }
+
+  double feature_weight(double progress) const {
+    if (config_.feature_warmup <= 0 || progress >= config_.feature_warmup) return config_.lambda_cf;
+    return config_.lambda_cf * progress / config_.feature_warmup;
+  }
+
+  void log_routing(const HeadLayout& head) const {
+    std::string line = "amalgamate: routing by teachers:";
+    for (size_t i = 0; i < head.tasks.size(); ++i) {
+      char part[160];
+      std::snprintf(
+          part, sizeof part, " %s %.1f%% (prior %.1f%%)", head.tasks[i].name.c_str(),
+          100.0 *
+              routing_.task.eq(static_cast<int64_t>(i)).to(torch::kFloat64).mean().item<double>(),
+          100.0 * routing_.prior[i]);
+      line += part;
+    }
+    line += "; " + std::to_string(routing_.confident.sum().item<int64_t>()) + " of " +
+            std::to_string(routing_.task.size(0)) + " images confidently routed";
+    log_info(line);
+  }
+
   ObjectiveConfig config_;
   double lr_mult_;
+  std::vector<int64_t> sizes_;
   CommonFeatureBlock block_{nullptr};
+  TaskRouting routing_;
 };
 
 }  // namespace

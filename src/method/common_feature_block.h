@@ -35,9 +35,11 @@ TORCH_MODULE(ResidualUnit);
 
 /// Maps the student's and every teacher's feature map into one common space of h channels on
 /// the student's spatial grid. A teacher whose feature map has another spatial size is resized
-/// onto that grid (adaptive average pooling when larger, bilinear interpolation otherwise) before
-/// its align layer; its decoder works on the grid and its output is resized back to the
-/// teacher's own size, so the reconstruction target is always the untouched teacher feature.
+/// onto that grid (adaptive average pooling when larger, bilinear interpolation otherwise); its
+/// decoder's output is resized back to the teacher's own size, so the reconstruction target is
+/// always the untouched teacher feature. Teacher-side layers run on the smaller grid: a larger
+/// map is pooled before its align layer and decoded on the student's grid; a smaller one is
+/// aligned before it is upsampled, and decoded after the common map is resized onto its grid.
 class CommonFeatureBlockImpl : public torch::nn::Module {
  public:
   explicit CommonFeatureBlockImpl(CommonFeatureBlockOptions options);

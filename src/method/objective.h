@@ -18,12 +18,17 @@ namespace amalgam {
 
 class CommonFeatureBlockImpl;
 
+/// ObjectiveConfig::lambda_cf's "the method decides".
+constexpr double kMethodDefault = -1.0;
+
 /// Everything that configures an objective: pure values (config.json's "objective").
 struct ObjectiveConfig {
-  std::string method = "cfl";       ///< a name from methods() (parsed by find_method)
-  double temperature = 1.0;         ///< T of the soft targets
-  double lambda_kd = 1.0;           ///< weight of the soft-target term
-  double lambda_cf = 10.0;          ///< weight of the feature terms (common-feature, or hints)
+  std::string method = "cfl";  ///< a name from methods() (parsed by find_method)
+  double temperature = 1.0;    ///< T of the soft targets
+  double lambda_kd = 1.0;      ///< weight of the soft-target term
+  /// Weight of the feature terms (common-feature, or hints); kMethodDefault: the method's own
+  /// (MethodInfo::default_lambda_cf), resolved by make_objective.
+  double lambda_cf = -1.0;
   double beta = 1.0;                ///< weight of reconstruction inside the common-feature terms
   std::vector<double> sigmas;       ///< MMD kernel bandwidths (empty: the defaults)
   bool use_mmd = true;              ///< cfl: include the MMD term (off: an ablation)
@@ -87,6 +92,7 @@ struct MethodInfo {
   const char* name;                                ///< what --method takes
   const char* summary;                             ///< one line for --help and tables
   Objective (*make)(const ObjectiveSetup& setup);  ///< builds its objective
+  double default_lambda_cf;  ///< its feature-term weight when --lambda-cf is not given
 };
 
 /// Every method, in --help order.
@@ -99,7 +105,11 @@ const MethodInfo& find_method(const std::string& name);
 /// "cfl, kd, fitnet": the method names, for help texts and errors.
 std::string method_names();
 
-/// Builds the objective setup.config.method names (its parts draw from LibTorch's generator).
+/// `config` with the method's defaults filled in (lambda_cf).
+ObjectiveConfig resolve_defaults(ObjectiveConfig config);
+
+/// Builds the objective setup.config.method names (its parts draw from LibTorch's generator),
+/// with resolve_defaults applied.
 Objective make_objective(const ObjectiveSetup& setup);
 
 /// The soft-target term: T² · softCE(student/T, softmax(concatenated teacher logits / T)).

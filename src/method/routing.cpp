@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -46,6 +47,7 @@ void validate(const RoutingOptions& o) {
   AMALGAM_CHECK(o.confident_share > 0 && o.confident_share <= 1,
                 "--confident-share: must be in (0, 1]");
   AMALGAM_CHECK(o.lambda_task >= 0, "--lambda-task: must be >= 0");
+  AMALGAM_CHECK(o.energy_temperature > 0, "--energy-temperature: must be > 0");
   for (double p : o.prior)
     AMALGAM_CHECK(p > 0 && std::isfinite(p), "--task-prior: every share must be > 0");
 }
@@ -53,6 +55,7 @@ void validate(const RoutingOptions& o) {
 void to_json(nlohmann::json& j, const RoutingOptions& o) {
   j = {{"rule", name_of(o.rule, rule_names())},
        {"score", name_of(o.score, score_names())},
+       {"energy_temperature", o.energy_temperature},
        {"prior", o.prior},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
@@ -63,6 +66,7 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
   const RoutingOptions d;
   o.rule = parse_routing_rule(j.value("rule", std::string(name_of(d.rule, rule_names()))));
   o.score = parse_routing_score(j.value("score", std::string(name_of(d.score, score_names()))));
+  o.energy_temperature = j.value("energy_temperature", d.energy_temperature);
   o.prior = j.value("prior", d.prior);
   o.confident_share = j.value("confident_share", d.confident_share);
   o.lambda_task = j.value("lambda_task", d.lambda_task);
@@ -75,15 +79,18 @@ RoutingScore parse_routing_score(const std::string& name) {
   throw Error("--routing-score: expected energy, max-logit or max-prob, got '" + name + "'");
 }
 
-at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score) {
+at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score,
+                          double temperature) {
   AMALGAM_CHECK(!logits.empty(), "routing: no teacher logits");
   std::vector<at::Tensor> columns;
   for (const auto& z : logits) {
     const at::Tensor x = z.to(torch::kFloat64);
     switch (score) {
-      case RoutingScore::kEnergy:
-        columns.push_back(torch::logsumexp(x, 1));
+      case RoutingScore::kEnergy: {
+        const double t = temperature * std::max(x.std().item<double>(), 1e-6);
+        columns.push_back(t * torch::logsumexp(x / t, 1));
         break;
+      }
       case RoutingScore::kMaxLogit:
         columns.push_back(std::get<0>(x.max(1)));
         break;
@@ -168,7 +175,7 @@ TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
   validate(options);
   TaskRouting routing;
   routing.prior = normalised_prior(logits, options);
-  const at::Tensor scores = routing_scores(logits, options.score);
+  const at::Tensor scores = routing_scores(logits, options.score, options.energy_temperature);
   const at::Tensor bias = calibrate(scores, routing.prior);
   const at::Tensor calibrated = scores + bias;
   routing.bias =
@@ -189,15 +196,20 @@ at::Tensor routed_union_prediction(const std::vector<at::Tensor>& logits,
   return torch::cat(joint, 1).argmax(1);
 }
 
-at::Tensor slice_probabilities(const at::Tensor& head_logits, const std::vector<int64_t>& sizes) {
+at::Tensor slice_log_probabilities(const at::Tensor& head_logits,
+                                   const std::vector<int64_t>& sizes) {
   const at::Tensor log_probs = torch::log_softmax(head_logits, 1);
   std::vector<at::Tensor> columns;
   int64_t offset = 0;
   for (int64_t k : sizes) {
-    columns.push_back(torch::logsumexp(log_probs.slice(1, offset, offset + k), 1).exp());
+    columns.push_back(torch::logsumexp(log_probs.slice(1, offset, offset + k), 1));
     offset += k;
   }
   return torch::stack(columns, 1);
+}
+
+at::Tensor slice_probabilities(const at::Tensor& head_logits, const std::vector<int64_t>& sizes) {
+  return slice_log_probabilities(head_logits, sizes).exp();
 }
 
 }  // namespace amalgam

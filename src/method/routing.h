@@ -14,7 +14,9 @@ namespace amalgam {
 
 /// How a teacher's logits become one score of "this image is mine".
 enum class RoutingScore {
-  kEnergy,    ///< logsumexp of the logits (the free energy, an out-of-distribution score)
+  /// T·logsumexp(logits/T), the free energy (an out-of-distribution score), at a temperature
+  /// T = energy_temperature x the std of the teacher's logits over the transfer set
+  kEnergy,
   kMaxLogit,  ///< the largest logit
   kMaxProb,   ///< the largest softmax probability
 };
@@ -36,6 +38,9 @@ RoutingRule parse_routing_rule(const std::string& name);
 struct RoutingOptions {
   RoutingRule rule = RoutingRule::kGate;       ///< the task factor of the targets
   RoutingScore score = RoutingScore::kEnergy;  ///< per-teacher score
+  /// Energy temperature in units of each teacher's logit std, so teachers whose logits differ in
+  /// scale are compared alike.
+  double energy_temperature = 2.5;
   /// Expected share of transfer images per task, in teacher order (normalised); empty: in
   /// proportion to the teachers' class counts.
   std::vector<double> prior;
@@ -64,7 +69,9 @@ struct TaskRouting {
 };
 
 /// Each teacher's score for every image: [N,T] from per-teacher logits [N,K_i].
-at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score);
+/// `temperature`: the energy's, in units of each teacher's logit std.
+at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score,
+                          double temperature);
 
 /// The calibrated routing of images whose teacher logits are `logits` (per teacher [N,K_i]).
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits, const RoutingOptions& options);
@@ -73,6 +80,10 @@ TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits, const Routi
 /// each teacher's softmax gives P(class | task): argmax over tasks and classes of the product.
 at::Tensor routed_union_prediction(const std::vector<at::Tensor>& logits,
                                    const at::Tensor& task_probs);
+
+/// log slice_probabilities, computed stably (the student's task-routing loss uses it).
+at::Tensor slice_log_probabilities(const at::Tensor& head_logits,
+                                   const std::vector<int64_t>& sizes);
 
 /// Each task's P(task | image) as the student sees it: the softmax mass of the task's slice of
 /// `head_logits` [N,K]; `sizes` are the slices' widths in order. Returns [N,T].

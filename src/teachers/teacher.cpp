@@ -1,5 +1,7 @@
 #include "teachers/teacher.h"
 
+#include <cstdio>
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -181,6 +183,29 @@ std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::De
   }
   check_teachers_compatible(teachers);
   return teachers;
+}
+
+std::string degenerate_teacher_warning(const Teacher& teacher, const at::Tensor& logits) {
+  const int64_t classes = logits.size(1);
+  if (classes < 2 || logits.size(0) == 0) return "";
+  const at::Tensor counts = torch::bincount(logits.argmax(1).cpu(), {}, classes);
+  const int64_t top = counts.argmax().item<int64_t>();
+  const double share = counts[top].item<double>() / static_cast<double>(logits.size(0));
+  // Images outside a teacher's task pile into some class too (fmnist-3's 3-class teacher C put
+  // 67% of the transfer set in "Bag"); a wrong normalisation puts nearly everything in one.
+  if (share <= (classes == 2 ? 0.97 : 0.9)) return "";
+  const std::string name = top < static_cast<int64_t>(teacher.task.class_names.size())
+                               ? teacher.task.class_names[top]
+                               : std::to_string(top);
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "teacher %s (%s) predicts class %s for %.0f%% of the %lld transfer images: unless "
+                "nearly all of them are outside its task, check its input normalisation "
+                "(--mean/--std or its sidecar) and size",
+                teacher.task.name.c_str(),
+                teacher.path.empty() ? "in memory" : teacher.path.c_str(), name.c_str(),
+                100.0 * share, static_cast<long long>(logits.size(0)));
+  return text;
 }
 
 void check_teachers_compatible(const std::vector<Teacher>& teachers) {

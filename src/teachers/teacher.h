@@ -68,6 +68,11 @@ TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images, int64_t batch_size,
                                          c10::Device device);
 
+/// A warning when `logits` (a teacher's [N,K] over the transfer set) put nearly all images in one
+/// class (over 90% with 3+ classes, 97% with 2) -- the usual sign of wrong input normalisation or
+/// a wrong geometry; "" otherwise.
+std::string degenerate_teacher_warning(const Teacher& teacher, const at::Tensor& logits);
+
 /// Throws Error unless all teachers take the same input geometry (each may normalise its own
 /// way) and their tasks are disjoint.
 void check_teachers_compatible(const std::vector<Teacher>& teachers);

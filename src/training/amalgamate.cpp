@@ -125,19 +125,23 @@ void check_finite(const LossValues& loss, int64_t epoch, int64_t step, const Run
 }
 
 // One optimisation step on `batch`: augment, teacher targets, loss, agreed terms, update.
-LossValues train_step(Run& run, const Batch& batch, int64_t epoch, int64_t step, int& signal) {
+LossValues train_step(Run& run, const Batch& batch, const RunProgress& at, int& signal) {
+  const int64_t epoch = at.epoch, step = at.step;
   const TrainOptions& train = run.config.train;
-  at::Tensor images = augment_batch(batch.images.to(run.device), train.augment,
-                                    augment_seed(train.seed, epoch, step),
+  const at::Tensor clean = batch.images.to(run.device);
+  at::Tensor images = augment_batch(clean, train.augment, augment_seed(train.seed, epoch, step),
                                     run.replicas.first_image(batch.images.size(0)));
-  std::vector<ModelOutput> targets = run.targets.for_batch(batch.indices, images);
+  std::vector<ModelOutput> targets =
+      run.targets.for_batch(batch.indices, run.config.teachers_see_clean_images ? clean : images);
   if (run.config.channels_last) {
     for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
     images = images.contiguous(at::MemoryFormat::ChannelsLast);
   }
   run.optimizer.zero_grad();
   const ModelOutput out = run.student.forward(images);
-  const LossTerms loss = run.objective.loss(out, targets, {run.replicas.gather(), batch.indices});
+  const double steps = static_cast<double>(train.epochs * run.loader.batches_per_epoch());
+  const BatchContext context{run.replicas.gather(), batch.indices, at.global_step / steps};
+  const LossTerms loss = run.objective.loss(out, targets, context);
   LossValues values = loss.values();
   signal = stop_signal();
   run.replicas.agree(values, signal);
@@ -191,7 +195,7 @@ void train_epoch(Run& run, RunProgress& progress) {
     const double step_start = now_seconds();
     const std::vector<double> lrs = run.optimizer.learning_rates();
     int signal = 0;
-    const LossValues loss = train_step(run, *batch, epoch, progress.step, signal);
+    const LossValues loss = train_step(run, *batch, progress, signal);
     const int64_t images = batch->images.size(0) * run.replicas.ranks();
     progress.partial.accumulate(loss, static_cast<double>(images));
     progress.seen += images;
@@ -263,19 +267,20 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   result.student =
       build_student(config, context, input, result.head.total(), result.student_spec, device);
   NetworkImpl& student = *result.student;
+  TeacherTargets targets(teachers, transfer, config, context.cache, group, device);
   ObjectiveSetup setup;
   setup.config = config.objective;
   for (const auto& t : teachers) setup.teacher_shapes.push_back(t.feature_shape);
   setup.student_shape = feature_shape(student);
   setup.head = result.head;
   setup.parts_lr_mult = config.train.block_lr_mult;
+  setup.transfer_logits = [&] { return targets.transfer_logits(transfer); };
   result.objective = make_objective(setup);
   result.objective->to(device);
   std::vector<ParamGroup> groups = {{student.backbone_parameters(), 1.0},
                                     {student.head_parameters(), config.train.head_lr_mult}};
   for (const auto& g : result.objective->parameter_groups()) groups.push_back(g);
 
-  TeacherTargets targets(teachers, transfer, config, context.cache, group, device);
   BatchLoaderOptions loader_options;
   loader_options.batch_size = config.train.batch_size;
   loader_options.seed = config.train.seed;

@@ -34,6 +34,9 @@ struct AmalgamateConfig {
   /// Train in channels-last (NHWC) layout, oneDNN's preferred one (bench: 1-7% faster per step
   /// here, not bitwise equal to the default layout).
   bool channels_last = false;
+  /// With augmentation: the teachers see each image un-augmented (their outputs can then be
+  /// cached) while the student sees the augmented view; off, the teachers see the same view.
+  bool teachers_see_clean_images = false;
   /// Data-parallel runs: the student's zoo BatchNorm layers normalise with the whole batch's
   /// moments instead of each rank's shard (SyncBatchNorm).
   bool sync_batchnorm = false;

@@ -27,7 +27,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, epochs, batch_size
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AmalgamateConfig, student, objective, train,
                                                 cache_teachers, teacher_cache_limit,
                                                 checkpoint_every, log_every, channels_last,
-                                                sync_batchnorm)
+                                                teachers_see_clean_images, sync_batchnorm)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpochStats, epoch, loss, images_per_second, seconds)
 
 }  // namespace amalgam

@@ -14,7 +14,7 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
                                const AmalgamateConfig& config, const TeacherOutputCache* given,
                                ProcessGroup* group, c10::Device device)
     : teachers_(teachers), device_(device) {
-  if (config.train.augment.enabled()) {
+  if (config.train.augment.enabled() && !config.teachers_see_clean_images) {
     log_info("amalgamate: augmentation on, teachers run on every batch");
     return;
   }
@@ -38,11 +38,37 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
   AMALGAM_CHECK(cache_ == nullptr || (cache_->outputs.size() == teachers.size() &&
                                       cache_->outputs.front().logits.size(0) == transfer.size()),
                 "amalgamate: the teacher cache does not match the teachers and transfer set");
+  if (cache_ != nullptr) warn_if_degenerate(transfer_logits(transfer));
+}
+
+void TeacherTargets::warn_if_degenerate(const std::vector<at::Tensor>& logits) const {
+  for (size_t i = 0; i < teachers_.size(); ++i) {
+    const std::string warning = degenerate_teacher_warning(teachers_[i], logits[i]);
+    if (!warning.empty()) log_warning(warning);
+  }
 }
 
 std::vector<ModelOutput> TeacherTargets::for_batch(const at::Tensor& indices,
                                                    const at::Tensor& images) const {
   return cache_ != nullptr ? cache_->gather(indices, device_) : teacher_outputs(teachers_, images);
+}
+
+std::vector<at::Tensor> TeacherTargets::transfer_logits(const TransferSet& transfer) const {
+  std::vector<at::Tensor> logits(teachers_.size());
+  if (cache_ != nullptr) {
+    for (size_t i = 0; i < teachers_.size(); ++i) logits[i] = cache_->outputs[i].logits;
+    return logits;
+  }
+  std::vector<std::vector<at::Tensor>> chunks(teachers_.size());
+  const at::Tensor& images = transfer.images();
+  for (int64_t begin = 0; begin < images.size(0); begin += kInferenceBatch) {
+    const auto outputs = teacher_outputs(
+        teachers_, to_network_input(images.slice(0, begin, begin + kInferenceBatch), device_));
+    for (size_t i = 0; i < teachers_.size(); ++i) chunks[i].push_back(outputs[i].logits.cpu());
+  }
+  for (size_t i = 0; i < teachers_.size(); ++i) logits[i] = torch::cat(chunks[i], 0);
+  warn_if_degenerate(logits);
+  return logits;
 }
 
 }  // namespace amalgam

@@ -16,7 +16,8 @@ struct AmalgamateConfig;
 
 /// The teachers' outputs for a run's batches. Frozen teachers fed the same images give the same
 /// outputs every epoch, so they are computed once and looked up (bench: -17% per epoch after the
-/// first), unless the student sees augmented images (the teachers must see the same ones), the
+/// first), unless the student sees augmented images that the teachers must see too (without
+/// config.teachers_see_clean_images), the
 /// cache would not fit config.teacher_cache_limit, or config.cache_teachers is off.
 class TeacherTargets {
  public:
@@ -25,8 +26,14 @@ class TeacherTargets {
   TeacherTargets(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                  const AmalgamateConfig& config, const TeacherOutputCache* given,
                  ProcessGroup* group, c10::Device device);
-  /// The outputs for transfer images `indices` whose (possibly augmented) pixels are `images`.
+  /// The outputs for transfer images `indices` whose pixels, as the teachers see them, are
+  /// `images`.
   std::vector<ModelOutput> for_batch(const at::Tensor& indices, const at::Tensor& images) const;
+  /// Every teacher's logits for every transfer image ([N,K_i] each, CPU): the cache's, or one
+  /// inference pass over `transfer`.
+  std::vector<at::Tensor> transfer_logits(const TransferSet& transfer) const;
+  /// Logs a warning for each teacher whose `logits` over the transfer set look degenerate.
+  void warn_if_degenerate(const std::vector<at::Tensor>& logits) const;
   /// The cache in use (null when the teachers run on every batch).
   const TeacherOutputCache* cache() const { return cache_; }
 

@@ -1,0 +1,153 @@
+// The label-free routing estimate: calibration to a prior, per-cell confident selection, and the
+// student's task gate read from its head.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "method/routing.h"
+#include "teachers/teacher.h"
+
+using namespace amalgam;
+
+namespace {
+
+// Two teachers of 3 classes each on 2n images: the first n are teacher 0's task, the rest teacher
+// 1's. Each teacher is confident (a large logit) on its own images; teacher 1's logits carry an
+// extra `offset`, the scale mismatch that breaks comparing raw logits.
+std::vector<at::Tensor> two_teachers(int64_t n, double offset, uint64_t seed) {
+  torch::manual_seed(seed);
+  std::vector<at::Tensor> logits;
+  for (int64_t t = 0; t < 2; ++t) {
+    at::Tensor z = torch::randn({2 * n, 3});
+    const at::Tensor cls = torch::randint(0, 3, {n}, torch::kInt64);
+    at::Tensor own = z.slice(0, t * n, (t + 1) * n);
+    own.scatter_add_(1, cls.unsqueeze(1), torch::full({n, 1}, 4.0));
+    logits.push_back(z + (t == 1 ? offset : 0.0));
+  }
+  return logits;
+}
+
+double share_routed_right(const at::Tensor& task, int64_t n) {
+  const at::Tensor truth =
+      torch::cat({torch::zeros({n}, torch::kInt64), torch::ones({n}, torch::kInt64)});
+  return task.eq(truth).to(torch::kFloat64).mean().item<double>();
+}
+
+}  // namespace
+
+TEST(Routing, CalibrationMatchesThePriorDespiteALogitOffset) {
+  const int64_t n = 2000;
+  const auto logits = two_teachers(n, 6.0, 1);
+  // Raw scores send almost everything to the offset teacher.
+  const at::Tensor raw = routing_scores(logits, RoutingScore::kMaxLogit, 1.0).argmax(1);
+  EXPECT_LT(share_routed_right(raw, n), 0.6);
+  for (RoutingScore score : {RoutingScore::kEnergy, RoutingScore::kMaxLogit}) {
+    RoutingOptions options;
+    options.score = score;
+    const TaskRouting r = route_by_teachers(logits, options);
+    const double share0 = r.task.eq(0).to(torch::kFloat64).mean().item<double>();
+    EXPECT_NEAR(share0, 0.5, 0.05);
+    EXPECT_GT(share_routed_right(r.task, n), 0.9);
+    EXPECT_NEAR(r.responsibility.sum(1).mean().item<double>(), 1.0, 1e-5);
+    EXPECT_LT(r.bias[1], r.bias[0]) << "the offset teacher's scores must be lowered";
+  }
+}
+
+TEST(Routing, AGivenPriorMovesTheShares) {
+  const int64_t n = 2000;
+  const auto logits = two_teachers(n, 0.0, 2);
+  RoutingOptions options;
+  options.prior = {3, 1};
+  const TaskRouting r = route_by_teachers(logits, options);
+  EXPECT_NEAR(r.prior[0], 0.75, 1e-9);
+  // The mean responsibility is matched exactly; the argmax shares follow it.
+  EXPECT_NEAR(r.responsibility.select(1, 0).mean().item<double>(), 0.75, 1e-3);
+  EXPECT_GT(r.task.eq(0).to(torch::kFloat64).mean().item<double>(), 0.6);
+}
+
+TEST(Routing, ConfidentImagesAreBalancedPerPredictedClassAndMoreOftenRight) {
+  const int64_t n = 3000;
+  const auto logits = two_teachers(n, 0.0, 3);
+  RoutingOptions options;
+  options.confident_share = 0.4;
+  const TaskRouting r = route_by_teachers(logits, options);
+  const double kept = r.confident.to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(kept, 0.4, 0.01);
+  // Every predicted (task, class) cell keeps about 40% of its images.
+  for (int64_t t = 0; t < 2; ++t)
+    for (int64_t c = 0; c < 3; ++c) {
+      const at::Tensor cell = r.task.eq(t).logical_and(logits[t].argmax(1).eq(c));
+      const double in_cell = cell.sum().item<double>();
+      const double confident = cell.logical_and(r.confident).sum().item<double>();
+      EXPECT_NEAR(confident / in_cell, 0.4, 0.02) << "task " << t << " class " << c;
+    }
+  const at::Tensor truth =
+      torch::cat({torch::zeros({n}, torch::kInt64), torch::ones({n}, torch::kInt64)});
+  const at::Tensor right = r.task.eq(truth);
+  const double all = right.to(torch::kFloat64).mean().item<double>();
+  const double among_confident =
+      right.masked_select(r.confident).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(among_confident, all);
+}
+
+TEST(Routing, SliceProbabilitiesAreTheSoftmaxMassOfEachTask) {
+  const at::Tensor head = torch::tensor({{0.0, 0.0, 0.0, 0.0, 0.0}, {10.0, 0.0, 0.0, 0.0, 0.0}});
+  const at::Tensor p = slice_probabilities(head, {2, 3});
+  EXPECT_NEAR(p[0][0].item<double>(), 0.4, 1e-6);
+  EXPECT_NEAR(p[0][1].item<double>(), 0.6, 1e-6);
+  EXPECT_GT(p[1][0].item<double>(), 0.99);
+  EXPECT_TRUE(torch::allclose(slice_log_probabilities(head, {2, 3}).exp(), p));
+}
+
+TEST(Routing, RoutedUnionPredictionPicksTheResponsibleTeachersClass) {
+  const std::vector<at::Tensor> logits = {torch::tensor({{5.0, 0.0}, {5.0, 0.0}}),
+                                          torch::tensor({{0.0, 0.0, 4.0}, {0.0, 0.0, 4.0}})};
+  const at::Tensor task_probs = torch::tensor({{0.9f, 0.1f}, {0.1f, 0.9f}});
+  const at::Tensor pred = routed_union_prediction(logits, task_probs);
+  EXPECT_EQ(pred[0].item<int64_t>(), 0);
+  EXPECT_EQ(pred[1].item<int64_t>(), 4);
+}
+
+TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
+  RoutingOptions o;
+  o.rule = RoutingRule::kTeachers;
+  o.score = RoutingScore::kMaxLogit;
+  o.prior = {1, 2};
+  o.confident_share = 0.3;
+  const RoutingOptions back = nlohmann::json(o).get<RoutingOptions>();
+  EXPECT_EQ(back.rule, o.rule);
+  EXPECT_EQ(back.score, o.score);
+  EXPECT_EQ(back.prior, o.prior);
+  EXPECT_DOUBLE_EQ(back.confident_share, 0.3);
+  EXPECT_THROW(parse_routing_rule("oracle"), Error);
+  EXPECT_THROW(parse_routing_score("entropy"), Error);
+  o.confident_share = 0;
+  try {
+    validate(o);
+    FAIL() << "confident_share 0 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--confident-share"), std::string::npos);
+  }
+  o.confident_share = 0.4;
+  o.prior = {1, 1, 1};
+  EXPECT_THROW(route_by_teachers(two_teachers(10, 0, 4), o), Error);
+}
+
+TEST(DegenerateTeacher, OneClassTakingMostPredictionsIsNamed) {
+  Teacher teacher;
+  teacher.path = "b.pt";
+  teacher.task.name = "b";
+  teacher.task.classes = {0, 1, 2, 3};
+  teacher.task.class_names = {"bird", "cat", "dog", "fish"};
+  torch::manual_seed(7);
+  at::Tensor spread = torch::randn({400, 4});
+  EXPECT_EQ(degenerate_teacher_warning(teacher, spread), "");
+  at::Tensor collapsed = torch::randn({400, 4});
+  collapsed.select(1, 2).add_(5.0);  // what a wrong normalisation typically does
+  const std::string warning = degenerate_teacher_warning(teacher, collapsed);
+  EXPECT_NE(warning.find("b.pt"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("dog"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("normalisation"), std::string::npos) << warning;
+}
