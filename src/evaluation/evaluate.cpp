@@ -136,13 +136,7 @@ TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teache
 
 double evaluate_ensemble(const std::vector<Teacher>& teachers, const LabeledImages& data,
                          int64_t batch_size) {
-  const HeadLayout head = layout_of(teachers);
-  const LabeledImages all = select_union(data, head.tasks);
-  std::vector<at::Tensor> logits;
-  for (const auto& t : teachers)
-    logits.push_back(predict_logits(*t.network, all.images, batch_size));
-  const at::Tensor class_ids = torch::tensor(head.class_ids(), torch::kInt64);
-  return fraction_equal(class_ids.index_select(0, torch::cat(logits, 1).argmax(1)), all.labels);
+  return evaluate_teacher_routing(teachers, data, RoutingOptions{}, batch_size).concatenated;
 }
 
 }  // namespace amalgam
