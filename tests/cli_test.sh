@@ -69,5 +69,16 @@ bad "unknown routing rule" "--routing" $AM --routing oracle --out "$W/x14"
 bad "confident share out of range" "--confident-share" $AM --confident-share 2 --out "$W/x15"
 bad "task prior of the wrong length" "--task-prior" $AM --task-prior 1,2,3 --out "$W/x16"
 bad "unknown option" "--colour" $AM --colour --out "$W/x14"
+bad "unknown slice weighting" "--slice-weights" $AM --slice-weights kd --out "$W/x17"
+# Misspellings are named with the name meant; usage errors exit 2, other errors 1.
+bad "misspelt option" "--epoch: not an option of amalgamate; did you mean --epochs?" $AM \
+  --epoch 1 --out "$W/x18"
+$AM --epoch 1 --out "$W/x18" >/dev/null 2>&1
+[ $? = 2 ] && pass "a usage error exits 2" || fail "a usage error exits 2"
+bad "misspelt command" "'amalgamte' is not a command; did you mean amalgamate?" $A amalgamte
+bad "no command" "a command is required: " $A
+ok "--version" $AMALGAM --version
+grep -q "^amalgam [0-9]" "$W/out" && pass "--version prints the version" || fail "--version output"
+ok "--quiet after the command" $AMALGAM eval --teacher "$W/a/teacher.pt" --limit 500 --quiet
 
 summary cli

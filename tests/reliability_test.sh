@@ -84,7 +84,8 @@ ls disk/*.tmp* >/dev/null 2>&1 && fail "temporary files left behind" || pass "no
 bad "resume a folder that is no run" "config.json is missing" $A amalgamate --resume ta
 mkdir -p junkrun && cp full/config.json junkrun/ && printf 'junk' >junkrun/checkpoint.pt
 bad "resume from a junk checkpoint" "not an amalgam run checkpoint" $A amalgamate --resume junkrun
-bad "resume with other options" "--resume alone" $A amalgamate --resume full --teacher ta/teacher.pt
+bad "resume with other options" "--teacher: not applied on --resume" $A amalgamate --resume full \
+  --teacher ta/teacher.pt
 printf 'junk' >junk.pt
 bad "teacher that is neither ours nor TorchScript" "nor a TorchScript file" $A amalgamate \
   --teacher junk.pt --out x1

@@ -159,3 +159,63 @@ TEST(Objective, MethodsAreParsedInOnePlace) {
     EXPECT_NE(std::string(e.what()).find("cfl"), std::string::npos) << e.what();
   }
 }
+
+namespace {
+
+// The cfl objective's soft-target term for routed teachers whose logits on the 8 transfer images
+// are `logits`, with `weights` as the slice weighting.
+double routed_kd_term(const std::vector<at::Tensor>& logits, const at::Tensor& student_logits,
+                      SliceWeights weights) {
+  ObjectiveSetup setup;
+  setup.config.method = "cfl";
+  setup.config.routing.slice_weights = weights;
+  for (const auto& z : logits) {
+    TaskSpec task;
+    for (int64_t c = 0; c < z.size(1); ++c) task.classes.push_back(c);
+    setup.head.tasks.push_back(task);
+  }
+  setup.transfer_logits = [&] { return logits; };
+  Objective objective = make_objective(setup);
+  std::vector<ModelOutput> teachers;
+  for (const auto& z : logits) teachers.push_back({torch::randn({8, 4, 2, 2}), z});
+  BatchContext batch;
+  batch.indices = torch::arange(8, torch::kInt64);
+  return objective->loss({torch::randn({8, 4, 2, 2}), student_logits}, teachers, batch)
+      .part("kd")
+      .item<double>();
+}
+
+}  // namespace
+
+TEST(CflObjective, ExpertiseWeightsImitateATeacherWhereKdOrTheRoutingWould) {
+  // Teacher 1's logits sit 6 above teacher 0's, so it takes nearly all of plain KD's soft targets,
+  // while the calibration to a 50/50 prior hands teacher 0 about half the responsibility: the
+  // expertise weight is the larger of the two for each teacher and image.
+  torch::manual_seed(7);
+  const std::vector<at::Tensor> logits = {torch::randn({8, 2}), torch::randn({8, 3}) + 6.0};
+  const at::Tensor student = torch::randn({8, 5});
+  RoutingOptions options;
+  const TaskRouting routing = route_by_teachers(logits, options);
+  const at::Tensor kd_share = slice_probabilities(torch::cat(logits, 1), {2, 3});
+  const auto expected = [&](const at::Tensor& w) {
+    double sum = 0;
+    int64_t offset = 0;
+    for (int64_t i = 0; i < 2; ++i) {
+      const int64_t k = logits[i].size(1);
+      const at::Tensor per_image = -(torch::softmax(logits[i], 1) *
+                                     torch::log_softmax(student.slice(1, offset, offset + k), 1))
+                                        .sum(1);
+      sum += (w.select(1, i) * per_image).mean().item<double>();
+      offset += k;
+    }
+    return sum;
+  };
+  const double responsibility = routed_kd_term(logits, student, SliceWeights::kResponsibility);
+  const double expertise = routed_kd_term(logits, student, SliceWeights::kExpertise);
+  EXPECT_NEAR(responsibility, expected(routing.responsibility), 1e-5);
+  EXPECT_NEAR(expertise, expected(torch::max(routing.responsibility, kd_share)), 1e-5);
+  EXPECT_GT(expertise, responsibility + 0.1) << "teacher 1 keeps KD's weight on every image";
+  const double uniform = routed_kd_term(logits, student, SliceWeights::kUniform);
+  EXPECT_NEAR(uniform, expected(torch::ones({8, 2})) / 2, 1e-5);
+  EXPECT_THROW(parse_slice_weights("kd"), Error);
+}

@@ -107,6 +107,10 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
     configs.push_back(tiny_options("cfl", 1));
     configs.back().objective.routing.rule = rule;
   }
+  for (SliceWeights weights : {SliceWeights::kResponsibility, SliceWeights::kUniform}) {
+    configs.push_back(tiny_options("cfl", 1));
+    configs.back().objective.routing.slice_weights = weights;
+  }
   configs.push_back(tiny_options("cfl", 1));
   configs.back().objective.lambda_cf = kMethodDefault;
   configs.push_back(tiny_options("cfl", 1));

@@ -213,6 +213,17 @@ TEST(ImageFolder, LabeledFolderSortsClasses) {
   EXPECT_TRUE(folder.data.labels.equal(torch::tensor({0, 0, 1}, torch::kInt64)));
 }
 
+TEST(ImageFolder, ASymlinkLoopIsWalkedOnceAndEveryFileCountedOnce) {
+  const std::string dir = temp_dir("symlink_loop");
+  write_png(dir + "/sub/one.png", 4, 4, 1, 1);
+  fs::create_directory_symlink("..", dir + "/sub/parent");  // a loop back to the root
+  fs::create_directory_symlink("sub", dir + "/again");      // the same folder twice
+  fs::create_symlink("sub/one.png", dir + "/alias.png");    // the same file twice
+  std::ofstream(dir + "/photo.webp") << "RIFF";             // a format stb cannot read
+  EXPECT_EQ(list_image_files(dir).size(), 1u);
+  EXPECT_EQ(load_image_tree({dir}, {}).size(0), 1);
+}
+
 TEST(Augment, IsSeededAndKeepsShape) {
   const at::Tensor images = torch::rand({6, 3, 8, 8});
   AugmentOptions options;

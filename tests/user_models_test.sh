@@ -26,6 +26,31 @@ ls runs/amalgamate-*/student.pt >/dev/null 2>&1 && pass "default run directory u
 grep -q '"class_names"' student.json && grep -q '"bird"' student.json &&
   pass "export sidecar carries the head's class names" || fail "export sidecar class names"
 
+# The user's steps that once failed or overwrote their files (issue 16).
+ok "--limit on an image folder" $AMALGAM amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --input-size 32 --limit 10 --epochs 1 --out lim
+grep -q "limit keeps 10" err && pass "--limit keeps 10 images" || fail "--limit keeps 10 images"
+md5sum a.pt a.json >inputs.md5 2>/dev/null || md5sum a.pt >inputs.md5
+bad "--export over a teacher" "would overwrite a.pt" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --input-size 32 --epochs 1 --export a.pt --out x11
+absent "nothing written after --export over a teacher" x11
+md5sum -c --quiet inputs.md5 && pass "the teacher file is untouched" || fail "teacher file changed"
+bad "--out of an existing run" "already holds a run" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --input-size 32 --epochs 1 --out lim
+ok "--overwrite replaces the run" $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features \
+  --data images --input-size 32 --limit 12 --epochs 1 --out lim --overwrite
+[ "$(grep -c '"type":"epoch"' lim/metrics.jsonl)" = 1 ] && pass "no epoch of the old run is kept" ||
+  fail "metrics.jsonl mixes runs: $(grep -c '"type":"epoch"' lim/metrics.jsonl) epoch records"
+ok "--export into a new folder" $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features \
+  --data images --input-size 32 --limit 10 --epochs 1 --out x12 --export new/dir/s.pt
+exists "export in the new folder" new/dir/s.pt
+bad "--resume with a new option" "--export: not applied on --resume" $A amalgamate --resume lim \
+  --export y.pt
+bad "--resume with a new epoch count" "--epochs: not applied on --resume" $A amalgamate \
+  --resume lim --epochs 4
+bad "eval of TorchScript teachers without --data" "--data: required" $A eval \
+  --teacher a.pt:layer4 --teacher b.pt:features --input-size 32
+
 # Python loads the export; its logits match C++ (the export and the run's own checkpoint).
 ok "predict with the export (C++)" $A predict --model student.pt --data images/rgb --json p1.json
 ok "python logits = C++ logits (export)" "$PY" "$HERE/fixtures/compare_logits.py" student.pt p1.json 1e-5
@@ -75,6 +100,8 @@ bad "student without LAYER" "needs :LAYER" $A amalgamate --teacher a.pt:layer4 \
   --teacher b.pt:features --data images --input-size 32 --student s.pt --out x8
 bad "not TorchScript" "nor a TorchScript file" $A amalgamate --teacher a.json:x \
   --teacher b.pt:features --data images --input-size 32 --out x9
+bad "a torch.save state_dict" "state_dict.pt: written by torch.save" $A amalgamate \
+  --teacher state_dict.pt:layer4 --teacher b.pt:features --data images --input-size 32 --out x13
 bad "student with the wrong number of logits" "logits" $A amalgamate --teacher a.pt:layer4 \
   --data images --input-size 32 --student s.pt:layer4 --out x10
 

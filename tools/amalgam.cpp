@@ -1,6 +1,7 @@
 // amalgam: the command-line front end. It declares the options of every command and dispatches to
 // the library; nothing else happens here.
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "core/signals.h"
 #include "method/losses.h"
 #include "method/objective.h"
+#include "teachers/conventions.h"
 #include "training/options_json.h"
 
 namespace {
@@ -137,6 +139,31 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
       ->capture_default_str();
 }
 
+// --resume continues a run with the options in its config.json: any other option given would be
+// ignored, so it is refused by name (--threads, logging and the ranks' options may change).
+void refuse_options_on_resume(CLI::App* cmd) {
+  static const std::set<std::string> allowed = {
+      "--resume",       "--threads",    "--nproc", "--rank",    "--world-size", "--dist-url",
+      "--dist-timeout", "--dist-iface", "--quiet", "--verbose", "--config",     "--help"};
+  for (const CLI::Option* option : cmd->get_options()) {
+    const std::string name = option->get_name(false, false);
+    if (option->count() == 0 || allowed.count(name)) continue;
+    throw Error(name + ": not applied on --resume (the run continues with the options in its " +
+                "config.json; start a new run with --out to change them)");
+  }
+}
+
+// Without --data, commands read Fashion-MNIST; a user's own TorchScript networks (PATH.pt:LAYER)
+// almost never belong to it, so there --data must be said.
+void require_data_for_user_models(CLI::App* cmd, const std::vector<std::string>& refs) {
+  if (cmd->count("--data") > 0) return;
+  for (const std::string& ref : refs)
+    AMALGAM_CHECK(parse_model_ref(ref).layer.empty(),
+                  "--data: required with TorchScript networks such as " + ref +
+                      " (without it amalgam would read Fashion-MNIST from " +
+                      DataSource().dirs.front() + ")");
+}
+
 // An option whose text the library parses (its parser throws Error naming the option).
 template <typename T>
 CLI::Option* add_parsed_option(CLI::App* cmd, const std::string& name, T& value,
@@ -174,9 +201,11 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
       ->capture_default_str();
   cmd->add_option("--lambda-task", r.lambda_task, "cfl: weight of the task-routing term")
       ->capture_default_str();
-  cmd->add_flag("--no-responsibility-weights{false}", r.weight_by_responsibility,
-                "cfl: imitate every teacher on every image (not in proportion to its "
-                "responsibility)");
+  add_parsed_option(cmd, "--slice-weights", r.slice_weights, &parse_slice_weights,
+                    "cfl: how much an image carries each teacher's soft targets: expertise "
+                    "(the larger of its responsibility and its share of the concatenated "
+                    "targets), responsibility, uniform")
+      ->default_str("expertise");
 }
 
 void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
@@ -279,6 +308,8 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
       ->capture_default_str();
   cmd->add_option("--export", a.export_path,
                   "Also write the student as TorchScript (forward -> logits) with a sidecar");
+  cmd->add_flag("--overwrite", a.overwrite,
+                "Let a new run replace the run already in --out (otherwise refused)");
   add_model_options(cmd, a.config.student, "student-");
   add_objective_options(cmd, a.config.objective);
   cmd->add_option("--block-lr-mult", a.config.train.block_lr_mult,
@@ -293,14 +324,13 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
                 "Run the teachers on every batch instead of caching their outputs once");
   add_train_options(cmd, a.config.train, a.out);
   add_distributed_options(cmd, a);
-  return [c, &state] {
+  return [c, cmd, &state] {
     AmalgamateCommand& a = c->command;
     a.data = resolved(c->data);
+    if (!a.resume.empty()) refuse_options_on_resume(cmd);
+    require_data_for_user_models(cmd, a.teachers);
     a.config.cache_teachers = !c->no_teacher_cache;
     AMALGAM_CHECK(a.nproc >= 0, "--nproc: must be >= 0");
-    AMALGAM_CHECK(a.resume.empty() || (a.teachers.empty() && a.out.empty()),
-                  "--resume: the run's teachers and directory come from its config.json; give "
-                  "--resume alone (and --threads or the ranks' options if needed)");
     AMALGAM_CHECK(!a.resume.empty() || !a.teachers.empty(),
                   "--teacher: at least one teacher is needed");
     if (a.nproc > 0 && !a.dry_run) return launch_amalgamate(a, state.args);
@@ -327,8 +357,9 @@ Runner add_eval(CLI::App* cmd, CliState&) {
   cmd->add_option("--split", c->command.split, "test or val")->capture_default_str();
   add_runtime_options(cmd, c->command.runtime.device, c->command.runtime.threads);
   add_json_option(cmd, c->command.json_path, "Also write the scores as JSON");
-  return [c] {
+  return [c, cmd] {
     c->command.data = resolved(c->data);
+    require_data_for_user_models(cmd, c->command.teachers);
     return run_eval(c->command);
   };
 }
@@ -534,6 +565,69 @@ int guarded(const CliState& state, const std::function<int()>& work) {
   return 1;
 }
 
+// Edit distance between two names, for "did you mean".
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "; did you mean X?" for the name in `names` closest to `word`, or "" when none is close.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const std::string& name : names) {
+    const size_t d = name.rfind(word, 0) == 0 ? 1 : edit_distance(word, name);
+    if (d < best_distance) best = name, best_distance = d;
+  }
+  return best.empty() ? "" : "; did you mean " + best + "?";
+}
+
+std::vector<std::string> option_names(const CLI::App& cmd) {
+  std::vector<std::string> names;
+  for (const CLI::Option* option : cmd.get_options())
+    for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
+  return names;
+}
+
+// The one line of a command-line error: the unknown command or option named, with the one meant
+// where a known name is close, or CLI11's own message.
+std::string explain_usage_error(const CLI::App& app, const std::vector<std::string>& args,
+                                const CLI::ParseError& e) {
+  std::vector<std::string> commands;
+  for (const CLI::App* cmd : app.get_subcommands({})) commands.push_back(cmd->get_name());
+  std::string all;
+  for (const std::string& name : commands) all += (all.empty() ? "" : ", ") + name;
+  const auto first = std::find_if(args.begin(), args.end(),
+                                  [](const std::string& a) { return a.rfind('-', 0) != 0; });
+  if (first == args.end()) return "a command is required: " + all;
+  const CLI::App* cmd = nullptr;
+  for (const CLI::App* c : app.get_subcommands({}))
+    if (c->get_name() == *first) cmd = c;
+  if (!cmd)
+    return "'" + *first + "' is not a command" + did_you_mean(*first, commands) +
+           " (commands: " + all + ")";
+  std::vector<std::string> known = option_names(*cmd);
+  for (const std::string& name : option_names(app)) known.push_back(name);
+  for (const std::string& arg : args) {
+    if (arg.rfind("--", 0) != 0) continue;
+    const std::string name = arg.substr(0, arg.find('='));
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      return name + ": not an option of " + cmd->get_name() + did_you_mean(name, known) +
+             " (amalgam " + cmd->get_name() + " --help lists them)";
+  }
+  return first_line(e.what()) + " (see --help)";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -546,9 +640,14 @@ int main(int argc, char** argv) {
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "Print results only");
   app.add_flag("-v,--verbose", state.verbose, "Print more progress");
+  app.set_version_flag("--version", std::string("amalgam ") + AMALGAM_VERSION + " (LibTorch " +
+                                        std::to_string(TORCH_VERSION_MAJOR) + "." +
+                                        std::to_string(TORCH_VERSION_MINOR) + "." +
+                                        std::to_string(TORCH_VERSION_PATCH) + ")");
   std::vector<std::pair<CLI::App*, Runner>> commands;
   for (const auto& entry : command_table()) {
     CLI::App* cmd = app.add_subcommand(entry.name, entry.help);
+    cmd->fallthrough();  // --quiet and --verbose may follow the command
     add_config_option(cmd);
     commands.emplace_back(cmd, entry.add(cmd, state));
   }
@@ -559,13 +658,11 @@ int main(int argc, char** argv) {
     });
     if (code != 0) return code;
     std::vector<std::string> reversed(state.args.rbegin(), state.args.rend());
-    app.parse(reversed);  // CLI11 takes them last-first
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
+    app.parse(reversed);             // CLI11 takes them last-first
+  } catch (const CLI::Success& e) {  // --help, --help-all, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "amalgam: error: %s (see --help)\n", first_line(e.what()).c_str());
+    std::fprintf(stderr, "amalgam: error: %s\n", explain_usage_error(app, state.args, e).c_str());
     return 2;
   }
   set_log_level(quiet ? LogLevel::kQuiet : state.verbose ? LogLevel::kVerbose : LogLevel::kInfo);

@@ -17,10 +17,12 @@
 #include "data/dataset.h"
 #include "distributed/launcher.h"
 #include "evaluation/evaluate.h"
+#include "models/checkpoint.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
+#include "teachers/conventions.h"
 #include "teachers/teacher.h"
 #include "training/options_json.h"
 #include "training/student_io.h"
@@ -258,6 +260,55 @@ int run_teach(TeachCommand c) {
 
 namespace {
 
+// What an amalgamate run writes in its directory: a new run there replaces all of them, so no
+// file of an older run (metrics.jsonl is appended to) is mixed into the new one.
+const char* const kRunFiles[] = {"config.json",        "checkpoint.pt",  "metrics.jsonl",
+                                 "student.pt",         "student.json",   "student.block.pt",
+                                 "student.block.json", "embedding.json", "report.html"};
+
+bool holds_a_run(const std::string& dir) {
+  for (const char* name : kRunFiles)
+    if (std::filesystem::exists(std::filesystem::path(dir) / name)) return true;
+  return false;
+}
+
+// Every output path of a new run, checked before any input is loaded: outputs never replace an
+// input (a teacher, the student, their sidecars) or an older run unless --overwrite says so.
+void check_new_run_outputs(const AmalgamateCommand& c) {
+  namespace fs = std::filesystem;
+  AMALGAM_CHECK(!holds_a_run(c.out) || c.overwrite,
+                "--out: " + c.out + " already holds a run; continue it with --resume " + c.out +
+                    ", or replace it with --overwrite, or choose another --out");
+  if (c.export_path.empty()) return;
+  AMALGAM_CHECK(fs::path(c.export_path).extension() == ".pt",
+                "--export: '" + c.export_path + "' should end in .pt");
+  const fs::path target = fs::weakly_canonical(c.export_path);
+  AMALGAM_CHECK(
+      target != fs::weakly_canonical(c.out + "/student.pt"),
+      "--export: " + c.export_path + " is where the run saves its student; choose another path");
+  const fs::path target_sidecar = fs::weakly_canonical(sidecar_path(c.export_path));
+  std::vector<std::string> inputs = c.teachers;
+  inputs.push_back(c.config.student.arch);
+  for (const std::string& ref : inputs) {
+    const std::string path = parse_model_ref(ref).path;
+    for (const std::string& input : {path, sidecar_path(path)}) {
+      if (!fs::exists(input)) continue;
+      const fs::path canonical = fs::weakly_canonical(input);
+      AMALGAM_CHECK(canonical != target && canonical != target_sidecar,
+                    "--export: " + c.export_path + " would overwrite " + input +
+                        ", an input of this run; choose another path");
+    }
+  }
+  const fs::path folder = target.parent_path();
+  AMALGAM_CHECK(!fs::exists(folder) || fs::is_directory(folder),
+                "--export: " + folder.string() + " is not a folder");
+  ensure_directory(folder.string());
+}
+
+void remove_old_run(const std::string& dir) {
+  for (const char* name : kRunFiles) std::filesystem::remove(std::filesystem::path(dir) / name);
+}
+
 // run_amalgamate once the process group (if any) has formed.
 int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group) {
   // First: a background process starts with SIGINT ignored, and loading can take seconds; a stop
@@ -268,15 +319,10 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   validate(config.objective);
   validate(config.train);
   if (c.out.empty()) c.out = default_run_dir("amalgamate");
-  AMALGAM_CHECK(c.export_path.empty() || std::filesystem::path(c.export_path).extension() == ".pt",
-                "--export: '" + c.export_path + "' should end in .pt");
-  AMALGAM_CHECK(
-      c.export_path.empty() || std::filesystem::weakly_canonical(c.export_path) !=
-                                   std::filesystem::weakly_canonical(c.out + "/student.pt"),
-      "--export: " + c.export_path + " is where the run saves its student; choose another path");
+  const bool writer = !group || group->rank() == 0;
+  if (writer && c.resume.empty() && !c.dry_run) check_new_run_outputs(c);
   RunContext context;
   context.group = std::move(group);
-  const bool writer = !context.group || context.group->rank() == 0;
   context.student_network = user_student(config.student.arch, c.data, config.train.device);
   AMALGAM_CHECK(!config.sync_batchnorm || !context.student_network,
                 "--sync-batchnorm: " + config.student.arch +
@@ -302,6 +348,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
     return 0;
   }
   ensure_directory(c.out);
+  if (c.resume.empty()) remove_old_run(c.out);  // refused above unless --overwrite
   // Written once every input has been accepted.
   write_text_atomically(c.out + "/config.json", run_config(c, world_size).dump(2) + "\n");
   context.checkpoint_path = c.out + "/checkpoint.pt";

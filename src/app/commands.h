@@ -56,6 +56,7 @@ struct AmalgamateCommand {
   std::string export_path;            ///< --export ("" = none)
   bool dry_run = false;               ///< print the resolved config and models, then stop
   std::string resume;                 ///< --resume RUN_DIR ("" = a new run)
+  bool overwrite = false;             ///< --overwrite: a new run may replace the one in `out`
   int nproc = 0;                      ///< --nproc: ranks to start on this host (0 = this process)
   DistributedOptions dist;            ///< this process's rank in a data-parallel run
 };

@@ -53,10 +53,12 @@ TransferSet load_transfer_set(const DataSource& source, const InputSpec& input,
   require_folders(source);
   *val = LabeledImages{};
   at::Tensor images = load_image_tree(source.dirs, geometry_of(source, input));
-  log_info("transfer set: " + std::to_string(images.size(0)) + " images from " +
-           std::to_string(source.dirs.size()) + " folder(s)");
-  LabeledImages all{images, at::Tensor()};
-  if (source.limit > 0) images = subsample(all, source.limit, source.split_seed + 1).images;
+  const int64_t found = images.size(0);
+  if (source.limit > 0)
+    images = subsample({images, at::Tensor()}, source.limit, source.split_seed + 1).images;
+  log_info("transfer set: " + std::to_string(found) + " images from " +
+           std::to_string(source.dirs.size()) + " folder(s)" +
+           (images.size(0) < found ? "; --limit keeps " + std::to_string(images.size(0)) : ""));
   return TransferSet(images);
 }
 

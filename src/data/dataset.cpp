@@ -22,7 +22,9 @@ std::string find_idx_file(const std::string& dir, const std::string& stem) {
 }
 
 LabeledImages gather(const LabeledImages& data, const at::Tensor& index) {
-  return {data.images.index_select(0, index), data.labels.index_select(0, index)};
+  // Image folders without class folders have no labels: their subsets have none either.
+  return {data.images.index_select(0, index),
+          data.labels.defined() ? data.labels.index_select(0, index) : at::Tensor()};
 }
 
 at::Tensor to_index(const std::vector<int64_t>& ids) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -26,6 +27,16 @@ bool has_image_extension(const fs::path& path) {
   static const char* known[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
                                 ".tga", ".pgm", ".ppm",  ".pnm"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return ext == k; });
+}
+
+// Image formats people keep that stb cannot decode: named when skipped, never skipped silently.
+bool has_unreadable_image_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  static const char* unreadable[] = {".webp", ".tif", ".tiff", ".heic", ".avif", ".jxl"};
+  return std::any_of(std::begin(unreadable), std::end(unreadable),
+                     [&](const char* k) { return ext == k; });
 }
 
 std::string failure_reason() {
@@ -138,14 +149,35 @@ std::vector<std::string> list_image_files(const std::string& root) {
   AMALGAM_CHECK(fs::is_directory(root), root + ": no such folder");
   std::vector<std::string> files;
   std::error_code ec;
+  // Symlinked folders are followed once each (by canonical path): a link to a parent would
+  // otherwise be walked again and again, the same images counted many times.
+  std::set<fs::path> visited = {fs::canonical(root, ec)};
+  std::set<fs::path> seen_files;
+  int64_t duplicates = 0, unreadable = 0;
   for (fs::recursive_directory_iterator
            it(root, fs::directory_options::follow_directory_symlink, ec),
        end;
        !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec) && has_image_extension(it->path()))
+    if (it->is_directory(ec)) {
+      if (!visited.insert(fs::canonical(it->path(), ec)).second) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(ec)) continue;
+    if (has_unreadable_image_extension(it->path())) ++unreadable;
+    if (!has_image_extension(it->path())) continue;
+    if (seen_files.insert(fs::canonical(it->path(), ec)).second)
       files.push_back(it->path().string());
+    else
+      ++duplicates;
   }
   AMALGAM_CHECK(!ec, root + ": cannot list: " + ec.message());
+  if (duplicates > 0)
+    log_warning(root + ": " + std::to_string(duplicates) +
+                " image file(s) reached twice through symbolic links, counted once");
+  if (unreadable > 0)
+    log_warning(root + ": skipped " + std::to_string(unreadable) +
+                " webp/tiff/heic/avif/jxl file(s); amalgam reads png, jpg, bmp, gif, tga and "
+                "pnm (convert them first)");
   std::sort(files.begin(), files.end());
   return files;
 }

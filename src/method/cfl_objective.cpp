@@ -31,7 +31,7 @@ class CflObjectiveImpl : public ObjectiveImpl {
   LossTerms loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
                  const BatchContext& batch) override {
     LossTerms terms;
-    const std::vector<at::Tensor> weights = teacher_weights(batch, student.logits.options());
+    const std::vector<at::Tensor> weights = teacher_weights(batch, teachers);
     terms.add("kd", routed() ? within_task_loss(student, teachers, weights)
                              : soft_target_loss(student, teachers, config_.temperature));
     at::Tensor total = config_.lambda_kd * terms.part("kd");
@@ -40,10 +40,9 @@ class CflObjectiveImpl : public ObjectiveImpl {
       total = total + config_.routing.lambda_task * terms.part("task");
     }
     if (block_) {
-      const CommonSpaceLoss common = common_space_loss(
-          *block_, student, teachers, config_, batch.gather,
-          config_.routing.weight_by_responsibility && routed() ? weights
-                                                               : std::vector<at::Tensor>{});
+      const CommonSpaceLoss common =
+          common_space_loss(*block_, student, teachers, config_, batch.gather,
+                            uniform() ? std::vector<at::Tensor>{} : weights);
       terms.add("mmd", common.mmd);
       terms.add("recon", common.recon);
       total = total + feature_weight(batch.progress) * (common.mmd + config_.beta * common.recon);
@@ -77,19 +76,42 @@ class CflObjectiveImpl : public ObjectiveImpl {
 
  private:
   bool routed() const { return routing_.task.defined(); }
+  bool uniform() const {
+    return !routed() || config_.routing.slice_weights == SliceWeights::kUniform;
+  }
 
-  // Per teacher, each image's weight [B]: its responsibility, or 1 for every teacher.
+  // Per teacher, each image's weight [B] (see SliceWeights). Measured on the cross-domain user
+  // set-up (seed 0, digits / clothing %): KD 89.5 / 67.6, responsibility 83.5 / 72.8, expertise
+  // 89.5 / 72.2 — the responsibility alone starves the digits teacher, whose images are a quarter
+  // of the transfer set, of the images plain KD imitates it on.
   std::vector<at::Tensor> teacher_weights(const BatchContext& batch,
-                                          const at::TensorOptions& options) const {
+                                          const std::vector<ModelOutput>& teachers) const {
     std::vector<at::Tensor> weights;
     if (!routed()) return weights;
-    const at::Tensor rows =
-        config_.routing.weight_by_responsibility
-            ? routing_.responsibility.index_select(0, batch.indices.cpu())
-            : torch::ones({batch.indices.size(0), static_cast<int64_t>(sizes_.size())});
-    for (size_t i = 0; i < sizes_.size(); ++i)
-      weights.push_back(rows.select(1, static_cast<int64_t>(i)).to(options));
+    const auto options = teachers.front().logits.options();
+    const int64_t n = batch.indices.size(0);
+    if (uniform()) {
+      for (size_t i = 0; i < sizes_.size(); ++i) weights.push_back(torch::ones({n}, options));
+      return weights;
+    }
+    const at::Tensor responsibility =
+        routing_.responsibility.index_select(0, batch.indices.cpu()).to(options);
+    const at::Tensor kd_share = concatenated_target_shares(teachers);
+    for (size_t i = 0; i < sizes_.size(); ++i) {
+      const at::Tensor r = responsibility.select(1, static_cast<int64_t>(i));
+      weights.push_back(config_.routing.slice_weights == SliceWeights::kExpertise
+                            ? torch::max(r, kd_share.select(1, static_cast<int64_t>(i)))
+                            : r);
+    }
     return weights;
+  }
+
+  // [B,T]: each teacher's share of plain KD's soft targets (the softmax of the concatenated
+  // logits at the soft-target temperature).
+  at::Tensor concatenated_target_shares(const std::vector<ModelOutput>& teachers) const {
+    std::vector<at::Tensor> logits;
+    for (const auto& t : teachers) logits.push_back(t.logits);
+    return slice_probabilities(torch::cat(logits, 1) / config_.temperature, sizes_);
   }
 
   // Each teacher's soft targets within its own slice of the head, weighted per image.
@@ -105,8 +127,7 @@ class CflObjectiveImpl : public ObjectiveImpl {
       loss = loss + t * t * (weights[i] * per_image).mean();
       offset += sizes_[i];
     }
-    return config_.routing.weight_by_responsibility ? loss
-                                                    : loss / static_cast<double>(teachers.size());
+    return uniform() ? loss / static_cast<double>(teachers.size()) : loss;
   }
 
   // Cross-entropy of the student's task gate (its slices' softmax mass) against the routing:

@@ -28,6 +28,14 @@ const std::vector<std::pair<RoutingScore, const char*>>& score_names() {
   return names;
 }
 
+const std::vector<std::pair<SliceWeights, const char*>>& weight_names() {
+  static const std::vector<std::pair<SliceWeights, const char*>> names = {
+      {SliceWeights::kExpertise, "expertise"},
+      {SliceWeights::kResponsibility, "responsibility"},
+      {SliceWeights::kUniform, "uniform"}};
+  return names;
+}
+
 template <typename E>
 const char* name_of(E value, const std::vector<std::pair<E, const char*>>& names) {
   for (const auto& [v, text] : names)
@@ -41,6 +49,12 @@ RoutingRule parse_routing_rule(const std::string& name) {
   for (const auto& [rule, text] : rule_names())
     if (name == text) return rule;
   throw Error("--routing: expected none, teachers or gate, got '" + name + "'");
+}
+
+SliceWeights parse_slice_weights(const std::string& name) {
+  for (const auto& [weights, text] : weight_names())
+    if (name == text) return weights;
+  throw Error("--slice-weights: expected expertise, responsibility or uniform, got '" + name + "'");
 }
 
 void validate(const RoutingOptions& o) {
@@ -59,7 +73,7 @@ void to_json(nlohmann::json& j, const RoutingOptions& o) {
        {"prior", o.prior},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
-       {"weight_by_responsibility", o.weight_by_responsibility}};
+       {"slice_weights", name_of(o.slice_weights, weight_names())}};
 }
 
 void from_json(const nlohmann::json& j, RoutingOptions& o) {
@@ -70,7 +84,8 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
   o.prior = j.value("prior", d.prior);
   o.confident_share = j.value("confident_share", d.confident_share);
   o.lambda_task = j.value("lambda_task", d.lambda_task);
-  o.weight_by_responsibility = j.value("weight_by_responsibility", d.weight_by_responsibility);
+  o.slice_weights = parse_slice_weights(
+      j.value("slice_weights", std::string(name_of(d.slice_weights, weight_names()))));
 }
 
 RoutingScore parse_routing_score(const std::string& name) {

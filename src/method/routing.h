@@ -34,6 +34,19 @@ enum class RoutingRule {
 /// The rule called `name` (none | teachers | gate); throws Error naming --routing.
 RoutingRule parse_routing_rule(const std::string& name);
 
+/// How strongly each image carries a teacher's within-task soft targets.
+enum class SliceWeights {
+  /// max(responsibility, the teacher's share of the concatenated soft targets): an image an
+  /// expert claims is imitated as plain KD would, and routing only adds the images it misses.
+  kExpertise,
+  kResponsibility,  ///< the calibrated responsibility alone
+  kUniform,         ///< every teacher on every image alike
+};
+
+/// The weighting called `name` (expertise | responsibility | uniform); throws Error naming
+/// --slice-weights.
+SliceWeights parse_slice_weights(const std::string& name);
+
 /// Options of the routing estimate.
 struct RoutingOptions {
   RoutingRule rule = RoutingRule::kGate;       ///< the task factor of the targets
@@ -48,9 +61,8 @@ struct RoutingOptions {
   /// so the confident images are not all of the easiest classes.
   double confident_share = 0.4;
   double lambda_task = 1.0;  ///< weight of the student's task-routing term (teachers, gate)
-  /// Weight each teacher's within-task soft targets and feature terms by its responsibility for
-  /// the image (off: every teacher is imitated on every image).
-  bool weight_by_responsibility = true;
+  /// Per image and teacher, the weight of its within-task soft targets and feature terms.
+  SliceWeights slice_weights = SliceWeights::kExpertise;
 };
 
 /// Throws Error naming the option for a nonsense value.

@@ -40,8 +40,13 @@ torch::jit::Module load_module(const std::string& path, c10::Device device) {
   try {
     return torch::jit::load(path, device);
   } catch (const c10::Error& e) {
-    throw Error(path +
-                ": not a loadable TorchScript module: " + first_line(e.what_without_backtrace()));
+    const std::string what = e.what_without_backtrace();
+    // torch.save writes the same zip archive as TorchScript, without the code TorchScript needs.
+    if (what.find("constants.pkl") != std::string::npos)
+      throw Error(path +
+                  ": written by torch.save (a state_dict or pickled module), not TorchScript; save "
+                  "it with torch.jit.script(model.eval()).save(PATH) or torch.jit.trace");
+    throw Error(path + ": not a loadable TorchScript module: " + first_line(what));
   }
 }
 
