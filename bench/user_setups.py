@@ -4,6 +4,8 @@
                 one teacher per domain, one unlabeled folder holding both domains' images
   tv-small      Fashion-MNIST halves at 32x32 RGB, a scripted ResNet-18 and a traced MobileNetV2,
                 3,000 unlabeled images
+  tv-vit        tv-small with a Vision Transformer (scripted, tapped at `encoder`: a class token
+                and 8x8 patch tokens) as the first teacher instead of the ResNet
 
 Teachers are trained here (Debian's python3-torch, labels used only for them), then every student
 is made and scored by the amalgam CLI exactly as a user would run it: `amalgamate` on the unlabeled
@@ -131,7 +133,7 @@ def make_setup(name, out, threads):
                  ("clothing", FASHION_NAMES, to_rgb32(f_img[f_train]), f_lab[f_train],
                   to_rgb32(ft_img[f_test]), ft_lab[f_test])]
         epochs = [15, 4]
-    else:  # tv-small: Fashion halves, teachers trained on 12k labeled images, 3k transfer images
+    else:  # tv-small, tv-vit: Fashion halves, teachers trained on 12k labeled images, 3k transfer
         f_img, f_lab = fashion("train")
         order = rng.permutation(len(f_img))
         teach_idx, transfer_idx = order[:12000], order[12000:15000]
@@ -145,12 +147,18 @@ def make_setup(name, out, threads):
                           to_rgb32(ft_img[tsel]), ft_lab[tsel] - lo))
         write_tree(f"{out}/transfer", to_rgb32(f_img[transfer_idx]),
                    ["unlabeled"] * len(transfer_idx))
-        epochs = [3, 3]
+        epochs = [15, 3] if name == "tv-vit" else [3, 3]
     record = {}
     for k, (task, names, x, y, xt, yt) in enumerate(tasks):
         torch.manual_seed(k)
-        model = (torchvision.models.resnet18(num_classes=len(names)) if k == 0 else
-                 torchvision.models.mobilenet_v2(num_classes=len(names)))
+        if k == 1:
+            model = torchvision.models.mobilenet_v2(num_classes=len(names))
+        elif name == "tv-vit":
+            model = torchvision.models.VisionTransformer(
+                image_size=32, patch_size=4, num_layers=4, num_heads=4, hidden_dim=64,
+                mlp_dim=128, num_classes=len(names))
+        else:
+            model = torchvision.models.resnet18(num_classes=len(names))
         train_teacher(model, x, y, epochs[k], k)
         record[task] = accuracy(model, xt, yt)
         save_teacher(model, f"{out}/{'ab'[k]}.pt", task, names, traced=(k == 1))
@@ -231,7 +239,8 @@ def main():
             os.makedirs(out, exist_ok=True)
             make_setup(setup, out, a.threads)
         epochs = "4" if setup == "cross-domain" else "3"
-        teachers = ["--teacher", f"{out}/a.pt:layer4", "--teacher", f"{out}/b.pt:features"]
+        tap_a = "encoder" if setup == "tv-vit" else "layer4"
+        teachers = ["--teacher", f"{out}/a.pt:{tap_a}", "--teacher", f"{out}/b.pt:features"]
         rows = {}
         ev = f"{out}/eval_teachers.json"
         run([a.amalgam, "eval"] + teachers + ["--data", f"{out}/test", "--json", ev,

@@ -103,7 +103,14 @@ def forward(self, x):
 }
 
 TEST(TorchScriptNetwork, SharesParametersWithTheModuleAndTrains) {
-  auto net = std::make_shared<TorchScriptNetworkImpl>(user_module(), "body", rgb(8), "user.pt");
+  // Its body returns [B,4,4,4] for 8x8 images: channels-first or -last cannot be told apart, so
+  // the layout is declared (and without it, refused).
+  EXPECT_THROW(TorchScriptNetworkImpl(user_module(), "body", rgb(8), "user.pt")
+                   .forward(torch::rand({2, 3, 8, 8})),
+               Error);
+  auto net =
+      std::make_shared<TorchScriptNetworkImpl>(user_module(), "body@nchw", rgb(8), "user.pt");
+  EXPECT_EQ(net->tap(), "body@nchw");
   const auto out = net->forward(torch::rand({2, 3, 8, 8}));
   EXPECT_EQ(out.features.sizes(), (std::vector<int64_t>{2, 4, 4, 4}));
   EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{2, 5}));
@@ -121,10 +128,11 @@ TEST(TorchScriptNetwork, SharesParametersWithTheModuleAndTrains) {
 
 TEST(TorchScriptNetwork, CheckpointRoundTripKeepsLayerAndWeights) {
   const std::string dir = temp_dir("ts_checkpoint");
-  auto net = std::make_shared<TorchScriptNetworkImpl>(user_module(), "body", rgb(8), "user.pt");
+  auto net =
+      std::make_shared<TorchScriptNetworkImpl>(user_module(), "body@nchw", rgb(8), "user.pt");
   ModelSpec spec;
   spec.arch = "torchscript";
-  spec.layer = "body";
+  spec.layer = net->tap();
   spec.num_classes = 5;
   spec.input = rgb(8);
   save_network(*net, dir + "/s.pt", {{"model", spec}});

@@ -126,8 +126,9 @@ Network user_student(const std::string& text, const DataOptions& d, const std::s
   AMALGAM_CHECK(
       !ref.layer.empty(),
       "--student: " + ref.path + " needs :LAYER, the submodule whose output is its feature map");
-  return load_torchscript_network(ref.path, ref.layer, resolve_conventions(ref.path, d.input).input,
-                                  parse_device(device));
+  const FileConventions conventions = resolve_conventions(ref.path, d.input);
+  return load_torchscript_network(ref.path, layer_with_layout(ref.layer, conventions),
+                                  conventions.input, parse_device(device));
 }
 
 // eval's routing diagnostics: which task each image is given to under each rule, the union
@@ -187,6 +188,35 @@ nlohmann::json print_routing(const std::vector<Teacher>& teachers, const Student
 nlohmann::json run_config(const AmalgamateCommand& c, int world_size) {
   return {{"command", "amalgamate"}, {"teachers", c.teachers},  {"data", c.data},
           {"options", c.config},     {"export", c.export_path}, {"world_size", world_size}};
+}
+
+// Where each network's features come from: the tapped layer, the layout it was read in and the
+// feature map that results ({C,H,W}; H = W = 1 for vectors). Recorded in config.json.
+nlohmann::json network_record(const std::string& ref, NetworkImpl& network) {
+  nlohmann::json record = {{"ref", ref}, {"feature_shape", feature_shape(network)}};
+  if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(&network)) {
+    record["layer"] = scripted->layer();
+    record["layout"] = feature_layout_name(scripted->layout());
+  } else {
+    record["layout"] = feature_layout_name(FeatureLayout::kNCHW);  // every zoo network
+  }
+  return record;
+}
+
+nlohmann::json networks_record(const AmalgamateCommand& c, const Network& user_student,
+                               const std::vector<Teacher>& teachers) {
+  nlohmann::json record = {{"teachers", nlohmann::json::array()}};
+  for (size_t i = 0; i < teachers.size(); ++i)
+    record["teachers"].push_back(network_record(c.teachers[i], *teachers[i].network));
+  Network student = user_student;
+  if (!student) {
+    ModelSpec spec = c.config.student;
+    spec.input = teachers.front().network->input();
+    spec.num_classes = 1;  // the head does not change the feature map
+    student = make_network(spec);
+  }
+  record["student"] = network_record(c.config.student.arch, *student);
+  return record;
 }
 
 // --dry-run: the resolved config and what would be built, without touching data or disk.
@@ -350,7 +380,9 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   ensure_directory(c.out);
   if (c.resume.empty()) remove_old_run(c.out);  // refused above unless --overwrite
   // Written once every input has been accepted.
-  write_text_atomically(c.out + "/config.json", run_config(c, world_size).dump(2) + "\n");
+  nlohmann::json run = run_config(c, world_size);
+  run["networks"] = networks_record(c, context.student_network, teachers);
+  write_text_atomically(c.out + "/config.json", run.dump(2) + "\n");
   context.checkpoint_path = c.out + "/checkpoint.pt";
   RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);
   recorder.attach(context);
@@ -565,10 +597,9 @@ int run_predict(const PredictCommand& c) {
 }
 
 int run_inspect(const InspectCommand& c) {
-  InputSpec input;
-  input.channels = c.data.input.channels;
-  input.height = c.data.input.height;
-  input.width = c.data.input.width;
+  // The file's sidecar fills what the options leave open, as when it is amalgamated.
+  AMALGAM_CHECK(std::filesystem::is_regular_file(c.model), c.model + ": no such model file");
+  const InputSpec input = resolve_conventions(c.model, c.data.input).input;
   std::printf("%s", inspect_torchscript(c.model, input).c_str());
   return 0;
 }

@@ -12,7 +12,8 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
-/// The first line of `text`: LibTorch and JSON messages run on with backtraces and context.
+/// The first line of `text`: LibTorch and JSON messages run on with backtraces and context. For a
+/// TorchScript interpreter failure, the cause at the end of its traceback.
 std::string first_line(const std::string& text);
 
 }  // namespace amalgam

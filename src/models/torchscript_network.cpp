@@ -56,6 +56,22 @@ std::string list_paths(const std::vector<std::string>& paths) {
   return text.empty() ? "(none: the module has no submodules)" : text;
 }
 
+// "  -> nhwc, features [C, H, W]" for a tappable output, or why no layout reads it.
+std::string layout_text(const at::IValue& value, const InputSpec& input) {
+  if (!value.isTensor()) return "";
+  const at::Tensor x = value.toTensor();
+  try {
+    const FeatureLayout layout = resolve_feature_layout(x.sizes().vec(), input.height, input.width,
+                                                        FeatureLayout::kAuto, "");
+    const at::Tensor map = to_feature_map(x, layout);
+    return std::string("  -> ") + feature_layout_name(layout) + ", features [" +
+           std::to_string(map.size(1)) + ", " + std::to_string(map.size(2)) + ", " +
+           std::to_string(map.size(3)) + "]";
+  } catch (const Error&) {
+    return "  -> layout unclear: tap it as LAYER@LAYOUT (nchw, nhwc, tokens, tokens+cls, vector)";
+  }
+}
+
 }  // namespace
 
 bool is_torchscript_file(const std::string& path) {
@@ -68,9 +84,12 @@ bool is_torchscript_file(const std::string& path) {
 TorchScriptNetworkImpl::TorchScriptNetworkImpl(torch::jit::Module module, std::string layer,
                                                InputSpec input, std::string source)
     : module_(std::make_unique<torch::jit::Module>(std::move(module))),
-      layer_(std::move(layer)),
+      layer_(layer.substr(0, layer.find('@'))),
       input_(std::move(input)),
       source_(std::move(source)) {
+  if (layer.find('@') != std::string::npos)
+    declared_layout_ =
+        parse_feature_layout(layer.substr(layer.find('@') + 1), source_ + ":" + layer);
   AMALGAM_CHECK(static_cast<int64_t>(input_.mean.size()) == input_.channels &&
                     static_cast<int64_t>(input_.std.size()) == input_.channels,
                 source_ + ": mean and std need one value per input channel (" +
@@ -118,11 +137,12 @@ ModelOutput TorchScriptNetworkImpl::forward(const at::Tensor& images) {
     auto& fn = *static_cast<torch::jit::Function*>(tapped_forward_);
     const auto result = fn({module_->_ivalue(), x}).toTuple();
     const at::IValue& tap = result->elements()[0];
-    AMALGAM_CHECK(tap.isTensor() && (tap.toTensor().dim() == 4 || tap.toTensor().dim() == 2),
-                  source_ + ": layer '" + layer_ + "' returns " + shape_text(tap) +
-                      ", not a feature map [B,C,H,W] or a vector [B,C]");
-    out.features =
-        tap.toTensor().dim() == 4 ? tap.toTensor() : tap.toTensor().unsqueeze(-1).unsqueeze(-1);
+    AMALGAM_CHECK(tap.isTensor(), source_ + ": layer '" + layer_ + "' returns " + shape_text(tap) +
+                                      ", not a tensor of features");
+    if (layout_ == FeatureLayout::kAuto)
+      layout_ = resolve_feature_layout(tap.toTensor().sizes().vec(), input_.height, input_.width,
+                                       declared_layout_, source_ + ": layer '" + layer_ + "'");
+    out.features = to_feature_map(tap.toTensor(), layout_);
     logits = result->elements()[1];
   }
   AMALGAM_CHECK(logits.isTensor() && logits.toTensor().dim() == 2,
@@ -153,14 +173,14 @@ std::string inspect_torchscript(const std::string& path, const InputSpec& input)
   at::IValue result;
   try {
     result = (*taps.function)({module._ivalue(), x});
-  } catch (const c10::Error& e) {
-    throw Error(
-        path + ": forward fails on a " + std::to_string(input.channels) + "x" +
-        std::to_string(input.height) + "x" + std::to_string(input.width) +
-        " input (check --input-size and --channels): " + first_line(e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // LibTorch's errors and the TorchScript interpreter's
+    throw Error(path + ": forward fails on a " + std::to_string(input.channels) + "x" +
+                std::to_string(input.height) + "x" + std::to_string(input.width) +
+                " input (check --input-size and --channels): " + first_line(e.what()));
   }
   const auto& items = result.toTuple()->elements();
-  for (size_t i = 0; i < taps.tapped.size(); ++i) shapes[taps.tapped[i]] = shape_text(items[i]);
+  for (size_t i = 0; i < taps.tapped.size(); ++i)
+    shapes[taps.tapped[i]] = shape_text(items[i]) + layout_text(items[i], input);
 
   std::ostringstream out;
   out << path << " (" << module.type()->name()->name() << "), input [1, " << input.channels << ", "

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "models/feature_layout.h"
 #include "models/network.h"
 
 namespace torch::jit {
@@ -17,8 +18,10 @@ struct Module;
 namespace amalgam {
 
 /// A TorchScript module whose forward returns logits; the feature map is the output of the
-/// submodule at `layer`, taken by a rewritten copy of forward (see layer_tap.h). With an empty
-/// layer only logits are available (features stay undefined).
+/// submodule at `layer`, taken by a rewritten copy of forward (see layer_tap.h) and read in its
+/// layout (feature_layout.h): `layer` is "PATH" or "PATH@LAYOUT" (e.g. "features@nhwc"), the
+/// layout read from the output's shape on the first forward when not given. With an empty layer
+/// only logits are available (features stay undefined).
 class TorchScriptNetworkImpl : public NetworkImpl {
  public:
   /// Wraps `module` (already on its device). `source` names the file in messages.
@@ -32,12 +35,22 @@ class TorchScriptNetworkImpl : public NetworkImpl {
   void train(bool on = true) override;
   /// The wrapped module (its parameters are this network's parameters).
   torch::jit::Module& module();
-  /// The tapped layer ("" when none).
+  /// The tapped layer's module path ("" when none).
   const std::string& layer() const { return layer_; }
+  /// The layer as it was given: "PATH", or "PATH@LAYOUT" when a layout was declared.
+  std::string tap() const {
+    return declared_layout_ == FeatureLayout::kAuto
+               ? layer_
+               : layer_ + "@" + feature_layout_name(declared_layout_);
+  }
+  /// The layout its output is read in (kAuto until the first forward resolves it).
+  FeatureLayout layout() const { return layout_; }
 
  private:
   std::unique_ptr<torch::jit::Module> module_;
   std::string layer_;
+  FeatureLayout declared_layout_ = FeatureLayout::kAuto;
+  FeatureLayout layout_ = FeatureLayout::kAuto;
   InputSpec input_;
   std::string source_;
   void* tapped_forward_ = nullptr;  // torch::jit::Function*, owned by the module's unit

@@ -64,6 +64,7 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
   try {
     result.task = side.value("task", std::string());
     result.class_names = side.value("class_names", std::vector<std::string>());
+    result.layout = side.value("layout", std::string());
     in.channels = side.value("channels", options.channels > 0 ? options.channels : 3);
     in.height = options.height;
     in.width = options.width;
@@ -86,6 +87,12 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
   in.std = per_channel(in.std, in.channels, path + ": std");
   for (double s : in.std) AMALGAM_CHECK(s > 0, path + ": std values must be > 0");
   return result;
+}
+
+std::string layer_with_layout(const std::string& layer, const FileConventions& conventions) {
+  if (layer.empty() || conventions.layout.empty() || layer.find('@') != std::string::npos)
+    return layer;
+  return layer + "@" + conventions.layout;
 }
 
 }  // namespace amalgam

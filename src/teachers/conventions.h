@@ -37,12 +37,17 @@ struct FileConventions {
   InputSpec input;                       ///< geometry and normalisation
   std::string task;                      ///< task name ("" when the sidecar gives none)
   std::vector<std::string> class_names;  ///< empty when the sidecar gives none
+  std::string layout;  ///< the tapped layer's feature layout ("" = read from its shape)
 };
 
+/// `layer` with the sidecar's layout appended ("features" -> "features@nhwc") unless the layer
+/// already names one: the command line wins.
+std::string layer_with_layout(const std::string& layer, const FileConventions& conventions);
+
 /// Reads `path`'s sidecar if there is one ({"task", "class_names", "input_size", "channels",
-/// "mean", "std"}; every key optional), fills gaps from `options`, then defaults (3 channels,
-/// mean 0, std 1). Throws Error naming the file when the input size is still unknown or an entry
-/// has the wrong type.
+/// "mean", "std", "layout"}; every key optional), fills gaps from `options`, then defaults (3
+/// channels, mean 0, std 1). Throws Error naming the file when the input size is still unknown or
+/// an entry has the wrong type.
 FileConventions resolve_conventions(const std::string& path, const InputConventions& options);
 
 }  // namespace amalgam

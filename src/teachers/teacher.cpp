@@ -43,7 +43,8 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
                     "feature map (amalgam inspect " +
                     ref.path + " lists them)");
   const FileConventions conv = resolve_conventions(ref.path, conventions);
-  Network network = load_torchscript_network(ref.path, ref.layer, conv.input, device);
+  Network network =
+      load_torchscript_network(ref.path, layer_with_layout(ref.layer, conv), conv.input, device);
   freeze(*network);
   int64_t outputs = 0;
   try {
@@ -53,11 +54,12 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
             ->forward(torch::zeros({1, conv.input.channels, conv.input.height, conv.input.width},
                                    torch::TensorOptions().device(device)))
             .logits.size(1);
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
+  } catch (const Error&) {
+    throw;  // already names the file (e.g. a feature layout that cannot be read)
+  } catch (const std::exception& e) {  // LibTorch's errors and the TorchScript interpreter's
     throw Error(ref.path + ": forward fails on a " + std::to_string(conv.input.channels) + "x" +
                 std::to_string(conv.input.height) + "x" + std::to_string(conv.input.width) +
-                " input (check --input-size and --channels): " + first_line(what));
+                " input (check --input-size and --channels): " + first_line(e.what()));
   }
   TaskSpec task;
   task.name = conv.task.empty() ? std::filesystem::path(ref.path).stem().string() : conv.task;

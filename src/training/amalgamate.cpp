@@ -77,7 +77,7 @@ Network build_student(const AmalgamateConfig& config, const RunContext& context,
   if (student) {
     spec.arch = "torchscript";
     if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(student.get()))
-      spec.layer = scripted->layer();
+      spec.layer = scripted->tap();
     spec.input = student->input();
     const InputSpec& own = student->input();
     AMALGAM_CHECK(
