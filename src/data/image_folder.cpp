@@ -20,10 +20,15 @@ namespace {
 
 constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192x8192: refuse larger before decoding
 
-bool has_image_extension(const fs::path& path) {
+std::string lower_extension(const fs::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+bool has_image_extension(const fs::path& path) {
+  const std::string ext = lower_extension(path);
   static const char* known[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
                                 ".tga", ".pgm", ".ppm",  ".pnm"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return ext == k; });
@@ -31,9 +36,7 @@ bool has_image_extension(const fs::path& path) {
 
 // Image formats people keep that stb cannot decode: named when skipped, never skipped silently.
 bool has_unreadable_image_extension(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = lower_extension(path);
   static const char* unreadable[] = {".webp", ".tif", ".tiff", ".heic", ".avif", ".jxl"};
   return std::any_of(std::begin(unreadable), std::end(unreadable),
                      [&](const char* k) { return ext == k; });
