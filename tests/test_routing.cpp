@@ -117,12 +117,14 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   o.prior = {1, 2};
   o.confident_share = 0.3;
   o.slice_weights = SliceWeights::kUniform;
+  o.calibrate_gate = false;
   const RoutingOptions back = nlohmann::json(o).get<RoutingOptions>();
   EXPECT_EQ(back.rule, o.rule);
   EXPECT_EQ(back.score, o.score);
   EXPECT_EQ(back.prior, o.prior);
   EXPECT_DOUBLE_EQ(back.confident_share, 0.3);
   EXPECT_EQ(back.slice_weights, SliceWeights::kUniform);
+  EXPECT_FALSE(back.calibrate_gate);
   EXPECT_THROW(parse_routing_rule("oracle"), Error);
   EXPECT_THROW(parse_routing_score("entropy"), Error);
   o.confident_share = 0;

@@ -4,6 +4,10 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/precision.h"
+#include "evaluation/evaluate.h"
+#include "method/routing.h"
+#include "training/gate_calibration.h"
 #include "training/optimizer.h"
 #include "training/options_json.h"
 
@@ -56,4 +60,102 @@ TEST(TrainOptions, RejectsNonsense) {
   }
   EXPECT_THROW(parse_schedule("linear"), Error);
   EXPECT_EQ(parse_schedule("step"), Schedule::kStep);
+}
+
+namespace {
+
+// A linear classifier over the raw pixels; `bias` decides whether its output layer has one.
+class LinearNetImpl : public NetworkImpl {
+ public:
+  LinearNetImpl(int64_t classes, bool bias)
+      : head_(register_module("head",
+                              torch::nn::Linear(torch::nn::LinearOptions(4, classes).bias(bias)))) {
+    input_.height = input_.width = 2;
+  }
+  ModelOutput forward(const at::Tensor& images) override {
+    return {images, head_->forward(images.flatten(1))};
+  }
+  std::vector<at::Tensor> head_parameters() override { return head_->parameters(); }
+  const InputSpec& input() const override { return input_; }
+
+ private:
+  torch::nn::Linear head_;
+  InputSpec input_;
+};
+
+at::Tensor slice_mass(NetworkImpl& net, const at::Tensor& images, const HeadLayout& head) {
+  return slice_probabilities(predict_logits(net, images, 128),
+                             {head.tasks[0].size(), head.tasks[1].size()});
+}
+
+HeadLayout two_tasks() {
+  HeadLayout head;
+  head.tasks = {TaskSpec{"a", {0, 1}, {}}, TaskSpec{"b", {2, 3, 4}, {}}};
+  return head;
+}
+
+}  // namespace
+
+TEST(GateCalibration, ShiftsTheTaskSharesAndKeepsEachTasksAnswer) {
+  torch::manual_seed(0);
+  LinearNetImpl net(5, true);
+  const at::Tensor images = torch::randint(0, 256, {600, 1, 2, 2}, torch::kUInt8);
+  const HeadLayout head = two_tasks();
+  const at::Tensor before = predict_logits(net, images, 128);
+  const GateCalibration g = calibrate_task_gate(net, images, head, {0.8, 0.2});
+  ASSERT_TRUE(g.applied);
+  EXPECT_GT(g.bias[0], g.bias[1]);
+  EXPECT_NEAR(slice_mass(net, images, head).select(1, 0).mean().item<double>(), 0.8, 1e-3);
+  EXPECT_GT(g.share_after[0], g.share_before[0]);
+  const at::Tensor after = predict_logits(net, images, 128);
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 2}, {2, 5}})
+    EXPECT_LT((torch::softmax(before.slice(1, begin, end), 1) -
+               torch::softmax(after.slice(1, begin, end), 1))
+                  .abs()
+                  .max()
+                  .item<double>(),
+              1e-5)
+        << "bias " << g.bias[0] << " " << g.bias[1];
+  // A task the routing gave no image stays reachable: the shift is finite.
+  const GateCalibration empty = calibrate_task_gate(net, images, head, {1.0, 0.0});
+  ASSERT_TRUE(empty.applied);
+  EXPECT_TRUE(std::isfinite(empty.bias[1]));
+  EXPECT_TRUE(torch::isfinite(predict_logits(net, images, 128)).all().item<bool>());
+}
+
+TEST(GateCalibration, AHeadWithoutBiasIsLeftAsTrained) {
+  torch::manual_seed(0);
+  LinearNetImpl net(5, false);
+  const at::Tensor images = torch::randint(0, 256, {50, 1, 2, 2}, torch::kUInt8);
+  const at::Tensor before = predict_logits(net, images, 128);
+  EXPECT_FALSE(calibrate_task_gate(net, images, two_tasks(), {0.5, 0.5}).applied);
+  EXPECT_TRUE(torch::equal(before, predict_logits(net, images, 128)));
+}
+
+TEST(Precision, Bf16AutocastsConvolutionsOnlyInsideTheGuard) {
+  const c10::Device cpu(c10::kCPU);
+  EXPECT_EQ(parse_precision("fp32", cpu), Precision::kFp32);
+  EXPECT_EQ(parse_precision("bf16", cpu), Precision::kBf16);
+  EXPECT_EQ(parse_precision("auto", cpu),
+            has_native_bf16(cpu) ? Precision::kBf16 : Precision::kFp32);
+  try {
+    parse_precision("fp8", cpu);
+    FAIL() << "fp8 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--precision"), std::string::npos);
+  }
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3));
+  const at::Tensor x = torch::rand({2, 3, 8, 8});
+  {
+    AutocastGuard autocast(Precision::kBf16, cpu);
+    EXPECT_EQ(conv->forward(x).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(conv->forward(x).scalar_type(), torch::kFloat32);
+  {
+    AutocastGuard autocast(Precision::kFp32, cpu);
+    EXPECT_EQ(conv->forward(x).scalar_type(), torch::kFloat32);
+  }
+  TrainOptions options;
+  options.precision = "half";
+  EXPECT_THROW(validate(options), Error);
 }

@@ -46,8 +46,13 @@ ok "--export into a new folder" $A amalgamate --teacher a.pt:layer4 --teacher b.
 exists "export in the new folder" new/dir/s.pt
 bad "--resume with a new option" "--export: not applied on --resume" $A amalgamate --resume lim \
   --export y.pt
-bad "--resume with a new epoch count" "--epochs: not applied on --resume" $A amalgamate \
-  --resume lim --epochs 4
+ok "--resume --epochs extends a finished run" $A amalgamate --resume lim --epochs 2
+[ "$(grep -c '"type":"epoch"' lim/metrics.jsonl)" = 2 ] && pass "the extended run trained epoch 2" ||
+  fail "after --epochs 2: $(grep -c '"type":"epoch"' lim/metrics.jsonl) epoch records"
+grep -q '"epochs": 2' lim/config.json && pass "config.json records the new epoch count" ||
+  fail "config.json keeps the old epoch count"
+bad "--resume cannot shorten a run" "can extend a run, not shorten it" $A amalgamate \
+  --resume lim --epochs 1
 bad "eval of TorchScript teachers without --data" "--data: required" $A eval \
   --teacher a.pt:layer4 --teacher b.pt:features --input-size 32
 
@@ -57,6 +62,22 @@ ok "python logits = C++ logits (export)" "$PY" "$HERE/fixtures/compare_logits.py
 ok "predict with the run's student" $A predict --model runs/amalgamate-*/student.pt \
   --data images/rgb --json p2.json
 ok "python export = C++ student" "$PY" "$HERE/fixtures/compare_logits.py" student.pt p2.json 1e-5
+ONE=$(find images/rgb -name '*.png' | sort | head -1)
+ok "predict one image file" $A predict --model student.pt --data "$ONE" --data images/rgb --json p4.json
+ok "predict gives probabilities, the task gate and the union answer" "$PY" -c "
+import json, math
+images = json.load(open('p4.json'))['images']
+assert images[0]['file'] == '$ONE' and len(images) == 1 + len(json.load(open('p1.json'))['images'])
+for e in images:
+    gate = e['task_probability']
+    assert abs(sum(gate.values()) - 1) < 1e-5, gate
+    z = e['logits']; top = max(range(len(z)), key=z.__getitem__)
+    joint = math.exp(z[top]) / sum(math.exp(v) for v in z)
+    assert abs(e['union']['probability'] - joint) < 1e-5, (e['union'], joint)
+    assert e['union']['task'] in gate and e['union']['class'] == e['predicted'][e['union']['task']]
+    assert all(0 < p <= 1 for p in e['probability'].values())"
+bad "predict on a file that is not an image" "not an image file" $A predict --model student.pt \
+  --data p1.json
 
 # A user's TorchScript student, two folders combined, augmentation.
 ok "TorchScript student" $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features \

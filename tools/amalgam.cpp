@@ -122,6 +122,10 @@ void add_train_options(CLI::App* cmd, TrainOptions& t, std::string& out) {
   cmd->add_option("--gamma", t.gamma, "Step schedule: decay factor")->capture_default_str();
   cmd->add_option("--seed", t.seed, "Seed of initialisation and data order")->capture_default_str();
   add_runtime_options(cmd, t.device, t.threads);
+  cmd->add_option("--precision", t.precision,
+                  "fp32, bf16 (autocast; float32 weights and losses) or auto (bf16 where the "
+                  "device computes it natively: AVX-512 BF16 or AMX CPUs, CUDA)")
+      ->capture_default_str();
   cmd->add_option("--crop-padding", t.augment.crop_padding,
                   "Augment: random crop after zero padding by this many pixels (0 = off)")
       ->capture_default_str();
@@ -143,8 +147,9 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
 // ignored, so it is refused by name (--threads, logging and the ranks' options may change).
 void refuse_options_on_resume(CLI::App* cmd) {
   static const std::set<std::string> allowed = {
-      "--resume",       "--threads",    "--nproc", "--rank",    "--world-size", "--dist-url",
-      "--dist-timeout", "--dist-iface", "--quiet", "--verbose", "--config",     "--help"};
+      "--resume",   "--threads", "--nproc",        "--rank",       "--world-size",
+      "--dist-url", "--epochs",  "--dist-timeout", "--dist-iface", "--quiet",
+      "--verbose",  "--config",  "--help"};
   for (const CLI::Option* option : cmd->get_options()) {
     const std::string name = option->get_name(false, false);
     if (option->count() == 0 || allowed.count(name)) continue;
@@ -206,6 +211,10 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
                     "(the larger of its responsibility and its share of the concatenated "
                     "targets), responsibility, uniform")
       ->default_str("expertise");
+  cmd->add_flag("--no-gate-calibration{false}", r.calibrate_gate,
+                "cfl: keep the student's task gate as trained (by default its task slices are "
+                "shifted after training so it routes each task the share of transfer images "
+                "the teachers' routing gave it)");
 }
 
 void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
@@ -339,7 +348,9 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
       state.who = "rank " + std::to_string(a.dist.rank) + ": ";
       if (a.dist.rank > 0 && !state.verbose) set_log_level(LogLevel::kQuiet);
     }
-    if (!a.resume.empty()) return resume_amalgamate(a.resume, a.config.train.threads, a.dist);
+    if (!a.resume.empty())
+      return resume_amalgamate(a.resume, a.config.train.threads,
+                               cmd->count("--epochs") > 0 ? a.config.train.epochs : 0, a.dist);
     return run_amalgamate(a);
   };
 }
@@ -390,7 +401,8 @@ Runner add_predict(CLI::App* cmd, CliState&) {
   auto c = std::make_shared<Cli>();
   cmd->add_option("--model", c->command.model, "Student file (amalgamate's or an --export)")
       ->required();
-  cmd->add_option("--data", c->data.data.source.dirs, "Image folder(s)")->required();
+  cmd->add_option("--data", c->data.data.source.dirs, "Image file(s) or folder(s) (repeat)")
+      ->required();
   cmd->add_option("--on-bad-image", c->data.on_bad_image, "skip or fail")->capture_default_str();
   add_json_option(cmd, c->command.json_path, "Write the JSON here (default: stdout)");
   add_runtime_options(cmd, c->command.runtime.device, c->command.runtime.threads);
@@ -494,7 +506,9 @@ const std::vector<CommandEntry>& command_table() {
       {"inspect",
        "Module tree of a TorchScript file with each layer's output shape (to pick LAYER)",
        &add_inspect},
-      {"predict", "Logits and per-task predictions for image folders", &add_predict},
+      {"predict",
+       "Per-task predictions with probabilities, the task gate and the union answer for images",
+       &add_predict},
       {"report", "Write RUN_DIR/report.html (charts, tables, feature maps)", &add_report},
       {"bench", "Time CFL amalgamation on the demo's setup and the machine's FP32 peak",
        &add_bench},

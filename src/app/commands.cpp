@@ -412,7 +412,8 @@ int run_amalgamate(AmalgamateCommand c) {
   return amalgamate_in_group(std::move(c), std::move(group));
 }
 
-int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist) {
+int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
+                      const DistributedOptions& dist) {
   const std::string config_path = run_dir + "/config.json";
   validate(dist);
   const bool writer = !dist.enabled() || dist.rank == 0;
@@ -453,6 +454,12 @@ int resume_amalgamate(const std::string& run_dir, int threads, const Distributed
     throw Error(config_path + ": damaged config: " + first_line(what));
   }
   if (threads > 0) c.config.train.threads = threads;
+  if (epochs > 0) {
+    AMALGAM_CHECK(epochs >= c.config.train.epochs,
+                  "--epochs: " + run_dir + " has " + std::to_string(c.config.train.epochs) +
+                      " epochs; --resume can extend a run, not shorten it");
+    c.config.train.epochs = epochs;
+  }
   return amalgamate_in_group(std::move(c), std::move(group));
 }
 
@@ -554,7 +561,44 @@ int run_eval(const EvalCommand& c) {
   return 0;
 }
 
-// Logits and per-task predictions of a student for every image under the folders, as JSON.
+namespace {
+
+// One image's answers: its logits; per task the class its slice picks and that class's
+// probability within the task; the task gate (each slice's softmax mass); and the union answer
+// (argmax over the whole head: task, class and probability), the one to use when the task is not
+// known.
+nlohmann::json prediction_record(const at::Tensor& logits, const HeadLayout& head) {
+  const at::Tensor row = logits.to(torch::kFloat32).contiguous();
+  const auto class_name = [&](size_t t, int64_t local) {
+    const TaskSpec& task = head.tasks[t];
+    return task.class_names.empty() ? nlohmann::json(local)
+                                    : nlohmann::json(task.class_names[static_cast<size_t>(local)]);
+  };
+  nlohmann::json entry = {
+      {"logits", std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + row.numel())}};
+  const at::Tensor joint = torch::softmax(row, 0);
+  for (size_t t = 0; t < head.tasks.size(); ++t) {
+    const int64_t begin = head.offset(t), size = head.tasks[t].size();
+    const at::Tensor within = torch::softmax(row.slice(0, begin, begin + size), 0);
+    const int64_t best = within.argmax().item<int64_t>();
+    const std::string& name = head.tasks[t].name;
+    entry["predicted"][name] = class_name(t, best);
+    entry["probability"][name] = within[best].item<double>();
+    entry["task_probability"][name] = joint.slice(0, begin, begin + size).sum().item<double>();
+  }
+  const int64_t top = joint.argmax().item<int64_t>();
+  size_t task = 0;
+  while (top >= head.offset(task) + head.tasks[task].size()) ++task;
+  entry["union"] = {{"task", head.tasks[task].name},
+                    {"class", class_name(task, top - head.offset(task))},
+                    {"probability", joint[top].item<double>()}};
+  return entry;
+}
+
+}  // namespace
+
+// Per-task predictions with probabilities, the task gate and the union answer of a student for
+// every image file given or found under the folders, as JSON.
 int run_predict(const PredictCommand& c) {
   const DataOptions& d = c.data;
   const std::string& model_path = c.model;
@@ -572,20 +616,8 @@ int run_predict(const PredictCommand& c) {
   const at::Tensor logits = predict_logits(*student.network, images, kInferenceBatch).contiguous();
   nlohmann::json result = {{"model", model_path}, {"images", nlohmann::json::array()}};
   for (int64_t i = 0; i < logits.size(0); ++i) {
-    const at::Tensor row = logits[i];
-    nlohmann::json entry = {
-        {"file", files[static_cast<size_t>(i)]},
-        {"logits", std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + row.numel())}};
-    for (size_t t = 0; t < student.head.tasks.size(); ++t) {
-      const TaskSpec& task = student.head.tasks[t];
-      const int64_t best =
-          row.slice(0, student.head.offset(t), student.head.offset(t) + task.size())
-              .argmax()
-              .item<int64_t>();
-      entry["predicted"][task.name] =
-          task.class_names.empty() ? nlohmann::json(best)
-                                   : nlohmann::json(task.class_names[static_cast<size_t>(best)]);
-    }
+    nlohmann::json entry = prediction_record(logits[i], student.head);
+    entry["file"] = files[static_cast<size_t>(i)];
     result["images"].push_back(entry);
   }
   const std::string text = result.dump(1) + "\n";

@@ -63,9 +63,11 @@ struct AmalgamateCommand {
 int run_amalgamate(AmalgamateCommand command);
 
 /// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
-/// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same).
+/// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same;
+/// `epochs` > 0 extends the run to that many epochs, a finished run included).
 /// A data-parallel run resumes with as many ranks as it had; only rank 0 needs RUN_DIR.
-int resume_amalgamate(const std::string& run_dir, int threads, const DistributedOptions& dist);
+int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
+                      const DistributedOptions& dist);
 
 /// `amalgamate --nproc N`: starts N ranks of this command line (`args`, argv without the program)
 /// on this host and waits for them.

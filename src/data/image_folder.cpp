@@ -223,6 +223,12 @@ at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOpt
   AMALGAM_CHECK(!roots.empty(), "--data: no image folder given");
   std::vector<std::string> files;
   for (const auto& root : roots) {
+    if (fs::is_regular_file(root)) {  // one image named on its own
+      AMALGAM_CHECK(has_image_extension(root),
+                    root + ": not an image file amalgam reads (png, jpg, bmp, gif, tga, pnm)");
+      files.push_back(root);
+      continue;
+    }
     const auto found = list_image_files(root);
     AMALGAM_CHECK(!found.empty(),
                   root + ": no image files (png, jpg, bmp, gif, tga, pnm) in this tree");

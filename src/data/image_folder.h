@@ -41,8 +41,8 @@ at::Tensor decode_image(const std::string& bytes, const std::string& name, int64
 /// Throws Error naming the file when it cannot be read or decoded.
 at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);
 
-/// Every image under each of `roots` (any tree, labels ignored) as uint8 [N,C,H,W]; `files`, when
-/// given, receives the path of each image kept, in order.
+/// Every image under each of `roots` (any tree, labels ignored; a root may also be one image file)
+/// as uint8 [N,C,H,W]; `files`, when given, receives the path of each image kept, in order.
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
                            std::vector<std::string>* files = nullptr);
 

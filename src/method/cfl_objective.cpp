@@ -57,17 +57,17 @@ class CflObjectiveImpl : public ObjectiveImpl {
     return {{block_->parameters(), lr_mult_}};
   }
 
+  std::vector<double> gate_shares() const override {
+    return routed() && config_.routing.calibrate_gate ? routed_shares() : std::vector<double>{};
+  }
+
   CommonFeatureBlockImpl* common_space() override { return block_ ? block_.get() : nullptr; }
 
   nlohmann::json summary() override {
     nlohmann::json out = block_ ? common_space_summary(*block_) : nlohmann::json::object();
     if (routed()) {
-      std::vector<double> shares;
-      for (size_t i = 0; i < sizes_.size(); ++i)
-        shares.push_back(
-            routing_.task.eq(static_cast<int64_t>(i)).to(torch::kFloat64).mean().item<double>());
       out["routing"] = {{"prior", routing_.prior},
-                        {"routed_share", shares},
+                        {"routed_share", routed_shares()},
                         {"confident", routing_.confident.sum().item<int64_t>()},
                         {"bias", routing_.bias}};
     }
@@ -76,6 +76,15 @@ class CflObjectiveImpl : public ObjectiveImpl {
 
  private:
   bool routed() const { return routing_.task.defined(); }
+
+  // Per task, the share of transfer images the calibrated teacher scores route to it.
+  std::vector<double> routed_shares() const {
+    std::vector<double> shares;
+    for (size_t i = 0; i < sizes_.size(); ++i)
+      shares.push_back(
+          routing_.task.eq(static_cast<int64_t>(i)).to(torch::kFloat64).mean().item<double>());
+    return shares;
+  }
   bool uniform() const {
     return !routed() || config_.routing.slice_weights == SliceWeights::kUniform;
   }
@@ -153,13 +162,11 @@ class CflObjectiveImpl : public ObjectiveImpl {
 
   void log_routing(const HeadLayout& head) const {
     std::string line = "amalgamate: routing by teachers:";
+    const std::vector<double> shares = routed_shares();
     for (size_t i = 0; i < head.tasks.size(); ++i) {
       char part[160];
-      std::snprintf(
-          part, sizeof part, " %s %.1f%% (prior %.1f%%)", head.tasks[i].name.c_str(),
-          100.0 *
-              routing_.task.eq(static_cast<int64_t>(i)).to(torch::kFloat64).mean().item<double>(),
-          100.0 * routing_.prior[i]);
+      std::snprintf(part, sizeof part, " %s %.1f%% (prior %.1f%%)", head.tasks[i].name.c_str(),
+                    100.0 * shares[i], 100.0 * routing_.prior[i]);
       line += part;
     }
     line += "; " + std::to_string(routing_.confident.sum().item<int64_t>()) + " of " +

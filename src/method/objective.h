@@ -82,6 +82,10 @@ class ObjectiveImpl : public torch::nn::Module {
   virtual CommonFeatureBlockImpl* common_space() { return nullptr; }
   /// What --dry-run shows of its parts (null when it has none).
   virtual nlohmann::json summary() { return nullptr; }
+  /// When the student learns to route (its head's task slices are a gate): the share of the
+  /// transfer images routed to each task by the routing it learns from, to calibrate the gate to
+  /// after training; empty otherwise.
+  virtual std::vector<double> gate_shares() const { return {}; }
 };
 
 /// Shared handle to any objective.

@@ -73,7 +73,8 @@ void to_json(nlohmann::json& j, const RoutingOptions& o) {
        {"prior", o.prior},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
-       {"slice_weights", name_of(o.slice_weights, weight_names())}};
+       {"slice_weights", name_of(o.slice_weights, weight_names())},
+       {"calibrate_gate", o.calibrate_gate}};
 }
 
 void from_json(const nlohmann::json& j, RoutingOptions& o) {
@@ -86,6 +87,7 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
   o.lambda_task = j.value("lambda_task", d.lambda_task);
   o.slice_weights = parse_slice_weights(
       j.value("slice_weights", std::string(name_of(d.slice_weights, weight_names()))));
+  o.calibrate_gate = j.value("calibrate_gate", d.calibrate_gate);
 }
 
 RoutingScore parse_routing_score(const std::string& name) {
@@ -137,22 +139,6 @@ std::vector<double> normalised_prior(const std::vector<at::Tensor>& logits,
   return prior;
 }
 
-// Biases b such that the mean of softmax(scores + b) over the images is `prior`: each round moves
-// a teacher's bias by the log ratio of its target share to its current share (the fixed point of
-// EM on the task priors, with the scores as log-likelihoods).
-at::Tensor calibrate(const at::Tensor& scores, const std::vector<double>& prior) {
-  const at::Tensor target = torch::tensor(prior, torch::kFloat64).log();
-  at::Tensor bias = torch::zeros({scores.size(1)}, torch::kFloat64);
-  for (int round = 0; round < 200; ++round) {
-    const at::Tensor share = torch::softmax(scores + bias, 1).mean(0);
-    const at::Tensor step = target - share.clamp_min(1e-12).log();
-    bias = bias + step;
-    bias = bias - bias.mean();
-    if (step.abs().max().item<double>() < 1e-6) break;
-  }
-  return bias;
-}
-
 // The confident share of each predicted (task, class) cell, by routing margin.
 at::Tensor confident_cells(const at::Tensor& calibrated, const at::Tensor& task,
                            const std::vector<at::Tensor>& logits, double share) {
@@ -185,13 +171,31 @@ at::Tensor confident_cells(const at::Tensor& calibrated, const at::Tensor& task,
 
 }  // namespace
 
+// Each round moves a task's bias by the log ratio of its target share to its current share.
+at::Tensor calibrate_to_prior(const at::Tensor& scores, const std::vector<double>& prior) {
+  AMALGAM_CHECK(static_cast<int64_t>(prior.size()) == scores.size(1),
+                "calibrate_to_prior: one prior share per task expected");
+  at::Tensor target = torch::tensor(prior, torch::kFloat64);
+  target = (target / target.sum()).log();
+  const at::Tensor x = scores.to(torch::kFloat64);
+  at::Tensor bias = torch::zeros({x.size(1)}, torch::kFloat64);
+  for (int round = 0; round < 200; ++round) {
+    const at::Tensor share = torch::softmax(x + bias, 1).mean(0);
+    const at::Tensor step = target - share.clamp_min(1e-12).log();
+    bias = bias + step;
+    bias = bias - bias.mean();
+    if (step.abs().max().item<double>() < 1e-6) break;
+  }
+  return bias;
+}
+
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
                               const RoutingOptions& options) {
   validate(options);
   TaskRouting routing;
   routing.prior = normalised_prior(logits, options);
   const at::Tensor scores = routing_scores(logits, options.score, options.energy_temperature);
-  const at::Tensor bias = calibrate(scores, routing.prior);
+  const at::Tensor bias = calibrate_to_prior(scores, routing.prior);
   const at::Tensor calibrated = scores + bias;
   routing.bias =
       std::vector<double>(bias.data_ptr<double>(), bias.data_ptr<double>() + bias.numel());

@@ -63,6 +63,9 @@ struct RoutingOptions {
   double lambda_task = 1.0;  ///< weight of the student's task-routing term (teachers, gate)
   /// Per image and teacher, the weight of its within-task soft targets and feature terms.
   SliceWeights slice_weights = SliceWeights::kExpertise;
+  /// After training, shift the student's task slices so its gate routes the transfer images in
+  /// the shares the calibrated teacher scores do (training/gate_calibration.h).
+  bool calibrate_gate = true;
 };
 
 /// Throws Error naming the option for a nonsense value.
@@ -84,6 +87,10 @@ struct TaskRouting {
 /// `temperature`: the energy's, in units of each teacher's logit std.
 at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score,
                           double temperature);
+
+/// Biases b [T] (mean 0) such that the mean over images of softmax(scores + b) is `prior` [T]
+/// (normalised): EM on the task priors, with `scores` [N,T] as log-likelihoods.
+at::Tensor calibrate_to_prior(const at::Tensor& scores, const std::vector<double>& prior);
 
 /// The calibrated routing of images whose teacher logits are `logits` (per teacher [N,K_i]).
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits, const RoutingOptions& options);

@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/precision.h"
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/augment.h"
@@ -25,9 +26,11 @@
 namespace amalgam {
 
 const std::vector<std::string>& resumable_fields() {
-  // Threads change speed, not results beyond rounding; the others only what is written when.
-  static const std::vector<std::string> fields = {"/train/threads", "/checkpoint_every",
-                                                  "/log_every"};
+  // Threads change speed, not results beyond rounding; checkpoint_every and log_every only what
+  // is written when; more epochs extend a run (the learning-rate schedule stretched over the new
+  // total from the step where it stands).
+  static const std::vector<std::string> fields = {"/train/threads", "/train/epochs",
+                                                  "/checkpoint_every", "/log_every"};
   return fields;
 }
 
@@ -113,6 +116,7 @@ struct Run {
   Replicas& replicas;
   RunCheckpointer& checkpointer;
   c10::Device device;
+  Precision precision;
 };
 
 // Stops the run at the first non-finite loss term, naming it and what survives of the run.
@@ -122,6 +126,20 @@ void check_finite(const LossValues& loss, int64_t epoch, int64_t step, const Run
                   "amalgamate: loss term '" + term + "' is " + std::to_string(value) +
                       " at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
                       " (try a lower --lr or --block-lr-mult)" + run.checkpointer.kept());
+}
+
+// The student's outputs, computed at the run's precision and handed to the losses in float32.
+ModelOutput student_forward(Run& run, const at::Tensor& images) {
+  ModelOutput out;
+  {
+    AutocastGuard autocast(run.precision, run.device);
+    out = run.student.forward(images);
+  }
+  if (run.precision != Precision::kFp32) {
+    out.features = out.features.to(torch::kFloat32);
+    out.logits = out.logits.to(torch::kFloat32);
+  }
+  return out;
 }
 
 // One optimisation step on `batch`: augment, teacher targets, loss, agreed terms, update.
@@ -138,7 +156,7 @@ LossValues train_step(Run& run, const Batch& batch, const RunProgress& at, int& 
     images = images.contiguous(at::MemoryFormat::ChannelsLast);
   }
   run.optimizer.zero_grad();
-  const ModelOutput out = run.student.forward(images);
+  const ModelOutput out = student_forward(run, images);
   const double steps = static_cast<double>(train.epochs * run.loader.batches_per_epoch());
   const BatchContext context{run.replicas.gather(), batch.indices, at.global_step / steps};
   const LossTerms loss = run.objective.loss(out, targets, context);
@@ -234,12 +252,13 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
                 "transfer set: " + std::to_string(transfer.size()) +
                     " images, fewer than one --batch-size (" +
                     std::to_string(config.train.batch_size) + ") to split over the ranks");
-  // checkpoint_every is left out of the fingerprint (it may change on resume) but decides when
-  // the ranks meet to average BatchNorm statistics.
+  // checkpoint_every and epochs are left out of the fingerprint (they may change on resume) but
+  // decide when the ranks meet to average BatchNorm statistics and how many steps they take.
   nlohmann::json fingerprint = run_fingerprint(config, teachers, transfer, group->size());
   fingerprint["train"].erase("device");  // each rank may have a GPU of its own
   group->require_same(fingerprint.dump() + " checkpoint_every " +
-                          std::to_string(config.checkpoint_every) + " transfer crc " +
+                          std::to_string(config.checkpoint_every) + " epochs " +
+                          std::to_string(config.train.epochs) + " transfer crc " +
                           transfer_checksum(transfer),
                       "options, teachers or transfer images");
 }
@@ -308,13 +327,19 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   }
   Replicas replicas(group);
   replicas.start(student, {&student, result.objective.get()}, groups, config.sync_batchnorm);
-  Run run{config, context,   student,  *result.objective, targets,
-          loader, optimizer, replicas, checkpointer,      device};
+  const Precision precision = parse_precision(config.train.precision, device);
+  if (precision != Precision::kFp32)
+    log_info(std::string("amalgamate: student computes in ") + precision_name(precision) +
+             " (autocast; float32 weights, optimiser state and losses)");
+  Run run{config,   context,      student, *result.objective, targets, loader, optimizer,
+          replicas, checkpointer, device,  precision};
   while (progress.epoch < config.train.epochs) train_epoch(run, progress);
   result.history = progress.history;
   student.eval();
   result.objective->eval();
   replicas.finish(student);
+  if (const auto shares = result.objective->gate_shares(); !shares.empty())
+    result.gate = calibrate_task_gate(student, transfer.images(), result.head, shares);
   result.seconds = now_seconds() - start;
   return result;
 }

@@ -13,6 +13,7 @@
 #include "method/objective.h"
 #include "models/layers.h"
 #include "teachers/teacher.h"
+#include "training/gate_calibration.h"
 #include "training/optimizer.h"
 
 namespace amalgam {
@@ -102,6 +103,7 @@ struct AmalgamationResult {
   HeadLayout head;                  ///< which head slice answers which task
   ModelSpec student_spec;           ///< the student's resolved options
   std::vector<EpochStats> history;  ///< per epoch
+  GateCalibration gate;             ///< the task gate's calibration after training, if any
   double seconds = 0;               ///< wall time
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/precision.h"
 
 namespace amalgam {
 
@@ -19,6 +20,7 @@ void validate(const TrainOptions& o) {
   AMALGAM_CHECK(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
   AMALGAM_CHECK(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
   AMALGAM_CHECK(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
+  parse_precision(o.precision, c10::Device(c10::kCPU));  // names --precision when unknown
 }
 
 ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,

@@ -41,6 +41,7 @@ struct TrainOptions {
   uint64_t seed = 0;                      ///< seeds initialisation and data order
   int threads = 0;                        ///< intra-op threads (0 = all cores)
   std::string device = "cpu";             ///< cpu | cuda[:N]
+  std::string precision = "fp32";         ///< fp32 | bf16 | auto (core/precision.h)
   AugmentOptions augment;                 ///< applied to every training batch (off by default)
 };
 

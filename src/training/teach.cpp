@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/precision.h"
 #include "core/runtime.h"
 #include "data/augment.h"
 #include "data/batch_loader.h"
@@ -24,6 +25,7 @@ TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& tra
   validate(options);
   AMALGAM_CHECK(train.size() > 0, "teach: no training images");
   const c10::Device device = parse_device(options.device);
+  const Precision precision = parse_precision(options.precision, device);
   const double start = now_seconds();
   spec.num_classes = task.size();
   torch::manual_seed(options.seed);
@@ -50,7 +52,12 @@ TeachResult teach(ModelSpec spec, const TaskSpec& task, const LabeledImages& tra
                                               augment_seed(options.seed, epoch, step++));
       const at::Tensor labels = batch->labels.to(device);
       optimizer.zero_grad();
-      const at::Tensor loss = torch::cross_entropy_loss(net.forward(images).logits, labels);
+      at::Tensor logits;
+      {
+        AutocastGuard autocast(precision, device);
+        logits = net.forward(images).logits;
+      }
+      const at::Tensor loss = torch::cross_entropy_loss(logits.to(torch::kFloat32), labels);
       loss.backward();
       optimizer.step();
       loss_sum += loss.item<double>() * images.size(0);
