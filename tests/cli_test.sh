@@ -43,6 +43,11 @@ grep -q "^Routing: which task" "$W/out" && grep -q "true task" "$W/out" &&
 
 # Bad input.
 AM="$A amalgamate --teacher $W/a/teacher.pt --teacher $W/b/teacher.pt --limit 2000 --epochs 1"
+bad "an unknown precision" "--precision: expected fp32, bf16 or auto" $A demo --quick \
+  --precision fp8 --out "$W/demo_fp8"
+absent "nothing written for an unknown precision" "$W/demo_fp8"
+ok "teach at bf16" $A teach --task A=0-4 --arch resnet --width 8 $SMALL --precision bf16 \
+  --out "$W/a_bf16"
 bad "missing teacher" "no such model file" $A amalgamate --teacher "$W/none.pt" $SMALL --out "$W/x1"
 bad "negative lr" "--lr" $AM --lr -1 --out "$W/x2"
 absent "no output after refusal" "$W/x2/student.pt"

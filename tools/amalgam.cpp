@@ -458,6 +458,8 @@ Runner add_demo(CLI::App* cmd, CliState&) {
   cmd->add_flag("--retrain", o->retrain_teachers, "Retrain teachers even if cached");
   add_runtime_options(cmd, o->device, o->threads);
   cmd->add_option("--seed", o->seed, "Seed of every training run")->capture_default_str();
+  cmd->add_option("--precision", o->precision, "fp32, bf16 or auto for every training run")
+      ->capture_default_str();
   return [o] {
     std::printf("%s", format_demo(run_demo(*o)).c_str());
     return 0;

@@ -11,6 +11,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/precision.h"
 #include "core/runtime.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
@@ -60,17 +61,19 @@ TrainOptions train_options(const DemoOptions& o, int64_t epochs) {
   t.seed = o.seed;
   t.threads = o.threads;
   t.device = o.device;
+  t.precision = o.precision;
   return t;
 }
 
 }  // namespace
 
 DemoResult run_demo(const DemoOptions& o) {
+  const Precision precision = parse_precision(o.precision, parse_device(o.device));
   const int threads = configure_threads(o.threads);
   const Recipe recipe = recipe_for(o.quick);
   const double start = now_seconds();
   log_info("demo: Fashion-MNIST from " + o.data_dir + ", " + std::to_string(threads) + " threads" +
-           (o.quick ? ", quick" : ""));
+           (o.quick ? ", quick" : "") + ", " + precision_name(precision));
   const ExperimentData loaded = load_experiment_data(o.data_dir, recipe.val_size,
                                                      recipe.train_limit, recipe.test_limit, o.seed);
   const TrainValSplit& data = loaded.split;

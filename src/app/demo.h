@@ -18,6 +18,7 @@ struct DemoOptions {
   bool retrain_teachers = false;      ///< ignore teachers trained by an earlier run
   int threads = 0;                    ///< intra-op threads (0 = all cores)
   std::string device = "cpu";         ///< cpu | cuda[:N]
+  std::string precision = "fp32";     ///< fp32 | bf16 | auto, of every training run
   uint64_t seed = 0;                  ///< seeds every training run
 };
 
