@@ -26,6 +26,16 @@ ls runs/amalgamate-*/student.pt >/dev/null 2>&1 && pass "default run directory u
 grep -q '"class_names"' student.json && grep -q '"bird"' student.json &&
   pass "export sidecar carries the head's class names" || fail "export sidecar class names"
 
+# A user's sidecar: unknown keys named with the key meant, wrong types named by key, a single
+# mean/std for every channel.
+cp a.pt side.pt
+printf '{"input_size": 32, "mena": [0.5, 0.5, 0.5]}' >side.json
+bad "a misspelt sidecar key" 'side.json: unknown key "mena"; did you mean mean?' $A inspect side.pt
+printf '{"input_size": "32"}' >side.json
+bad "a sidecar value of the wrong type" 'side.json: "input_size" must be N or [H, W]' $A inspect side.pt
+printf '{"input_size": 32, "mean": 0.286, "std": 0.353}' >side.json
+ok "one mean and std for every channel" $A inspect side.pt
+
 # The user's steps that once failed or overwrote their files (issue 16).
 ok "--limit on an image folder" $AMALGAM amalgamate --teacher a.pt:layer4 \
   --teacher b.pt:features --data images --input-size 32 --limit 10 --epochs 1 --out lim

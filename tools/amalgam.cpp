@@ -18,6 +18,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "method/losses.h"
@@ -579,33 +580,6 @@ int guarded(const CliState& state, const std::function<int()>& work) {
     std::fprintf(stderr, "amalgam: error: %s%s\n", state.who.c_str(), first_line(e.what()).c_str());
   }
   return 1;
-}
-
-// Edit distance between two names, for "did you mean".
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// "; did you mean X?" for the name in `names` closest to `word`, or "" when none is close.
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& names) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
-  for (const std::string& name : names) {
-    const size_t d = name.rfind(word, 0) == 0 ? 1 : edit_distance(word, name);
-    if (d < best_distance) best = name, best_distance = d;
-  }
-  return best.empty() ? "" : "; did you mean " + best + "?";
 }
 
 std::vector<std::string> option_names(const CLI::App& cmd) {

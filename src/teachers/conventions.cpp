@@ -2,10 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/names.h"
 #include "models/checkpoint.h"
 
 namespace amalgam {
@@ -28,6 +30,59 @@ std::vector<double> per_channel(std::vector<double> values, int64_t channels,
                 what + ": " + std::to_string(values.size()) + " values for " +
                     std::to_string(channels) + " channels (give one, or one per channel)");
   return values;
+}
+
+// The keys a user's sidecar may hold (README, "Your own teachers and images").
+const std::vector<std::string>& sidecar_keys() {
+  static const std::vector<std::string> keys = {"task",       "class_names", "layout", "channels",
+                                                "input_size", "mean",        "std"};
+  return keys;
+}
+
+// A sidecar amalgam did not write (no "format") is the user's: a misspelt key would otherwise be
+// ignored silently, and a number where a list belongs is taken as one value for every channel.
+void check_user_sidecar(nlohmann::json& side, const std::string& side_path) {
+  if (side.contains("format")) return;  // written by amalgam teach or --export
+  for (const auto& item : side.items())
+    AMALGAM_CHECK(
+        std::find(sidecar_keys().begin(), sidecar_keys().end(), item.key()) != sidecar_keys().end(),
+        side_path + ": unknown key \"" + item.key() + "\"" +
+            did_you_mean(item.key(), sidecar_keys()) +
+            " (known: task, class_names, layout, channels, input_size, mean, std)");
+  for (const char* key : {"mean", "std"})
+    if (side.contains(key) && side[key].is_number()) side[key] = {side[key]};
+}
+
+// The key a json type error concerns: the first of `keys` whose value has the wrong type.
+std::string offending_key(const nlohmann::json& side) {
+  const auto wrong = [&](const char* key, auto check) {
+    return side.contains(key) && !check(side.at(key));
+  };
+  const auto string = [](const nlohmann::json& v) { return v.is_string(); };
+  const auto strings = [](const nlohmann::json& v) {
+    if (!v.is_array()) return false;
+    for (const auto& e : v)
+      if (!e.is_string()) return false;
+    return true;
+  };
+  const auto numbers = [](const nlohmann::json& v) {
+    if (!v.is_array()) return false;
+    for (const auto& e : v)
+      if (!e.is_number()) return false;
+    return true;
+  };
+  const auto integer = [](const nlohmann::json& v) { return v.is_number_integer(); };
+  const auto size = [&](const nlohmann::json& v) {
+    return v.is_number_integer() || (numbers(v) && v.size() == 2);
+  };
+  if (wrong("task", string)) return "\"task\" must be a string";
+  if (wrong("layout", string)) return "\"layout\" must be a string";
+  if (wrong("class_names", strings)) return "\"class_names\" must be a list of strings";
+  if (wrong("channels", integer)) return "\"channels\" must be an integer";
+  if (wrong("input_size", size)) return "\"input_size\" must be N or [H, W]";
+  if (wrong("mean", numbers)) return "\"mean\" must be a number or a list of numbers";
+  if (wrong("std", numbers)) return "\"std\" must be a number or a list of numbers";
+  return "";
 }
 
 }  // namespace
@@ -59,6 +114,7 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
       throw Error(side_path + ": not valid JSON: " + first_line(what));
     }
     AMALGAM_CHECK(side.is_object(), side_path + ": expected a JSON object");
+    check_user_sidecar(side, side_path);
   }
   InputSpec& in = result.input;
   try {
@@ -76,8 +132,9 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
     in.mean = side.value("mean", options.mean.empty() ? std::vector<double>{0.0} : options.mean);
     in.std = side.value("std", options.std.empty() ? std::vector<double>{1.0} : options.std);
   } catch (const nlohmann::json::exception& e) {
+    const std::string key = offending_key(side);
     const std::string what = e.what();
-    throw Error(side_path + ": bad entry: " + first_line(what));
+    throw Error(side_path + ": " + (key.empty() ? "bad entry: " + first_line(what) : key));
   }
   AMALGAM_CHECK(in.channels == 1 || in.channels == 3,
                 path + ": channels must be 1 or 3, got " + std::to_string(in.channels));
