@@ -137,3 +137,12 @@ TEST(Evaluate, UnionAccuracyMapsHeadToClassIdsAbove255) {
   // Task B images: predictions 3,4,4 -> slice-local 0,1,1 vs local labels 0,0,1.
   EXPECT_NEAR(s.task_accuracy[1], 2.0 / 3.0, 1e-9);
 }
+
+TEST(NetworkInput, ConvertsPixelsAndNeverChangesItsInput) {
+  const at::Tensor pixels = torch::full({1, 1, 2, 2}, 255, torch::kUInt8);
+  EXPECT_TRUE(torch::allclose(to_network_input(pixels), torch::ones({1, 1, 2, 2})));
+  const at::Tensor scaled = torch::full({1, 1, 2, 2}, 51.0f);
+  const at::Tensor out = to_network_input(scaled);
+  EXPECT_FLOAT_EQ(scaled[0][0][0][0].item<float>(), 51.0f);
+  EXPECT_NEAR(out[0][0][0][0].item<float>(), 0.2f, 1e-6);
+}

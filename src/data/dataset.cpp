@@ -128,7 +128,9 @@ LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed) {
 }
 
 at::Tensor to_network_input(const at::Tensor& images, c10::Device device) {
-  return images.to(device).to(torch::kFloat32).div_(255.0f);
+  at::Tensor x = images.to(device, torch::kFloat32);
+  // In place only on a fresh copy: float32 input already on `device` comes back as itself.
+  return x.is_same(images) ? x.div(255.0f) : x.div_(255.0f);
 }
 
 TransferSet strip_labels(const LabeledImages& data) {
