@@ -9,11 +9,12 @@
 
 Teachers are trained here (Debian's python3-torch, labels used only for them), then every student
 is made and scored by the amalgam CLI exactly as a user would run it: `amalgamate` on the unlabeled
-folder, `eval` on a labeled test folder. Nothing here is a test; it prints a markdown table and
-writes JSON.
+folder (with `--val-data`, a labeled validation folder of images no other split uses, where the
+set-up has them), `eval` on a labeled test folder. Nothing here is a test; it prints a markdown
+table and writes JSON.
 
 usage: /usr/bin/python3 bench/user_setups.py AMALGAM OUT_DIR [--seeds 3] [--setups a,b]
-       [--methods kd,cfl,cfl-paper] [--threads 1] [--extra "FLAGS"] [--table]
+       [--methods kd,cfl,cfl-paper] [--threads 1] [--extra "FLAGS"] [--no-val] [--table]
 Needs Debian's python3-sklearn (its digits file; not installed by scripts/setup.sh) besides
 python3-torch/torchvision.
 """
@@ -169,6 +170,21 @@ def make_setup(name, out, threads):
         json.dump(record, f)
 
 
+def make_val(name, out):
+    """Writes val/ (labeled, 2000 images) where the set-up has images no other split uses:
+    tv-small and tv-vit take Fashion training images 15000-16999 of make_setup's permutation.
+    cross-domain has none (every one of sklearn's 1797 digits is a teacher's or a test image).
+    Returns the folder, or None."""
+    if name == "cross-domain":
+        return None
+    if not os.path.exists(f"{out}/val"):
+        f_img, f_lab = fashion("train")
+        order = np.random.default_rng(0).permutation(len(f_img))  # make_setup's first draw
+        val = order[15000:17000]
+        write_tree(f"{out}/val", to_rgb32(f_img[val]), [FASHION_NAMES[c] for c in f_lab[val]])
+    return f"{out}/val"
+
+
 def run(cmd, log):
     with open(log, "w") as f:
         done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
@@ -228,6 +244,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--extra", default="", help="more amalgamate flags for every student")
     p.add_argument("--table", action="store_true", help="only print OUT_DIR/results.json's tables")
+    p.add_argument("--no-val", action="store_true",
+                   help="give amalgamate no labeled validation folder (no routing check)")
     a = p.parse_args()
     if a.table:
         print(markdown(json.load(open(f"{a.out}/results.json"))))
@@ -241,6 +259,8 @@ def main():
         epochs = "4" if setup == "cross-domain" else "3"
         tap_a = "encoder" if setup == "tv-vit" else "layer4"
         teachers = ["--teacher", f"{out}/a.pt:{tap_a}", "--teacher", f"{out}/b.pt:features"]
+        val = None if a.no_val else make_val(setup, out)
+        val_flags = ["--val-data", val] if val else []
         rows = {}
         ev = f"{out}/eval_teachers.json"
         run([a.amalgam, "eval"] + teachers + ["--data", f"{out}/test", "--json", ev,
@@ -255,7 +275,7 @@ def main():
                 run([a.amalgam, "amalgamate"] + teachers +
                     ["--data", f"{out}/transfer", "--method", method, "--seed", str(seed),
                      "--epochs", epochs, "--threads", str(a.threads), "--out", run_dir] +
-                    a.extra.split(),
+                    val_flags + a.extra.split(),
                     run_dir + ".log")
                 ev = f"{run_dir}/eval.json"
                 run([a.amalgam, "eval", "--student", f"{run_dir}/student.pt"] + teachers +

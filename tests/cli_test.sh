@@ -18,6 +18,15 @@ exists "student files" "$W/s/student.pt" "$W/s/student.json" "$W/s/student.block
 grep '"type":"epoch"' "$W/s/metrics.jsonl" | grep -q '"task":' &&
   pass "the default method routes and logs its task term" ||
   fail "the default method routes and logs its task term"
+"$PY" -c "
+import json, sys
+c = json.load(open(sys.argv[1]))
+r, rule = c['routing_check'], c['options']['objective']['routing']['rule']
+assert r['checked'] and r['images'] == 500, r
+assert r['fall_back'] == (r['calibrated_routing'] <= r['concatenated_routing']), r
+assert rule == ('none' if r['fall_back'] else 'gate'), (r, rule)" "$W/s/config.json" &&
+  pass "the routing is checked on the validation split and the rule recorded" ||
+  fail "routing check on the validation split"
 ok "amalgamate kd" $A amalgamate --method kd --teacher "$W/a/teacher.pt" \
   --teacher "$W/c/teacher.pt" --student mobilenetv2 --student-width 8 $SMALL --out "$W/k"
 # Every term of every method reaches the progress line, metrics.jsonl and the report.
@@ -85,5 +94,29 @@ bad "no command" "a command is required: " $A
 ok "--version" $AMALGAM --version
 grep -q "^amalgam [0-9]" "$W/out" && pass "--version prints the version" || fail "--version output"
 ok "--quiet after the command" $AMALGAM eval --teacher "$W/a/teacher.pt" --limit 500 --quiet
+
+# --config: a JSON object of the command's options; every key and type checked, the file named.
+printf '{"teacher": ["%s", "%s"], "student": "%s", "json": "%s"}' "$W/a/teacher.pt" \
+  "$W/b/teacher.pt" "$W/s/student.pt" "$W/eval_cfg.json" >"$W/eval_cfg.json.in"
+ok "eval --config" $A eval --config "$W/eval_cfg.json.in"
+"$PY" -c "
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert a['tasks'] == b['tasks'], (a, b)" "$W/eval.json" "$W/eval_cfg.json" &&
+  pass "eval --config scores as the command line does" || fail "eval --config scores differ"
+printf '{"epoch": 1}' >"$W/c1.json"
+bad "a misspelt --config key" "c1.json: unknown key \"epoch\" (not an option of amalgamate); did you mean epochs?" \
+  $AM --config "$W/c1.json" --out "$W/x19"
+printf '{"flip": 1}' >"$W/c2.json"
+bad "a flag given a number in --config" "c2.json: \"flip\" must be true or false" \
+  $AM --config "$W/c2.json" --out "$W/x19"
+printf '{"teacher": {"path": "a.pt"}}' >"$W/c3.json"
+bad "an object in --config" "c3.json: \"teacher\" must be a string, a number or a list of them" \
+  $AM --config "$W/c3.json" --out "$W/x19"
+printf '{"epochs": ' >"$W/c4.json"
+bad "a truncated --config" "c4.json: not valid JSON" $AM --config "$W/c4.json" --out "$W/x19"
+bad "a run's config.json as --config" "config.json: the record of a run, not a file of options; continue that run with --resume $W/s" \
+  $AM --config "$W/s/config.json" --out "$W/x19"
+absent "nothing written after a refused --config" "$W/x19"
 
 summary cli

@@ -52,7 +52,7 @@ ok "or the sidecar's layout" $A amalgamate --teacher cube2.pt:body $TRAIN --out 
 recorded "the sidecar's layout is recorded" cube2 nchw 8 8 8
 bad "a layout the shape cannot have" "cannot be read as tokens" $A amalgamate \
   --teacher convnext.pt:features@tokens --data images --epochs 1 --out x2
-bad "an unknown layout" "unknown feature layout 'nhcw'" $A amalgamate \
+bad "an unknown layout" "feature layout: expected auto, nchw, nhwc, tokens, tokens+cls or vector, got 'nhcw'; did you mean nchw?" $A amalgamate \
   --teacher cube.pt:body@nhcw --data images --epochs 1 --out x3
 
 summary modern_models

@@ -118,6 +118,7 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   o.confident_share = 0.3;
   o.slice_weights = SliceWeights::kUniform;
   o.calibrate_gate = false;
+  o.check = false;
   const RoutingOptions back = nlohmann::json(o).get<RoutingOptions>();
   EXPECT_EQ(back.rule, o.rule);
   EXPECT_EQ(back.score, o.score);
@@ -125,6 +126,7 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   EXPECT_DOUBLE_EQ(back.confident_share, 0.3);
   EXPECT_EQ(back.slice_weights, SliceWeights::kUniform);
   EXPECT_FALSE(back.calibrate_gate);
+  EXPECT_FALSE(back.check);
   EXPECT_THROW(parse_routing_rule("oracle"), Error);
   EXPECT_THROW(parse_routing_score("entropy"), Error);
   o.confident_share = 0;
@@ -137,6 +139,26 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   o.confident_share = 0.4;
   o.prior = {1, 1, 1};
   EXPECT_THROW(route_by_teachers(two_teachers(10, 0, 4), o), Error);
+}
+
+TEST(Routing, TaskSharesCountEveryTaskIncludingAnEmptyOne) {
+  const std::vector<double> shares = task_shares(torch::tensor({0, 2, 2, 0, 2}), 3);
+  ASSERT_EQ(shares.size(), 3u);
+  EXPECT_DOUBLE_EQ(shares[0], 0.4);
+  EXPECT_DOUBLE_EQ(shares[1], 0.0);
+  EXPECT_DOUBLE_EQ(shares[2], 0.6);
+}
+
+TEST(Names, AnUnknownChoiceListsTheChoicesAndTheOneMeant) {
+  EXPECT_EQ(parse_slice_weights("uniform"), SliceWeights::kUniform);
+  try {
+    parse_slice_weights("expertize");
+    FAIL() << "expertize accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--slice-weights: expected expertise, responsibility or uniform, got 'expertize'; "
+              "did you mean expertise?");
+  }
 }
 
 TEST(DegenerateTeacher, OneClassTakingMostPredictionsIsNamed) {

@@ -54,8 +54,9 @@ ok "--overwrite replaces the run" $A amalgamate --teacher a.pt:layer4 --teacher 
 ok "--export into a new folder" $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features \
   --data images --input-size 32 --limit 10 --epochs 1 --out x12 --export new/dir/s.pt
 exists "export in the new folder" new/dir/s.pt
-bad "--resume with a new option" "--export: not applied on --resume" $A amalgamate --resume lim \
-  --export y.pt
+bad "--resume with --export" "--export: not applied on --resume (the run continues with the options in its config.json); export a finished run with: amalgam export RUN_DIR --out FILE.pt" \
+  $A amalgamate --resume lim --export y.pt
+bad "--resume with a new option" "--lr: not applied on --resume" $A amalgamate --resume lim --lr 0.1
 ok "--resume --epochs extends a finished run" $A amalgamate --resume lim --epochs 2
 [ "$(grep -c '"type":"epoch"' lim/metrics.jsonl)" = 2 ] && pass "the extended run trained epoch 2" ||
   fail "after --epochs 2: $(grep -c '"type":"epoch"' lim/metrics.jsonl) epoch records"
@@ -65,6 +66,44 @@ bad "--resume cannot shorten a run" "can extend a run, not shorten it" $A amalga
   --resume lim --epochs 1
 bad "eval of TorchScript teachers without --data" "--data: required" $A eval \
   --teacher a.pt:layer4 --teacher b.pt:features --input-size 32
+
+# --val-data: a labeled folder gives user runs validation curves; the routing check needs images
+# of every task and says why it did not run.
+ok "--val-data: a labeled validation folder" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --input-size 32 --limit 10 --epochs 1 \
+  --val-data labeled --out valrun
+grep '"type":"epoch"' valrun/metrics.jsonl | grep -q '"val":{' &&
+  pass "epoch records carry validation scores" || fail "no validation scores in metrics.jsonl"
+"$PY" -c "
+import json
+c = json.load(open('valrun/config.json'))
+assert c['val_data'] == 'labeled', c['val_data']
+r = c['routing_check']
+assert not r['checked'] and r['reason'] == 'fewer than 20 validation images of task animals', r" &&
+  pass "the routing check names why it did not run" || fail "routing check record"
+bad "--val-data without the teachers' classes" "images: no class folder is named after a class" \
+  $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features --data images --input-size 32 \
+  --epochs 1 --val-data images --out valbad
+absent "nothing written after a refused --val-data" valbad
+
+# `export RUN_DIR`: a finished run's student as TorchScript, without retraining; never over
+# the run's own files.
+ok "export a run" $A export lim --out exported/lim.pt
+exists "the export and its sidecar" exported/lim.pt exported/lim.json
+ok "the export answers like the run's student" $A predict --model lim/student.pt \
+  --data images/rgb --json pe1.json
+ok "python logits of the export = C++ student" "$PY" "$HERE/fixtures/compare_logits.py" \
+  exported/lim.pt pe1.json 1e-5
+md5sum lim/student.pt lim/student.json >run.md5
+bad "export over the run's student" "--out: lim/student.pt would overwrite lim/student.pt, an input" \
+  $A export lim --out lim/student.pt
+md5sum -c --quiet run.md5 && pass "the run's student is untouched" || fail "run's student changed"
+mkdir -p empty_run
+bad "export of a folder without a student" "empty_run: no student.pt in this run directory" \
+  $A export empty_run --out refused.pt
+absent "nothing written by a refused export" refused.pt
+bad "export of an export" "already a TorchScript export" $A export exported/lim.pt --out again.pt
+bad "export to a non-.pt name" "--out: 'lim.onnx' should end in .pt" $A export lim --out lim.onnx
 
 # Python loads the export; its logits match C++ (the export and the run's own checkpoint).
 ok "predict with the export (C++)" $A predict --model student.pt --data images/rgb --json p1.json
@@ -109,6 +148,13 @@ ok "eval the student on a labeled folder" $A eval --student student.pt --teacher
   --teacher b.pt:features --input-size 32 --data labeled --json ev.json
 grep -q '"student_acc"' ev.json && grep -q "no images" out && pass "eval scores the known task" ||
   fail "eval scores the known task"
+ok "eval without :LAYER (logits only)" $A eval --student student.pt --teacher a.pt \
+  --teacher b.pt --input-size 32 --data labeled --json ev2.json
+"$PY" -c "
+import json
+a, b = json.load(open('ev.json')), json.load(open('ev2.json'))
+assert [t.get('teacher_acc') for t in a['tasks']] == [t.get('teacher_acc') for t in b['tasks']], (a, b)" &&
+  pass "the same teacher accuracies without :LAYER" || fail "teacher accuracies differ without :LAYER"
 
 # Bad input: one line naming the file, non-zero exit, nothing written.
 bad "missing layer lists module paths" "layer4, layer4.0" $A amalgamate --teacher a.pt:layer9 \

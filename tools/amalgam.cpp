@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -154,8 +155,11 @@ void refuse_options_on_resume(CLI::App* cmd) {
   for (const CLI::Option* option : cmd->get_options()) {
     const std::string name = option->get_name(false, false);
     if (option->count() == 0 || allowed.count(name)) continue;
+    const std::string hint =
+        name == "--export" ? "; export a finished run with: amalgam export RUN_DIR --out FILE.pt"
+                           : "; start a new run with --out to change them";
     throw Error(name + ": not applied on --resume (the run continues with the options in its " +
-                "config.json; start a new run with --out to change them)");
+                "config.json)" + hint);
   }
 }
 
@@ -216,6 +220,10 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
                 "cfl: keep the student's task gate as trained (by default its task slices are "
                 "shifted after training so it routes each task the share of transfer images "
                 "the teachers' routing gave it)");
+  cmd->add_flag("--no-routing-check{false}", r.check,
+                "cfl: keep the routing rule even where, on labeled validation images, the "
+                "teachers' calibrated scores route no better than their concatenated logits (by "
+                "default the rule then becomes none)");
 }
 
 void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
@@ -316,6 +324,9 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
   cmd->add_option("--student", a.config.student.arch,
                   "Student: resnet|vgg|mobilenetv2, or PATH.pt:LAYER (a TorchScript file)")
       ->capture_default_str();
+  cmd->add_option("--val-data", a.val_dir,
+                  "Labeled folder (root/<class>/ images, classes named as the teachers' ones) for "
+                  "validation accuracy each epoch and the routing check");
   cmd->add_option("--export", a.export_path,
                   "Also write the student as TorchScript (forward -> logits) with a sidecar");
   cmd->add_flag("--overwrite", a.overwrite,
@@ -411,6 +422,16 @@ Runner add_predict(CLI::App* cmd, CliState&) {
     c->command.data = resolved(c->data);
     return run_predict(c->command);
   };
+}
+
+Runner add_export(CLI::App* cmd, CliState&) {
+  auto c = std::make_shared<ExportCommand>();
+  cmd->add_option("model", c->model, "RUN_DIR of amalgamate, or its student.pt")->required();
+  cmd->add_option("--out", c->out, "The TorchScript file to write (.pt; a sidecar goes beside it)")
+      ->required();
+  cmd->add_option("--threads", c->threads, "Intra-op threads (0 = all cores)")
+      ->capture_default_str();
+  return [c] { return run_export(*c); };
 }
 
 Runner add_report(CLI::App* cmd, CliState&) {
@@ -512,6 +533,8 @@ const std::vector<CommandEntry>& command_table() {
       {"predict",
        "Per-task predictions with probabilities, the task gate and the union answer for images",
        &add_predict},
+      {"export", "Write a run's student as TorchScript (forward -> logits) for Python",
+       &add_export},
       {"report", "Write RUN_DIR/report.html (charts, tables, feature maps)", &add_report},
       {"bench", "Time CFL amalgamation on the demo's setup and the machine's FP32 peak",
        &add_bench},
@@ -524,8 +547,10 @@ const std::vector<CommandEntry>& command_table() {
 
 // --config FILE: a JSON object whose keys are options of the command given ("epochs": 3,
 // "teacher": ["a.pt:layer4", "b.pt:features"], "flip": true). An option also given on the
-// command line keeps the command line's value. Returns the arguments to parse.
-std::vector<std::string> arguments_with_config(int argc, char** argv) {
+// command line keeps the command line's value. Every key must be an option of that command and
+// every value of the option's kind; a run's own config.json is named as such. Returns the
+// arguments to parse.
+std::vector<std::string> arguments_with_config(const CLI::App& app, int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto it = std::find(args.begin(), args.end(), "--config");
   if (it == args.end()) return args;
@@ -539,25 +564,48 @@ std::vector<std::string> arguments_with_config(int argc, char** argv) {
     throw Error(path + ": not valid JSON: " + std::string(e.what()).substr(0, 200));
   }
   AMALGAM_CHECK(config.is_object(), path + ": expected a JSON object of option names and values");
+  AMALGAM_CHECK(!(config.contains("command") && config.contains("networks")),
+                path + ": the record of a run, not a file of options; continue that run with " +
+                    "--resume " + std::filesystem::path(path).parent_path().string());
+  const CLI::App* cmd = nullptr;
+  for (const std::string& a : args)
+    for (const CLI::App* sub : app.get_subcommands(std::function<bool(const CLI::App*)>()))
+      if (!cmd && sub->get_name() == a) cmd = sub;
+  AMALGAM_CHECK(cmd != nullptr, "--config: give the command (amalgamate, eval, ...) before it");
+  std::vector<std::string> keys;
+  for (const CLI::Option* option : cmd->get_options())
+    for (const std::string& name : option->get_lnames()) keys.push_back(name);
   std::set<std::string> given;
   for (const auto& a : args)
     if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
   for (const auto& [key, value] : config.items()) {
-    std::string name = "--" + key;
+    std::string name = key;
     std::replace(name.begin(), name.end(), '_', '-');
-    if (given.count(name)) continue;
+    const CLI::Option* option = std::find(keys.begin(), keys.end(), name) == keys.end() ||
+                                        name == "config" || name == "help"
+                                    ? nullptr
+                                    : cmd->get_option_no_throw("--" + name);
+    AMALGAM_CHECK(option != nullptr, path + ": unknown key \"" + key + "\" (not an option of " +
+                                         cmd->get_name() + ")" + did_you_mean(name, keys));
+    const bool flag = option->get_expected_max() == 0;  // CLI11 flags take no value
+    AMALGAM_CHECK(!flag || value.is_boolean(), path + ": \"" + key + "\" must be true or false");
+    AMALGAM_CHECK(flag || value.is_string() || value.is_number() || value.is_array(),
+                  path + ": \"" + key + "\" must be a string, a number or a list of them");
+    if (given.count("--" + name)) continue;
     const auto text = [&](const nlohmann::json& v) {
+      AMALGAM_CHECK(v.is_string() || v.is_number(),
+                    path + ": \"" + key + "\" must be a string, a number or a list of them");
       return v.is_string() ? v.get<std::string>() : v.dump();
     };
-    if (value.is_boolean()) {
-      if (value.get<bool>()) args.push_back(name);
+    if (flag) {
+      if (value.get<bool>()) args.push_back("--" + name);
     } else if (value.is_array()) {
       for (const auto& v : value) {
-        args.push_back(name);
+        args.push_back("--" + name);
         args.push_back(text(v));
       }
     } else {
-      args.push_back(name);
+      args.push_back("--" + name);
       args.push_back(text(value));
     }
   }
@@ -643,7 +691,7 @@ int main(int argc, char** argv) {
   }
   try {
     const int code = guarded(state, [&] {
-      state.args = arguments_with_config(argc, argv);
+      state.args = arguments_with_config(app, argc, argv);
       return 0;
     });
     if (code != 0) return code;

@@ -1,5 +1,6 @@
 #include "app/commands.h"
 
+#include "app/run_outputs.h"
 #include "app/run_recorder.h"
 
 #include <torch/torch.h>
@@ -25,6 +26,7 @@
 #include "teachers/conventions.h"
 #include "teachers/teacher.h"
 #include "training/options_json.h"
+#include "training/routing_check.h"
 #include "training/student_io.h"
 #include "training/teach.h"
 
@@ -186,8 +188,9 @@ nlohmann::json print_routing(const std::vector<Teacher>& teachers, const Student
 
 // config.json of an amalgamate run: everything needed to rerun or resume it.
 nlohmann::json run_config(const AmalgamateCommand& c, int world_size) {
-  return {{"command", "amalgamate"}, {"teachers", c.teachers},  {"data", c.data},
-          {"options", c.config},     {"export", c.export_path}, {"world_size", world_size}};
+  return {{"command", "amalgamate"}, {"teachers", c.teachers}, {"data", c.data},
+          {"val_data", c.val_dir},   {"options", c.config},    {"export", c.export_path},
+          {"world_size", world_size}};
 }
 
 // Where each network's features come from: the tapped layer, the layout it was read in and the
@@ -290,18 +293,6 @@ int run_teach(TeachCommand c) {
 
 namespace {
 
-// What an amalgamate run writes in its directory: a new run there replaces all of them, so no
-// file of an older run (metrics.jsonl is appended to) is mixed into the new one.
-const char* const kRunFiles[] = {"config.json",        "checkpoint.pt",  "metrics.jsonl",
-                                 "student.pt",         "student.json",   "student.block.pt",
-                                 "student.block.json", "embedding.json", "report.html"};
-
-bool holds_a_run(const std::string& dir) {
-  for (const char* name : kRunFiles)
-    if (std::filesystem::exists(std::filesystem::path(dir) / name)) return true;
-  return false;
-}
-
 // Every output path of a new run, checked before any input is loaded: outputs never replace an
 // input (a teacher, the student, their sidecars) or an older run unless --overwrite says so.
 void check_new_run_outputs(const AmalgamateCommand& c) {
@@ -310,33 +301,41 @@ void check_new_run_outputs(const AmalgamateCommand& c) {
                 "--out: " + c.out + " already holds a run; continue it with --resume " + c.out +
                     ", or replace it with --overwrite, or choose another --out");
   if (c.export_path.empty()) return;
-  AMALGAM_CHECK(fs::path(c.export_path).extension() == ".pt",
-                "--export: '" + c.export_path + "' should end in .pt");
-  const fs::path target = fs::weakly_canonical(c.export_path);
   AMALGAM_CHECK(
-      target != fs::weakly_canonical(c.out + "/student.pt"),
+      fs::weakly_canonical(c.export_path) != fs::weakly_canonical(c.out + "/student.pt"),
       "--export: " + c.export_path + " is where the run saves its student; choose another path");
-  const fs::path target_sidecar = fs::weakly_canonical(sidecar_path(c.export_path));
-  std::vector<std::string> inputs = c.teachers;
-  inputs.push_back(c.config.student.arch);
-  for (const std::string& ref : inputs) {
-    const std::string path = parse_model_ref(ref).path;
-    for (const std::string& input : {path, sidecar_path(path)}) {
-      if (!fs::exists(input)) continue;
-      const fs::path canonical = fs::weakly_canonical(input);
-      AMALGAM_CHECK(canonical != target && canonical != target_sidecar,
-                    "--export: " + c.export_path + " would overwrite " + input +
-                        ", an input of this run; choose another path");
-    }
-  }
-  const fs::path folder = target.parent_path();
-  AMALGAM_CHECK(!fs::exists(folder) || fs::is_directory(folder),
-                "--export: " + folder.string() + " is not a folder");
-  ensure_directory(folder.string());
+  std::vector<std::string> inputs;
+  for (const std::string& ref : c.teachers) inputs.push_back(parse_model_ref(ref).path);
+  inputs.push_back(parse_model_ref(c.config.student.arch).path);
+  check_export_target("--export", c.export_path, inputs);
 }
 
-void remove_old_run(const std::string& dir) {
-  for (const char* name : kRunFiles) std::filesystem::remove(std::filesystem::path(dir) / name);
+// The --val-data folder, its class folders matched to the teachers' class names.
+LabeledImages load_validation_folder(const AmalgamateCommand& c,
+                                     const std::vector<Teacher>& teachers) {
+  DataSource source = c.data.source;
+  source.dirs = {c.val_dir};
+  source.limit = 0;
+  AMALGAM_CHECK(std::filesystem::is_directory(c.val_dir),
+                "--val-data: " + c.val_dir + " is not a folder");
+  AMALGAM_CHECK(!source.is_idx(), "--val-data: " + c.val_dir +
+                                      " holds IDX files; give a labeled image folder "
+                                      "(root/<class>/ images); an IDX --data has its own "
+                                      "validation split");
+  std::vector<TaskSpec> tasks;
+  for (const auto& t : teachers) tasks.push_back(t.task);
+  LabeledImages val = load_scoring_set(source, "val", teachers.front().network->input(), tasks);
+  AMALGAM_CHECK(val.size() > 0,
+                "--val-data: " + c.val_dir + ": no class folder is named after a teacher's class");
+  log_info("amalgamate: validation set: " + std::to_string(val.size()) + " labeled images from " +
+           c.val_dir);
+  return val;
+}
+
+// The routing check recorded by the run in `dir` (resumed runs keep it).
+nlohmann::json recorded_routing_check(const std::string& dir) {
+  const auto config = nlohmann::json::parse(read_whole_file(dir + "/config.json"));
+  return config.value("routing_check", nlohmann::json());
 }
 
 // run_amalgamate once the process group (if any) has formed.
@@ -370,6 +369,14 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   LabeledImages val;
   const TransferSet transfer =
       load_transfer_set(c.data.source, teachers.front().network->input(), &val);
+  if (!c.val_dir.empty()) val = load_validation_folder(c, teachers);
+  // A new run settles its routing rule here and records it; a resumed one keeps its record.
+  RoutingCheck routing_check;
+  if (c.resume.empty()) {
+    routing_check = check_routing(teachers, val, config.objective);
+    apply(routing_check, config.objective);
+    log_info("amalgamate: " + describe(routing_check));
+  }
   check_ranks_agree(teachers, transfer, config, context.group.get());
   context.resume = !c.resume.empty();
   if (!writer) {
@@ -382,6 +389,8 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   // Written once every input has been accepted.
   nlohmann::json run = run_config(c, world_size);
   run["networks"] = networks_record(c, context.student_network, teachers);
+  run["routing_check"] =
+      c.resume.empty() ? nlohmann::json(routing_check) : recorded_routing_check(c.out);
   write_text_atomically(c.out + "/config.json", run.dump(2) + "\n");
   context.checkpoint_path = c.out + "/checkpoint.pt";
   RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);
@@ -449,6 +458,7 @@ int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
     config.at("options").get_to(c.config);
     config.at("teachers").get_to(c.teachers);
     config.at("export").get_to(c.export_path);
+    c.val_dir = config.value("val_data", std::string());
   } catch (const nlohmann::json::exception& e) {
     const std::string what = e.what();
     throw Error(config_path + ": damaged config: " + first_line(what));
@@ -502,8 +512,9 @@ int run_eval(const EvalCommand& c) {
   AMALGAM_CHECK(!teacher_paths.empty() || !student_path.empty(),
                 "eval: give --teacher and/or --student");
   const std::vector<Teacher> teachers =
-      teacher_paths.empty() ? std::vector<Teacher>{}
-                            : load_teachers(teacher_paths, parse_device(device), d.input);
+      teacher_paths.empty()
+          ? std::vector<Teacher>{}
+          : load_teachers(teacher_paths, parse_device(device), d.input, TeacherUse::kLogitsOnly);
   Student student;
   if (!student_path.empty()) student = load_student(student_path, parse_device(device));
   nlohmann::json report = {{"split", d.source.is_idx() ? split : d.source.dirs.front()},
@@ -558,73 +569,6 @@ int run_eval(const EvalCommand& c) {
               format_table({"task", "teacher", "student"}, rows).c_str());
   if (tasks.size() > 1) report["routing"] = print_routing(teachers, student, scores, data);
   if (!json_path.empty()) write_text_atomically(json_path, report.dump(2) + "\n");
-  return 0;
-}
-
-namespace {
-
-// One image's answers: its logits; per task the class its slice picks and that class's
-// probability within the task; the task gate (each slice's softmax mass); and the union answer
-// (argmax over the whole head: task, class and probability), the one to use when the task is not
-// known.
-nlohmann::json prediction_record(const at::Tensor& logits, const HeadLayout& head) {
-  const at::Tensor row = logits.to(torch::kFloat32).contiguous();
-  const auto class_name = [&](size_t t, int64_t local) {
-    const TaskSpec& task = head.tasks[t];
-    return task.class_names.empty() ? nlohmann::json(local)
-                                    : nlohmann::json(task.class_names[static_cast<size_t>(local)]);
-  };
-  nlohmann::json entry = {
-      {"logits", std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + row.numel())}};
-  const at::Tensor joint = torch::softmax(row, 0);
-  for (size_t t = 0; t < head.tasks.size(); ++t) {
-    const int64_t begin = head.offset(t), size = head.tasks[t].size();
-    const at::Tensor within = torch::softmax(row.slice(0, begin, begin + size), 0);
-    const int64_t best = within.argmax().item<int64_t>();
-    const std::string& name = head.tasks[t].name;
-    entry["predicted"][name] = class_name(t, best);
-    entry["probability"][name] = within[best].item<double>();
-    entry["task_probability"][name] = joint.slice(0, begin, begin + size).sum().item<double>();
-  }
-  const int64_t top = joint.argmax().item<int64_t>();
-  size_t task = 0;
-  while (top >= head.offset(task) + head.tasks[task].size()) ++task;
-  entry["union"] = {{"task", head.tasks[task].name},
-                    {"class", class_name(task, top - head.offset(task))},
-                    {"probability", joint[top].item<double>()}};
-  return entry;
-}
-
-}  // namespace
-
-// Per-task predictions with probabilities, the task gate and the union answer of a student for
-// every image file given or found under the folders, as JSON.
-int run_predict(const PredictCommand& c) {
-  const DataOptions& d = c.data;
-  const std::string& model_path = c.model;
-  const std::string& out_path = c.json_path;
-  const std::string& device = c.runtime.device;
-  configure_threads(c.runtime.threads);
-  const Student student = load_student(model_path, parse_device(device));
-  ImageFolderOptions geometry;
-  geometry.channels = student.network->input().channels;
-  geometry.height = student.network->input().height;
-  geometry.width = student.network->input().width;
-  geometry.on_bad_image = d.source.on_bad_image;
-  std::vector<std::string> files;
-  const at::Tensor images = load_image_tree(d.source.dirs, geometry, &files);
-  const at::Tensor logits = predict_logits(*student.network, images, kInferenceBatch).contiguous();
-  nlohmann::json result = {{"model", model_path}, {"images", nlohmann::json::array()}};
-  for (int64_t i = 0; i < logits.size(0); ++i) {
-    nlohmann::json entry = prediction_record(logits[i], student.head);
-    entry["file"] = files[static_cast<size_t>(i)];
-    result["images"].push_back(entry);
-  }
-  const std::string text = result.dump(1) + "\n";
-  if (out_path.empty())
-    std::printf("%s", text.c_str());
-  else
-    write_text_atomically(out_path, text);
   return 0;
 }
 

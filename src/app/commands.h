@@ -52,13 +52,16 @@ struct AmalgamateCommand {
   DataOptions data;                   ///< the transfer set (and validation split)
   AmalgamateConfig config;            ///< the run's configuration
   std::vector<std::string> teachers;  ///< --teacher refs, in head order
-  std::string out;                    ///< run directory ("" = runs/amalgamate-<time>)
-  std::string export_path;            ///< --export ("" = none)
-  bool dry_run = false;               ///< print the resolved config and models, then stop
-  std::string resume;                 ///< --resume RUN_DIR ("" = a new run)
-  bool overwrite = false;             ///< --overwrite: a new run may replace the one in `out`
-  int nproc = 0;                      ///< --nproc: ranks to start on this host (0 = this process)
-  DistributedOptions dist;            ///< this process's rank in a data-parallel run
+  /// --val-data: a labeled folder (root/<class>/ images) for validation curves and the routing
+  /// check; "": an IDX source's validation split, image folders none
+  std::string val_dir;
+  std::string out;          ///< run directory ("" = runs/amalgamate-<time>)
+  std::string export_path;  ///< --export ("" = none)
+  bool dry_run = false;     ///< print the resolved config and models, then stop
+  std::string resume;       ///< --resume RUN_DIR ("" = a new run)
+  bool overwrite = false;   ///< --overwrite: a new run may replace the one in `out`
+  int nproc = 0;            ///< --nproc: ranks to start on this host (0 = this process)
+  DistributedOptions dist;  ///< this process's rank in a data-parallel run
 };
 int run_amalgamate(AmalgamateCommand command);
 
@@ -94,6 +97,15 @@ struct PredictCommand {
   std::string json_path;   ///< where the JSON goes ("" = stdout)
 };
 int run_predict(const PredictCommand& command);
+
+/// `amalgam export`: writes a run's student (`model`: RUN_DIR or its student.pt) as TorchScript
+/// (forward(images in [0,1]) -> logits) with a sidecar at `out`, without retraining.
+struct ExportCommand {
+  std::string model;  ///< RUN_DIR or a student file written by amalgamate
+  std::string out;    ///< the .pt file to write (never one of the student's own files)
+  int threads = 0;    ///< intra-op threads (0 = all cores)
+};
+int run_export(const ExportCommand& command);
 
 /// `amalgam inspect`: the module tree of a TorchScript file with each layer's output shape.
 struct InspectCommand {

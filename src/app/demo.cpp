@@ -20,6 +20,7 @@
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
 #include "training/options_json.h"
+#include "training/routing_check.h"
 #include "training/student_io.h"
 
 namespace amalgam {
@@ -116,6 +117,9 @@ DemoResult run_demo(const DemoOptions& o) {
     RunContext context;
     context.cache = &cache;
     recorder.attach(context);
+    const RoutingCheck routing_check = check_routing(teachers, data.val, amalgam_options.objective);
+    apply(routing_check, amalgam_options.objective);
+    log_info("demo " + method + ": " + describe(routing_check));
     AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options, context);
     result.seconds["amalgamate_" + method] = amalgamated.seconds;
     result.params["student"] = count_parameters(*amalgamated.student);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <map>
 
 #include "app/experiment.h"
 #include "core/atomic_file.h"
@@ -20,6 +21,7 @@
 #include "reporting/report.h"
 #include "reporting/table.h"
 #include "training/amalgamate.h"
+#include "training/routing_check.h"
 #include "training/teach.h"
 
 namespace amalgam {
@@ -203,6 +205,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   const auto wanted = [&](const std::string& key) {
     return o.rows.empty() || std::find(o.rows.begin(), o.rows.end(), key) != o.rows.end();
   };
+  std::map<std::string, RoutingCheck> routing_checks;  // by routing options: seeds share them
   for (int64_t seed = 0; seed < o.seeds; ++seed) {
     log_info(plan.name + ": seed " + std::to_string(seed + 1) + "/" + std::to_string(o.seeds));
     const TrainOptions train =
@@ -227,6 +230,12 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
       if (!wanted(v.key)) continue;
       AmalgamateConfig options = base;
       v.configure(options.objective);
+      const std::string key = nlohmann::json(options.objective).dump();
+      if (!routing_checks.count(key)) {
+        routing_checks[key] = check_routing(teachers, data.split.val, options.objective);
+        log_info(plan.name + ", " + v.key + ": " + describe(routing_checks[key]));
+      }
+      apply(routing_checks[key], options.objective);
       RunContext context;
       context.cache = &cache;
       AmalgamationResult r = amalgamate(teachers, transfer, options, context);

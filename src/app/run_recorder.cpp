@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 
 #include "core/atomic_file.h"
@@ -24,9 +25,13 @@ RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, 
   for (const auto& t : teachers_) head_.tasks.push_back(t.task);
   start_ = now_seconds();
   if (val_.size() > 0 && !resumed) {
+    // A user's validation folder may hold some tasks' classes only: score the teachers it has.
     nlohmann::json teachers_val;
-    for (const auto& t : teachers_)
-      teachers_val[t.task.name] = evaluate_teacher(t, val_, kInferenceBatch);
+    const at::Tensor truth = true_tasks(val_.labels, head_.tasks);
+    for (size_t i = 0; i < teachers_.size(); ++i)
+      if (truth.eq(static_cast<int64_t>(i)).any().item<bool>())
+        teachers_val[teachers_[i].task.name] =
+            evaluate_teacher(teachers_[i], val_, kInferenceBatch);
     teachers_val["union"] = evaluate_ensemble(teachers_, val_, kInferenceBatch);
     metrics_->write({{"type", "teachers"}, {"val", teachers_val}});
   }
@@ -35,7 +40,8 @@ RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, 
 nlohmann::json RunRecorder::val_scores(NetworkImpl& student) {
   const StudentScores s = evaluate_student(student, head_, val_, kInferenceBatch);
   nlohmann::json scores;
-  for (size_t i = 0; i < head_.tasks.size(); ++i) scores[head_.tasks[i].name] = s.task_accuracy[i];
+  for (size_t i = 0; i < head_.tasks.size(); ++i)  // NaN: the validation set has none of its images
+    if (std::isfinite(s.task_accuracy[i])) scores[head_.tasks[i].name] = s.task_accuracy[i];
   scores["union"] = s.union_accuracy;
   if (head_.tasks.size() > 1) scores["routing"] = s.routing_accuracy;
   return scores;

@@ -32,4 +32,12 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   return best.empty() ? "" : "; did you mean " + best + "?";
 }
 
+std::string unknown_choice(const std::string& option, const std::string& name,
+                           const std::vector<std::string>& names) {
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i)
+    list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return option + ": expected " + list + ", got '" + name + "'" + did_you_mean(name, names);
+}
+
 }  // namespace amalgam

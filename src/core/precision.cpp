@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/names.h"
 
 // LibTorch 2.4 replaced the per-device autocast setters with ones taking the device type.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -69,10 +70,19 @@ bool has_native_bf16(c10::Device device) {
 }
 
 Precision parse_precision(const std::string& name, c10::Device device) {
-  if (name == "fp32") return Precision::kFp32;
-  if (name == "bf16") return Precision::kBf16;
-  if (name == "auto") return has_native_bf16(device) ? Precision::kBf16 : Precision::kFp32;
-  throw Error("--precision: expected fp32, bf16 or auto, got '" + name + "'");
+  // "auto" is a choice of its own: it resolves to one of the others on `device`.
+  enum class Choice { kFp32, kBf16, kAuto };
+  static const NameTable<Choice> names = {
+      {Choice::kFp32, "fp32"}, {Choice::kBf16, "bf16"}, {Choice::kAuto, "auto"}};
+  switch (parse_choice("--precision", name, names)) {
+    case Choice::kFp32:
+      return Precision::kFp32;
+    case Choice::kBf16:
+      return Precision::kBf16;
+    case Choice::kAuto:
+      break;
+  }
+  return has_native_bf16(device) ? Precision::kBf16 : Precision::kFp32;
 }
 
 const char* precision_name(Precision precision) {

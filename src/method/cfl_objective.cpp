@@ -79,11 +79,7 @@ class CflObjectiveImpl : public ObjectiveImpl {
 
   // Per task, the share of transfer images the calibrated teacher scores route to it.
   std::vector<double> routed_shares() const {
-    std::vector<double> shares;
-    for (size_t i = 0; i < sizes_.size(); ++i)
-      shares.push_back(
-          routing_.task.eq(static_cast<int64_t>(i)).to(torch::kFloat64).mean().item<double>());
-    return shares;
+    return task_shares(routing_.task, static_cast<int64_t>(sizes_.size()));
   }
   bool uniform() const {
     return !routed() || config_.routing.slice_weights == SliceWeights::kUniform;

@@ -7,54 +7,41 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/names.h"
 
 namespace amalgam {
 
 namespace {
 
-const std::vector<std::pair<RoutingRule, const char*>>& rule_names() {
-  static const std::vector<std::pair<RoutingRule, const char*>> names = {
-      {RoutingRule::kNone, "none"},
-      {RoutingRule::kTeachers, "teachers"},
-      {RoutingRule::kGate, "gate"}};
+const NameTable<RoutingRule>& rule_names() {
+  static const NameTable<RoutingRule> names = {{RoutingRule::kNone, "none"},
+                                               {RoutingRule::kTeachers, "teachers"},
+                                               {RoutingRule::kGate, "gate"}};
   return names;
 }
 
-const std::vector<std::pair<RoutingScore, const char*>>& score_names() {
-  static const std::vector<std::pair<RoutingScore, const char*>> names = {
-      {RoutingScore::kEnergy, "energy"},
-      {RoutingScore::kMaxLogit, "max-logit"},
-      {RoutingScore::kMaxProb, "max-prob"}};
+const NameTable<RoutingScore>& score_names() {
+  static const NameTable<RoutingScore> names = {{RoutingScore::kEnergy, "energy"},
+                                                {RoutingScore::kMaxLogit, "max-logit"},
+                                                {RoutingScore::kMaxProb, "max-prob"}};
   return names;
 }
 
-const std::vector<std::pair<SliceWeights, const char*>>& weight_names() {
-  static const std::vector<std::pair<SliceWeights, const char*>> names = {
-      {SliceWeights::kExpertise, "expertise"},
-      {SliceWeights::kResponsibility, "responsibility"},
-      {SliceWeights::kUniform, "uniform"}};
+const NameTable<SliceWeights>& weight_names() {
+  static const NameTable<SliceWeights> names = {{SliceWeights::kExpertise, "expertise"},
+                                                {SliceWeights::kResponsibility, "responsibility"},
+                                                {SliceWeights::kUniform, "uniform"}};
   return names;
-}
-
-template <typename E>
-const char* name_of(E value, const std::vector<std::pair<E, const char*>>& names) {
-  for (const auto& [v, text] : names)
-    if (v == value) return text;
-  return "?";
 }
 
 }  // namespace
 
 RoutingRule parse_routing_rule(const std::string& name) {
-  for (const auto& [rule, text] : rule_names())
-    if (name == text) return rule;
-  throw Error("--routing: expected none, teachers or gate, got '" + name + "'");
+  return parse_choice("--routing", name, rule_names());
 }
 
 SliceWeights parse_slice_weights(const std::string& name) {
-  for (const auto& [weights, text] : weight_names())
-    if (name == text) return weights;
-  throw Error("--slice-weights: expected expertise, responsibility or uniform, got '" + name + "'");
+  return parse_choice("--slice-weights", name, weight_names());
 }
 
 void validate(const RoutingOptions& o) {
@@ -67,33 +54,41 @@ void validate(const RoutingOptions& o) {
 }
 
 void to_json(nlohmann::json& j, const RoutingOptions& o) {
-  j = {{"rule", name_of(o.rule, rule_names())},
-       {"score", name_of(o.score, score_names())},
+  j = {{"rule", choice_name(o.rule, rule_names())},
+       {"score", choice_name(o.score, score_names())},
        {"energy_temperature", o.energy_temperature},
        {"prior", o.prior},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
-       {"slice_weights", name_of(o.slice_weights, weight_names())},
-       {"calibrate_gate", o.calibrate_gate}};
+       {"slice_weights", choice_name(o.slice_weights, weight_names())},
+       {"calibrate_gate", o.calibrate_gate},
+       {"check", o.check}};
 }
 
 void from_json(const nlohmann::json& j, RoutingOptions& o) {
   const RoutingOptions d;
-  o.rule = parse_routing_rule(j.value("rule", std::string(name_of(d.rule, rule_names()))));
-  o.score = parse_routing_score(j.value("score", std::string(name_of(d.score, score_names()))));
+  o.rule = parse_routing_rule(j.value("rule", std::string(choice_name(d.rule, rule_names()))));
+  o.score = parse_routing_score(j.value("score", std::string(choice_name(d.score, score_names()))));
   o.energy_temperature = j.value("energy_temperature", d.energy_temperature);
   o.prior = j.value("prior", d.prior);
   o.confident_share = j.value("confident_share", d.confident_share);
   o.lambda_task = j.value("lambda_task", d.lambda_task);
   o.slice_weights = parse_slice_weights(
-      j.value("slice_weights", std::string(name_of(d.slice_weights, weight_names()))));
+      j.value("slice_weights", std::string(choice_name(d.slice_weights, weight_names()))));
   o.calibrate_gate = j.value("calibrate_gate", d.calibrate_gate);
+  o.check = j.value("check", d.check);
 }
 
 RoutingScore parse_routing_score(const std::string& name) {
-  for (const auto& [score, text] : score_names())
-    if (name == text) return score;
-  throw Error("--routing-score: expected energy, max-logit or max-prob, got '" + name + "'");
+  return parse_choice("--routing-score", name, score_names());
+}
+
+std::vector<double> task_shares(const at::Tensor& task, int64_t tasks) {
+  const at::Tensor counts = torch::bincount(task.to(at::kCPU).to(torch::kInt64), {}, tasks);
+  const double n = static_cast<double>(std::max<int64_t>(task.numel(), 1));
+  std::vector<double> shares;
+  for (int64_t t = 0; t < tasks; ++t) shares.push_back(counts[t].item<double>() / n);
+  return shares;
 }
 
 at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score,

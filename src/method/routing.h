@@ -66,6 +66,10 @@ struct RoutingOptions {
   /// After training, shift the student's task slices so its gate routes the transfer images in
   /// the shares the calibrated teacher scores do (training/gate_calibration.h).
   bool calibrate_gate = true;
+  /// Before training, where labeled validation images exist, fall back to rule none if the
+  /// calibrated scores route them no better than the concatenated logits
+  /// (training/routing_check.h).
+  bool check = true;
 };
 
 /// Throws Error naming the option for a nonsense value.
@@ -82,6 +86,10 @@ struct TaskRouting {
   std::vector<double> bias;   ///< per teacher: added to its score by the calibration
   std::vector<double> prior;  ///< the shares the calibration matched
 };
+
+/// Per task, the share of images routed to it: `task` holds each image's task index (int64
+/// [N], values in [0, tasks)).
+std::vector<double> task_shares(const at::Tensor& task, int64_t tasks);
 
 /// Each teacher's score for every image: [N,T] from per-teacher logits [N,K_i].
 /// `temperature`: the energy's, in units of each teacher's logit std.

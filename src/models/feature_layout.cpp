@@ -5,18 +5,18 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/names.h"
 
 namespace amalgam {
 namespace {
 
-const std::vector<std::pair<FeatureLayout, const char*>>& layout_names() {
-  static const std::vector<std::pair<FeatureLayout, const char*>> names = {
-      {FeatureLayout::kAuto, "auto"},
-      {FeatureLayout::kNCHW, "nchw"},
-      {FeatureLayout::kNHWC, "nhwc"},
-      {FeatureLayout::kTokens, "tokens"},
-      {FeatureLayout::kTokensWithClass, "tokens+cls"},
-      {FeatureLayout::kVector, "vector"}};
+const NameTable<FeatureLayout>& layout_names() {
+  static const NameTable<FeatureLayout> names = {{FeatureLayout::kAuto, "auto"},
+                                                 {FeatureLayout::kNCHW, "nchw"},
+                                                 {FeatureLayout::kNHWC, "nhwc"},
+                                                 {FeatureLayout::kTokens, "tokens"},
+                                                 {FeatureLayout::kTokensWithClass, "tokens+cls"},
+                                                 {FeatureLayout::kVector, "vector"}};
   return names;
 }
 
@@ -60,16 +60,11 @@ bool plausible_grid(int64_t h, int64_t w, int64_t h_in, int64_t w_in) {
 }  // namespace
 
 FeatureLayout parse_feature_layout(const std::string& name, const std::string& where) {
-  for (const auto& [layout, text] : layout_names())
-    if (name == text) return layout;
-  throw Error(where + ": unknown feature layout '" + name +
-              "' (expected auto, nchw, nhwc, tokens, tokens+cls or vector)");
+  return parse_choice(where + ": feature layout", name, layout_names());
 }
 
 const char* feature_layout_name(FeatureLayout layout) {
-  for (const auto& [l, text] : layout_names())
-    if (l == layout) return text;
-  return "?";
+  return choice_name(layout, layout_names());
 }
 
 FeatureLayout resolve_feature_layout(const std::vector<int64_t>& sizes, int64_t height,

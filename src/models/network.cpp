@@ -24,6 +24,7 @@ std::vector<int64_t> feature_shape(NetworkImpl& network) {
   const auto out = network.forward(
       torch::zeros({1, in.channels, in.height, in.width}, torch::TensorOptions().device(device)));
   network.train(was_training);
+  if (!out.features.defined()) return {};
   return {out.features.size(1), out.features.size(2), out.features.size(3)};
 }
 

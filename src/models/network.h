@@ -52,7 +52,8 @@ struct ParamGroup {
 /// Shared handle to any network.
 using Network = std::shared_ptr<NetworkImpl>;
 
-/// The feature map shape {C,H,W} the network produces for its declared input size.
+/// The feature map shape {C,H,W} the network produces for its declared input size; empty for a
+/// network that gives logits only (a TorchScript file loaded without :LAYER).
 std::vector<int64_t> feature_shape(NetworkImpl& network);
 
 /// The device of a module's first parameter (CPU for a module without parameters).

@@ -36,8 +36,8 @@ void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const
 namespace {
 
 Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
-                                 const InputConventions& conventions) {
-  AMALGAM_CHECK(!ref.layer.empty(),
+                                 const InputConventions& conventions, TeacherUse use) {
+  AMALGAM_CHECK(!ref.layer.empty() || use == TeacherUse::kLogitsOnly,
                 ref.path +
                     ": a TorchScript teacher needs :LAYER, the submodule whose output is its "
                     "feature map (amalgam inspect " +
@@ -73,21 +73,21 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
     for (int64_t i = 0; i < outputs; ++i)
       task.class_names.push_back(task.name + ":" + std::to_string(i));
   Teacher teacher = make_teacher(network, std::move(task));
-  teacher.path = ref.path + ":" + ref.layer;
+  teacher.path = ref.layer.empty() ? ref.path : ref.path + ":" + ref.layer;
   return teacher;
 }
 
 }  // namespace
 
 Teacher load_teacher(const std::string& text, c10::Device device,
-                     const InputConventions& conventions) {
+                     const InputConventions& conventions, TeacherUse use) {
   const ModelRef ref = parse_model_ref(text);
   AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
   if (sidecar_format(ref.path) != "amalgam-network") {
     AMALGAM_CHECK(is_torchscript_file(ref.path),
                   ref.path + ": neither a teacher written by amalgam teach (its sidecar " +
                       sidecar_path(ref.path) + " is missing) nor a TorchScript file");
-    return load_torchscript_teacher(ref, device, conventions);
+    return load_torchscript_teacher(ref, device, conventions, use);
   }
   AMALGAM_CHECK(ref.layer.empty(), ref.path +
                                        ": written by amalgam teach, its feature map is its last "
@@ -160,9 +160,9 @@ TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
 }
 
 std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::Device device,
-                                   const InputConventions& conventions) {
+                                   const InputConventions& conventions, TeacherUse use) {
   std::vector<Teacher> teachers;
-  for (const auto& ref : refs) teachers.push_back(load_teacher(ref, device, conventions));
+  for (const auto& ref : refs) teachers.push_back(load_teacher(ref, device, conventions, use));
   const auto is_user_file = [](const Teacher& t) {
     return dynamic_cast<TorchScriptNetworkImpl*>(t.network.get()) != nullptr;
   };

@@ -20,7 +20,7 @@ struct Teacher {
   std::string path;                    ///< file it was loaded from ("" when built in memory)
   Network network;                     ///< in eval mode, no parameter requires a gradient
   TaskSpec task;                       ///< the classes its logits stand for, in order
-  std::vector<int64_t> feature_shape;  ///< {C,H,W} of its feature map
+  std::vector<int64_t> feature_shape;  ///< {C,H,W} of its feature map (empty: logits only)
 };
 
 /// Writes a trained zoo network as a teacher of `task` (weights + sidecar); `extra` entries are
@@ -28,18 +28,26 @@ struct Teacher {
 void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const TaskSpec& task,
                   const std::string& path, const nlohmann::json& extra);
 
+/// What a teacher is loaded for: amalgamation takes its feature map, scoring its logits only.
+enum class TeacherUse {
+  kAmalgamate,  ///< a TorchScript teacher needs :LAYER
+  kLogitsOnly,  ///< :LAYER may be left out (eval); feature_shape is then empty
+};
+
 /// Loads a teacher onto `device` and freezes it. `ref` is "PATH" (written by `amalgam teach`) or
 /// "PATH:LAYER" (a TorchScript file whose forward returns logits; LAYER's output is the feature
 /// map; input conventions from its sidecar or `conventions`). A TorchScript teacher's task is
 /// named by its sidecar (else the file's stem), its classes get ids 0..k-1 (load_teachers makes
 /// them unique) and names from the sidecar (else "<task>:<i>").
 Teacher load_teacher(const std::string& ref, c10::Device device,
-                     const InputConventions& conventions = {});
+                     const InputConventions& conventions = {},
+                     TeacherUse use = TeacherUse::kAmalgamate);
 
 /// Loads every teacher, renumbers the classes of TorchScript teachers so no two teachers share a
 /// class id, and checks that they can be amalgamated together.
 std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::Device device,
-                                   const InputConventions& conventions);
+                                   const InputConventions& conventions,
+                                   TeacherUse use = TeacherUse::kAmalgamate);
 
 /// Wraps an in-memory network as a frozen teacher.
 Teacher make_teacher(Network network, TaskSpec task);

@@ -338,7 +338,9 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   student.eval();
   result.objective->eval();
   replicas.finish(student);
-  if (const auto shares = result.objective->gate_shares(); !shares.empty())
+  // Only rank 0 keeps (and writes) the student; the other ranks' copies are discarded.
+  const bool keeps_student = !group || group->rank() == 0;
+  if (const auto shares = result.objective->gate_shares(); keeps_student && !shares.empty())
     result.gate = calibrate_task_gate(student, transfer.images(), result.head, shares);
   result.seconds = now_seconds() - start;
   return result;

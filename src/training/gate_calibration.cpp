@@ -31,11 +31,7 @@ at::Tensor output_bias(NetworkImpl& network, int64_t classes) {
 }
 
 std::vector<double> routed_shares(const at::Tensor& gate_scores) {
-  const at::Tensor routed = gate_scores.argmax(1);
-  std::vector<double> shares;
-  for (int64_t t = 0; t < gate_scores.size(1); ++t)
-    shares.push_back(routed.eq(t).to(torch::kFloat64).mean().item<double>());
-  return shares;
+  return task_shares(gate_scores.argmax(1), gate_scores.size(1));
 }
 
 std::string percents(const HeadLayout& head, const std::vector<double>& shares) {

@@ -1,0 +1,45 @@
+// The routing's evidence checked on labeled validation images before training: where the
+// teachers' calibrated scores route images to their task no better than the teachers' raw
+// concatenated logits do, the student is not taught that routing (rule none: plain KD's union
+// target). Validation labels choose this one setting; none reaches training.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "method/objective.h"
+#include "teachers/teacher.h"
+
+namespace amalgam {
+
+/// What the check measured and decided.
+struct RoutingCheck {
+  bool checked = false;     ///< false: not run (see `reason`); the rule is kept
+  std::string reason;       ///< why it was not run ("" when it was)
+  int64_t images = 0;       ///< validation images of the teachers' tasks
+  double calibrated = 0;    ///< share the calibrated scores route to the image's task
+  double concatenated = 0;  ///< share the concatenated logits route to the image's task
+  bool fall_back = false;   ///< the rule was set to none
+};
+
+/// Fewest validation images of each task the check needs.
+constexpr int64_t kRoutingCheckMinImages = 20;
+
+/// Runs the check for `objective` (a routed cfl objective with routing.check on) on `val`: it
+/// falls back where the calibrated scores route no better than the concatenated logits.
+RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
+                           const ObjectiveConfig& objective);
+
+/// Sets objective.routing.rule to none where `check` fell back.
+void apply(const RoutingCheck& check, ObjectiveConfig& objective);
+
+/// One line for the log: what was measured and what was decided.
+std::string describe(const RoutingCheck& check);
+
+void to_json(nlohmann::json& j, const RoutingCheck& check);
+
+}  // namespace amalgam
