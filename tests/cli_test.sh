@@ -24,7 +24,7 @@ c = json.load(open(sys.argv[1]))
 r, rule = c['routing_check'], c['options']['objective']['routing']['rule']
 assert r['checked'] and r['images'] == 500, r
 assert r['fall_back'] == (r['calibrated_routing'] <= r['concatenated_routing']), r
-assert rule == ('none' if r['fall_back'] else 'gate'), (r, rule)" "$W/s/config.json" &&
+assert rule == ('concatenated' if r['fall_back'] else 'gate'), (r, rule)" "$W/s/config.json" &&
   pass "the routing is checked on the validation split and the rule recorded" ||
   fail "routing check on the validation split"
 ok "amalgamate kd" $A amalgamate --method kd --teacher "$W/a/teacher.pt" \

@@ -162,13 +162,14 @@ TEST(Objective, MethodsAreParsedInOnePlace) {
 
 namespace {
 
-// The cfl objective's soft-target term for routed teachers whose logits on the 8 transfer images
-// are `logits`, with `weights` as the slice weighting.
-double routed_kd_term(const std::vector<at::Tensor>& logits, const at::Tensor& student_logits,
-                      SliceWeights weights) {
+// The cfl objective's loss terms for routed teachers whose logits on the 8 transfer images are
+// `logits`, with `weights` as the slice weighting and `rule` as the task factor.
+LossTerms routed_terms(const std::vector<at::Tensor>& logits, const at::Tensor& student_logits,
+                       SliceWeights weights, RoutingRule rule = RoutingRule::kGate) {
   ObjectiveSetup setup;
   setup.config.method = "cfl";
   setup.config.routing.slice_weights = weights;
+  setup.config.routing.rule = rule;
   for (const auto& z : logits) {
     TaskSpec task;
     for (int64_t c = 0; c < z.size(1); ++c) task.classes.push_back(c);
@@ -180,9 +181,12 @@ double routed_kd_term(const std::vector<at::Tensor>& logits, const at::Tensor& s
   for (const auto& z : logits) teachers.push_back({torch::randn({8, 4, 2, 2}), z});
   BatchContext batch;
   batch.indices = torch::arange(8, torch::kInt64);
-  return objective->loss({torch::randn({8, 4, 2, 2}), student_logits}, teachers, batch)
-      .part("kd")
-      .item<double>();
+  return objective->loss({torch::randn({8, 4, 2, 2}), student_logits}, teachers, batch);
+}
+
+double routed_kd_term(const std::vector<at::Tensor>& logits, const at::Tensor& student_logits,
+                      SliceWeights weights) {
+  return routed_terms(logits, student_logits, weights).part("kd").item<double>();
 }
 
 }  // namespace
@@ -218,4 +222,22 @@ TEST(CflObjective, ExpertiseWeightsImitateATeacherWhereKdOrTheRoutingWould) {
   const double uniform = routed_kd_term(logits, student, SliceWeights::kUniform);
   EXPECT_NEAR(uniform, expected(torch::ones({8, 2})) / 2, 1e-5);
   EXPECT_THROW(parse_slice_weights("kd"), Error);
+}
+
+TEST(CflObjective, TheConcatenatedRuleTeachesTheGatePlainKdsTaskShares) {
+  // The fallback of the routing check: the student's slice masses learn the concatenated logits'
+  // task shares on every image (with the within-slice terms, plain KD's union target), while each
+  // teacher is still imitated within its slice with the expertise weights.
+  torch::manual_seed(11);
+  const std::vector<at::Tensor> logits = {torch::randn({8, 2}), torch::randn({8, 3}) + 2.0};
+  const at::Tensor student = torch::randn({8, 5});
+  const LossTerms terms =
+      routed_terms(logits, student, SliceWeights::kExpertise, RoutingRule::kConcatenated);
+  const at::Tensor kd_share = slice_probabilities(torch::cat(logits, 1), {2, 3});
+  const double expected =
+      -(kd_share * slice_log_probabilities(student, {2, 3})).sum(1).mean().item<double>();
+  EXPECT_NEAR(terms.part("task").item<double>(), expected, 1e-5);
+  EXPECT_NEAR(terms.part("kd").item<double>(),
+              routed_kd_term(logits, student, SliceWeights::kExpertise), 1e-5);
+  EXPECT_EQ(parse_routing_rule("concatenated"), RoutingRule::kConcatenated);
 }

@@ -16,6 +16,7 @@
 #include "app/commands.h"
 #include "app/demo.h"
 #include "app/reproduce.h"
+#include "command_line.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -193,8 +194,9 @@ CLI::Option* add_parsed_option(CLI::App* cmd, const std::string& name, T& value,
 void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
   add_parsed_option(cmd, "--routing", r.rule, &parse_routing_rule,
                     "cfl: task factor of the soft targets: gate (the student learns it from the "
-                    "confidently routed images), teachers (calibrated teacher scores), none "
-                    "(concatenated teacher logits)")
+                    "confidently routed images), teachers (calibrated teacher scores), "
+                    "concatenated (the concatenated teacher logits' task shares, each teacher "
+                    "still imitated within its slice), none (plain KD's concatenated target)")
       ->default_str("gate");
   add_parsed_option(cmd, "--routing-score", r.score, &parse_routing_score,
                     "cfl: a teacher's score for an image: energy|max-logit|max-prob")
@@ -545,73 +547,6 @@ const std::vector<CommandEntry>& command_table() {
   return table;
 }
 
-// --config FILE: a JSON object whose keys are options of the command given ("epochs": 3,
-// "teacher": ["a.pt:layer4", "b.pt:features"], "flip": true). An option also given on the
-// command line keeps the command line's value. Every key must be an option of that command and
-// every value of the option's kind; a run's own config.json is named as such. Returns the
-// arguments to parse.
-std::vector<std::string> arguments_with_config(const CLI::App& app, int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto it = std::find(args.begin(), args.end(), "--config");
-  if (it == args.end()) return args;
-  AMALGAM_CHECK(it + 1 != args.end(), "--config: needs a JSON file");
-  const std::string path = *(it + 1);
-  args.erase(it, it + 2);
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_whole_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not valid JSON: " + std::string(e.what()).substr(0, 200));
-  }
-  AMALGAM_CHECK(config.is_object(), path + ": expected a JSON object of option names and values");
-  AMALGAM_CHECK(!(config.contains("command") && config.contains("networks")),
-                path + ": the record of a run, not a file of options; continue that run with " +
-                    "--resume " + std::filesystem::path(path).parent_path().string());
-  const CLI::App* cmd = nullptr;
-  for (const std::string& a : args)
-    for (const CLI::App* sub : app.get_subcommands(std::function<bool(const CLI::App*)>()))
-      if (!cmd && sub->get_name() == a) cmd = sub;
-  AMALGAM_CHECK(cmd != nullptr, "--config: give the command (amalgamate, eval, ...) before it");
-  std::vector<std::string> keys;
-  for (const CLI::Option* option : cmd->get_options())
-    for (const std::string& name : option->get_lnames()) keys.push_back(name);
-  std::set<std::string> given;
-  for (const auto& a : args)
-    if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
-  for (const auto& [key, value] : config.items()) {
-    std::string name = key;
-    std::replace(name.begin(), name.end(), '_', '-');
-    const CLI::Option* option = std::find(keys.begin(), keys.end(), name) == keys.end() ||
-                                        name == "config" || name == "help"
-                                    ? nullptr
-                                    : cmd->get_option_no_throw("--" + name);
-    AMALGAM_CHECK(option != nullptr, path + ": unknown key \"" + key + "\" (not an option of " +
-                                         cmd->get_name() + ")" + did_you_mean(name, keys));
-    const bool flag = option->get_expected_max() == 0;  // CLI11 flags take no value
-    AMALGAM_CHECK(!flag || value.is_boolean(), path + ": \"" + key + "\" must be true or false");
-    AMALGAM_CHECK(flag || value.is_string() || value.is_number() || value.is_array(),
-                  path + ": \"" + key + "\" must be a string, a number or a list of them");
-    if (given.count("--" + name)) continue;
-    const auto text = [&](const nlohmann::json& v) {
-      AMALGAM_CHECK(v.is_string() || v.is_number(),
-                    path + ": \"" + key + "\" must be a string, a number or a list of them");
-      return v.is_string() ? v.get<std::string>() : v.dump();
-    };
-    if (flag) {
-      if (value.get<bool>()) args.push_back("--" + name);
-    } else if (value.is_array()) {
-      for (const auto& v : value) {
-        args.push_back("--" + name);
-        args.push_back(text(v));
-      }
-    } else {
-      args.push_back("--" + name);
-      args.push_back(text(value));
-    }
-  }
-  return args;
-}
-
 // Runs `work`, turning every failure into one line on stderr and an exit code.
 int guarded(const CliState& state, const std::function<int()>& work) {
   try {
@@ -628,42 +563,6 @@ int guarded(const CliState& state, const std::function<int()>& work) {
     std::fprintf(stderr, "amalgam: error: %s%s\n", state.who.c_str(), first_line(e.what()).c_str());
   }
   return 1;
-}
-
-std::vector<std::string> option_names(const CLI::App& cmd) {
-  std::vector<std::string> names;
-  for (const CLI::Option* option : cmd.get_options())
-    for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
-  return names;
-}
-
-// The one line of a command-line error: the unknown command or option named, with the one meant
-// where a known name is close, or CLI11's own message.
-std::string explain_usage_error(const CLI::App& app, const std::vector<std::string>& args,
-                                const CLI::ParseError& e) {
-  std::vector<std::string> commands;
-  for (const CLI::App* cmd : app.get_subcommands({})) commands.push_back(cmd->get_name());
-  std::string all;
-  for (const std::string& name : commands) all += (all.empty() ? "" : ", ") + name;
-  const auto first = std::find_if(args.begin(), args.end(),
-                                  [](const std::string& a) { return a.rfind('-', 0) != 0; });
-  if (first == args.end()) return "a command is required: " + all;
-  const CLI::App* cmd = nullptr;
-  for (const CLI::App* c : app.get_subcommands({}))
-    if (c->get_name() == *first) cmd = c;
-  if (!cmd)
-    return "'" + *first + "' is not a command" + did_you_mean(*first, commands) +
-           " (commands: " + all + ")";
-  std::vector<std::string> known = option_names(*cmd);
-  for (const std::string& name : option_names(app)) known.push_back(name);
-  for (const std::string& arg : args) {
-    if (arg.rfind("--", 0) != 0) continue;
-    const std::string name = arg.substr(0, arg.find('='));
-    if (std::find(known.begin(), known.end(), name) == known.end())
-      return name + ": not an option of " + cmd->get_name() + did_you_mean(name, known) +
-             " (amalgam " + cmd->get_name() + " --help lists them)";
-  }
-  return first_line(e.what()) + " (see --help)";
 }
 
 }  // namespace

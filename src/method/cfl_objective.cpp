@@ -36,7 +36,7 @@ class CflObjectiveImpl : public ObjectiveImpl {
                              : soft_target_loss(student, teachers, config_.temperature));
     at::Tensor total = config_.lambda_kd * terms.part("kd");
     if (routed()) {
-      terms.add("task", task_loss(student, batch));
+      terms.add("task", task_loss(student, teachers, batch));
       total = total + config_.routing.lambda_task * terms.part("task");
     }
     if (block_) {
@@ -58,7 +58,11 @@ class CflObjectiveImpl : public ObjectiveImpl {
   }
 
   std::vector<double> gate_shares() const override {
-    return routed() && config_.routing.calibrate_gate ? routed_shares() : std::vector<double>{};
+    // The concatenated rule's gate follows the teachers' logits, not the calibrated routing.
+    const bool gate_follows_routing = config_.routing.rule != RoutingRule::kConcatenated;
+    return routed() && gate_follows_routing && config_.routing.calibrate_gate
+               ? routed_shares()
+               : std::vector<double>{};
   }
 
   CommonFeatureBlockImpl* common_space() override { return block_ ? block_.get() : nullptr; }
@@ -136,9 +140,15 @@ class CflObjectiveImpl : public ObjectiveImpl {
   }
 
   // Cross-entropy of the student's task gate (its slices' softmax mass) against the routing:
-  // the confident images' tasks (gate), or the teachers' calibrated responsibilities.
-  at::Tensor task_loss(const ModelOutput& student, const BatchContext& batch) const {
+  // the confident images' tasks (gate), the teachers' calibrated responsibilities (teachers), or
+  // the concatenated logits' task shares (concatenated: with the within-slice terms, KD's union).
+  at::Tensor task_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
+                       const BatchContext& batch) const {
     const at::Tensor log_task = slice_log_probabilities(student.logits, sizes_);
+    if (config_.routing.rule == RoutingRule::kConcatenated)
+      return -(concatenated_target_shares(teachers).to(log_task.options()) * log_task)
+                  .sum(1)
+                  .mean();
     const at::Tensor rows = batch.indices.cpu();
     if (config_.routing.rule == RoutingRule::kTeachers) {
       const at::Tensor target =

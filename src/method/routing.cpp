@@ -16,7 +16,8 @@ namespace {
 const NameTable<RoutingRule>& rule_names() {
   static const NameTable<RoutingRule> names = {{RoutingRule::kNone, "none"},
                                                {RoutingRule::kTeachers, "teachers"},
-                                               {RoutingRule::kGate, "gate"}};
+                                               {RoutingRule::kGate, "gate"},
+                                               {RoutingRule::kConcatenated, "concatenated"}};
   return names;
 }
 

@@ -29,9 +29,12 @@ enum class RoutingRule {
   kNone,      ///< nowhere: the softmax of the teachers' concatenated logits (plain KD's target)
   kTeachers,  ///< the calibrated teacher scores (responsibility), on every image
   kGate,      ///< the confidently routed images' tasks, learned by the student from pixels
+  /// the teachers' concatenated logits' task shares (plain KD's union), on every image; each
+  /// teacher is still imitated within its slice on the images SliceWeights gives it
+  kConcatenated,
 };
 
-/// The rule called `name` (none | teachers | gate); throws Error naming --routing.
+/// The rule called `name` (none | teachers | gate | concatenated); throws Error naming --routing.
 RoutingRule parse_routing_rule(const std::string& name);
 
 /// How strongly each image carries a teacher's within-task soft targets.

@@ -14,7 +14,8 @@ namespace {
 // Why the check cannot run for this objective and data ("" when it can).
 std::string not_checkable(const std::vector<Teacher>& teachers, const LabeledImages& val,
                           const ObjectiveConfig& objective) {
-  if (objective.method != "cfl" || objective.routing.rule == RoutingRule::kNone)
+  if (objective.method != "cfl" || objective.routing.rule == RoutingRule::kNone ||
+      objective.routing.rule == RoutingRule::kConcatenated)
     return "the method does not route";
   if (!objective.routing.check) return "turned off (--no-routing-check)";
   if (teachers.size() < 2) return "one teacher";
@@ -52,7 +53,7 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
 }
 
 void apply(const RoutingCheck& check, ObjectiveConfig& objective) {
-  if (check.fall_back) objective.routing.rule = RoutingRule::kNone;
+  if (check.fall_back) objective.routing.rule = RoutingRule::kConcatenated;
 }
 
 std::string describe(const RoutingCheck& check) {
@@ -63,7 +64,8 @@ std::string describe(const RoutingCheck& check) {
       "routing checked on %lld validation images: the teachers' calibrated scores route "
       "%.1f%% to the right task, their concatenated logits %.1f%% -> %s",
       static_cast<long long>(check.images), 100.0 * check.calibrated, 100.0 * check.concatenated,
-      check.fall_back ? "no evidence: routing none (plain KD's union target)" : "routing kept");
+      check.fall_back ? "no evidence: the union follows the concatenated logits (plain KD's)"
+                      : "routing kept");
   return line;
 }
 

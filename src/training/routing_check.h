@@ -1,7 +1,8 @@
 // The routing's evidence checked on labeled validation images before training: where the
 // teachers' calibrated scores route images to their task no better than the teachers' raw
-// concatenated logits do, the student is not taught that routing (rule none: plain KD's union
-// target). Validation labels choose this one setting; none reaches training.
+// concatenated logits do, the student is not taught that routing: its union follows the
+// concatenated logits as plain KD's does (rule concatenated). Validation labels choose this one
+// setting; none reaches training.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -34,7 +35,7 @@ constexpr int64_t kRoutingCheckMinImages = 20;
 RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
                            const ObjectiveConfig& objective);
 
-/// Sets objective.routing.rule to none where `check` fell back.
+/// Sets objective.routing.rule to concatenated where `check` fell back.
 void apply(const RoutingCheck& check, ObjectiveConfig& objective);
 
 /// One line for the log: what was measured and what was decided.

@@ -1,0 +1,24 @@
+// The command line as text, around CLI11's parse: the options of a --config file merged in
+// before it, and the one-line explanation of a usage error after it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace amalgam {
+
+/// argv without the program, with the options of `--config FILE` (a JSON object whose keys are
+/// options of the command given: "epochs": 3, "teacher": ["a.pt:layer4", "b.pt:features"],
+/// "flip": true) appended where the command line does not give them. Every key must be an option
+/// of that command and every value of the option's kind; a run's own config.json is named as
+/// such. Throws Error naming the file and the key.
+std::vector<std::string> arguments_with_config(const CLI::App& app, int argc, char** argv);
+
+/// The one line of a command-line error: the unknown command or option named, with the one meant
+/// where a known name is close, or CLI11's own message.
+std::string explain_usage_error(const CLI::App& app, const std::vector<std::string>& args,
+                                const CLI::ParseError& e);
+
+}  // namespace amalgam
