@@ -146,24 +146,6 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
       ->capture_default_str();
 }
 
-// --resume continues a run with the options in its config.json: any other option given would be
-// ignored, so it is refused by name (--threads, logging and the ranks' options may change).
-void refuse_options_on_resume(CLI::App* cmd) {
-  static const std::set<std::string> allowed = {
-      "--resume",   "--threads", "--nproc",        "--rank",       "--world-size",
-      "--dist-url", "--epochs",  "--dist-timeout", "--dist-iface", "--quiet",
-      "--verbose",  "--config",  "--help"};
-  for (const CLI::Option* option : cmd->get_options()) {
-    const std::string name = option->get_name(false, false);
-    if (option->count() == 0 || allowed.count(name)) continue;
-    const std::string hint =
-        name == "--export" ? "; export a finished run with: amalgam export RUN_DIR --out FILE.pt"
-                           : "; start a new run with --out to change them";
-    throw Error(name + ": not applied on --resume (the run continues with the options in its " +
-                "config.json)" + hint);
-  }
-}
-
 // Without --data, commands read Fashion-MNIST; a user's own TorchScript networks (PATH.pt:LAYER)
 // almost never belong to it, so there --data must be said.
 void require_data_for_user_models(CLI::App* cmd, const std::vector<std::string>& refs) {
@@ -350,7 +332,7 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
   return [c, cmd, &state] {
     AmalgamateCommand& a = c->command;
     a.data = resolved(c->data);
-    if (!a.resume.empty()) refuse_options_on_resume(cmd);
+    if (!a.resume.empty()) refuse_options_on_resume(*cmd);
     require_data_for_user_models(cmd, a.teachers);
     a.config.cache_teachers = !c->no_teacher_cache;
     AMALGAM_CHECK(a.nproc >= 0, "--nproc: must be >= 0");

@@ -1,5 +1,5 @@
 // The command line as text, around CLI11's parse: the options of a --config file merged in
-// before it, and the one-line explanation of a usage error after it.
+// before it; the one-line explanation of a usage error, and the options --resume refuses, after.
 #include "command_line.h"
 
 #include <algorithm>
@@ -116,6 +116,22 @@ std::string explain_usage_error(const CLI::App& app, const std::vector<std::stri
              " (amalgam " + cmd->get_name() + " --help lists them)";
   }
   return first_line(e.what()) + " (see --help)";
+}
+
+void refuse_options_on_resume(const CLI::App& cmd) {
+  static const std::set<std::string> allowed = {
+      "--resume",   "--threads", "--nproc",        "--rank",       "--world-size",
+      "--dist-url", "--epochs",  "--dist-timeout", "--dist-iface", "--quiet",
+      "--verbose",  "--config",  "--help"};
+  for (const CLI::Option* option : cmd.get_options()) {
+    const std::string name = option->get_name(false, false);
+    if (option->count() == 0 || allowed.count(name)) continue;
+    const std::string hint =
+        name == "--export" ? "; export a finished run with: amalgam export RUN_DIR --out FILE.pt"
+                           : "; start a new run with --out to change them";
+    throw Error(name + ": not applied on --resume (the run continues with the options in its " +
+                "config.json)" + hint);
+  }
 }
 
 }  // namespace amalgam

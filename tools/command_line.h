@@ -1,5 +1,5 @@
 // The command line as text, around CLI11's parse: the options of a --config file merged in
-// before it, and the one-line explanation of a usage error after it.
+// before it; the one-line explanation of a usage error, and the options --resume refuses, after.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -20,5 +20,10 @@ std::vector<std::string> arguments_with_config(const CLI::App& app, int argc, ch
 /// where a known name is close, or CLI11's own message.
 std::string explain_usage_error(const CLI::App& app, const std::vector<std::string>& args,
                                 const CLI::ParseError& e);
+
+/// --resume continues a run with the options in its config.json: any other option given to `cmd`
+/// would be ignored, so it is refused by name (--threads, --epochs, logging and the ranks'
+/// options may change). Throws Error.
+void refuse_options_on_resume(const CLI::App& cmd);
 
 }  // namespace amalgam
