@@ -1,64 +1,111 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with Debian's clang (ASan + UBSan) and runs each for a bounded
-# time from a small seed corpus made here. Crashes land in build-fuzz/crashes/<target>/.
+# Builds the libFuzzer targets with Debian's clang (ASan + UBSan) and runs each for a bounded time
+# from its seeds in fuzz/seeds/TARGET, then prints per target: executions, executions per second,
+# edges covered, corpus size and whether it failed (also in build-fuzz/summary.md). Crashes land in
+# build-fuzz/crashes/TARGET/; every one found becomes a regression test.
 #
-# usage: fuzz/run.sh [SECONDS_PER_TARGET]   (default 60)
+# usage: fuzz/run.sh [SECONDS_PER_TARGET [PARALLEL [TARGET...]]]   (default 60, 1, every target)
+# targets: idx image sidecar cli_config run_config report checkpoint
+#
+# Each target's readers are compiled instrumented; the rest of the library is linked, without
+# coverage, from build/libamalgam.a (cmake --build build --target amalgam_lib makes it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_EACH=${1:-60}
+PARALLEL=${2:-1}
+shift $(($# < 2 ? $# : 2))
+TARGETS=(idx image sidecar cli_config run_config report checkpoint)
+[ $# -gt 0 ] && TARGETS=("$@")
 OUT="$ROOT/build-fuzz"
-mkdir -p "$OUT"
-FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$ROOT/src" -I/usr/include/torch/csrc/api/include -I/usr/include/stb)
-LIBS=(-ltorch -ltorch_cpu -lc10 -lz -lstb -lpthread)
-CORE=("$ROOT/src/core/error.cpp" "$ROOT/src/core/atomic_file.cpp" "$ROOT/src/core/log.cpp")
-build() {  # build TARGET SOURCES...
-  local target=$1; shift
-  if [ ! -x "$OUT/$target" ] || [ -n "$(find "$ROOT/src" "$ROOT/fuzz" -newer "$OUT/$target" -name '*.[ch]*' | head -1)" ]; then
-    echo "building $target"
-    clang++ "${FLAGS[@]}" "$@" "${CORE[@]}" "${LIBS[@]}" -o "$OUT/$target"
-  fi
+OBJ="$OUT/obj"
+LIB="$ROOT/build/libamalgam.a"
+mkdir -p "$OBJ"
+[ -f "$LIB" ] || { echo "fuzz/run.sh: $LIB is missing: cmake --build build --target amalgam_lib" >&2; exit 1; }
+FLAGS=(-std=c++17 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
+       -I"$ROOT/src" -I"$ROOT/tools" -I"$ROOT/fuzz" -I/usr/include/torch/csrc/api/include
+       -I/usr/include/stb)
+LIBS=(-ltorch -ltorch_cpu -lc10 -lz -lstb -lgloo -lglog -lpthread)
+
+# The sources compiled with coverage for each target: the harness and the readers it drives.
+sources() {
+  case $1 in
+    idx) echo src/data/idx.cpp ;;
+    image) echo src/data/image_folder.cpp ;;
+    sidecar) echo src/teachers/conventions.cpp src/core/json_file.cpp src/models/zoo.cpp \
+                  src/method/head_layout.cpp src/data/task.cpp ;;
+    cli_config) echo tools/command_line.cpp src/core/json_file.cpp src/core/names.cpp ;;
+    run_config) echo src/app/run_config.cpp src/core/json_file.cpp src/training/options_json.cpp \
+                     src/method/routing.cpp ;;
+    report) echo src/reporting/run_files.cpp src/reporting/report.cpp src/core/json_file.cpp ;;
+    checkpoint) echo src/training/run_checkpoint.cpp src/core/json_file.cpp \
+                     src/method/loss_values.cpp ;;
+    *) echo "fuzz/run.sh: unknown target '$1'" >&2; exit 1 ;;
+  esac
 }
-build fuzz_idx "$ROOT/fuzz/fuzz_idx.cpp" "$ROOT/src/data/idx.cpp"
-build fuzz_image "$ROOT/fuzz/fuzz_image.cpp" "$ROOT/src/data/image_folder.cpp"
 
-# Seeds: small valid files of every kind the targets read.
-SEEDS="$OUT/seeds"
-rm -rf "$SEEDS" && mkdir -p "$SEEDS/idx" "$SEEDS/image"
-/usr/bin/python3 - "$SEEDS" <<'PY'
-import gzip, io, struct, sys
-import numpy as np
-from PIL import Image
-out = sys.argv[1]
-rng = np.random.default_rng(0)
-data = rng.integers(0, 256, (3, 4, 5), dtype=np.uint8)
-idx = struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 3, 4, 5) + data.tobytes()
-open(f"{out}/idx/plain", "wb").write(idx)
-open(f"{out}/idx/gz", "wb").write(gzip.compress(idx))
-labels = struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", 6) + bytes(range(6))
-open(f"{out}/idx/labels", "wb").write(labels)
-for mode, shape in [("L", (5, 7)), ("RGB", (6, 4, 3)), ("RGBA", (3, 3, 4))]:
-    img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
-    for fmt in ["PNG", "BMP", "GIF", "TGA", "JPEG", "PPM"]:
-        if fmt in ("JPEG", "PPM") and mode == "RGBA":
-            continue
-        b = io.BytesIO()
-        img.save(b, fmt)
-        open(f"{out}/image/{mode}.{fmt.lower()}", "wb").write(b.getvalue())
-PY
-
-status=0
-for target in fuzz_idx fuzz_image; do
-  corpus="$OUT/corpus/$target" crashes="$OUT/crashes/$target"
-  mkdir -p "$corpus" "$crashes"
-  kind=${target#fuzz_}
-  echo "== $target for ${SECONDS_EACH}s"
-  if ! "$OUT/$target" "$corpus" "$SEEDS/$kind" -max_total_time="$SECONDS_EACH" \
-       -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 \
-       -artifact_prefix="$crashes/" 2>"$OUT/$target.log"; then
-    status=1
-    echo "$target: found a failure, input in $crashes/"
+# object FILE: FILE compiled with coverage into build-fuzz/obj (again when it or a header changed).
+object() {
+  local src="$ROOT/$1" obj="$OBJ/$(echo "$1" | tr / _).o" extra=()
+  [[ "$1" == fuzz/* ]] && extra=(-fsanitize=fuzzer) || extra=(-fsanitize=fuzzer-no-link)
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] ||
+     [ -n "$(find "$ROOT/src" "$ROOT/tools" "$ROOT/fuzz" -name '*.h' -newer "$obj" | head -1)" ]; then
+    clang++ "${FLAGS[@]}" "${extra[@]}" -c "$src" -o "$obj"
   fi
-  grep -E "stat::number_of_executed_units|stat::peak_rss_mb|Done|SUMMARY|ERROR" "$OUT/$target.log" | tail -5
+  echo "$obj"
+}
+
+for t in "${TARGETS[@]}"; do
+  objects=()
+  for s in "fuzz/fuzz_$t.cpp" $(sources "$t"); do
+    obj=$(object "$s") || exit 1
+    objects+=("$obj")
+  done
+  echo "linking fuzz_$t"
+  clang++ "${FLAGS[@]}" -fsanitize=fuzzer "${objects[@]}" "$LIB" "${LIBS[@]}" -o "$OUT/fuzz_$t"
 done
+
+# A checkpoint seed needs the harness's own modules: it writes one.
+if printf '%s\n' "${TARGETS[@]}" | grep -qx checkpoint && [ ! -f "$ROOT/fuzz/seeds/checkpoint/file" ]; then
+  AMALGAM_FUZZ_WRITE_SEED="$ROOT/fuzz/seeds/checkpoint" "$OUT/fuzz_checkpoint"
+fi
+
+run() {  # run TARGET: one libFuzzer run, its log in build-fuzz/TARGET.log
+  local t=$1 corpus="$OUT/corpus/$1" crashes="$OUT/crashes/$1" dict=()
+  mkdir -p "$corpus" "$crashes"
+  case $t in sidecar|cli_config|run_config|report|checkpoint) dict=(-dict="$ROOT/fuzz/json.dict") ;; esac
+  "$OUT/fuzz_$t" "$corpus" "$ROOT/fuzz/seeds/$t" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
+    -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$crashes/" >"$OUT/$t.log" 2>&1
+}
+
+echo "running ${TARGETS[*]} for ${SECONDS_EACH}s each, $PARALLEL at a time"
+declare -A rc
+pids=()
+for t in "${TARGETS[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || true; done
+  run "$t" &
+  pids+=("$!:$t")
+done
+status=0
+for p in "${pids[@]}"; do
+  if wait "${p%%:*}"; then rc[${p#*:}]=0; else rc[${p#*:}]=1; status=1; fi
+done
+
+summary="$OUT/summary.md"
+{
+  echo "| target | seconds | executions | exec/s | edges | corpus | result |"
+  echo "|---|---:|---:|---:|---:|---:|---|"
+  for t in "${TARGETS[@]}"; do
+    log="$OUT/$t.log"
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+    last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+    edges=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
+    corpus=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\).*/\1/p')
+    rate=$([ -n "$runs" ] && [ -n "$secs" ] && [ "$secs" -gt 0 ] && echo $((runs / secs)) || echo "-")
+    result=$([ "${rc[$t]}" = 0 ] && echo "no failure" || echo "FAILED: $(grep -m1 -E 'ERROR|SUMMARY|deadly' "$log" || echo see log)")
+    echo "| $t | ${secs:--} | ${runs:--} | $rate | ${edges:--} | ${corpus:--} | $result |"
+  done
+} >"$summary"
+cat "$summary"
 exit $status

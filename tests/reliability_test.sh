@@ -89,6 +89,80 @@ bad "resume with other options" "--teacher: not applied on --resume" $A amalgama
 printf 'junk' >junk.pt
 bad "teacher that is neither ours nor TorchScript" "nor a TorchScript file" $A amalgamate \
   --teacher junk.pt --out x1
+# Hostile JSON: in every JSON file a user or a crash hands us (a run's config.json on --resume,
+# metrics.jsonl for report, a model's sidecar, a --config file) a wrong type, an unknown key or a
+# truncated end stops the command with exit 1 and one line naming the file and the key; nothing
+# is written.
+tree_sum() { find "$1" -type f | sort | xargs md5sum | md5sum; }
+refused() {  # refused NAME PATTERN CMD...: exit 1, one error line "amalgam: error: ...PATTERN..."
+  local name=$1 pattern=$2; shift 2
+  "$@" >"$W/out" 2>"$W/err"
+  local rc=$? lines last
+  lines=$(grep -vc '^warning: ' "$W/err")  # warnings about the teachers may come first
+  last=$(tail -n 1 "$W/err")
+  if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [[ "$last" == "amalgam: error: "*"$pattern"* ]]; then
+    pass "$name -> $last"
+  else
+    fail "$name: exit $rc, $lines stderr lines besides warnings, last: $last"
+  fi
+}
+edit_json() {  # edit_json FILE PYTHON: FILE's JSON as j, changed by the statement, written back
+  "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); $2; json.dump(j, open(sys.argv[1], 'w'))" "$1"
+}
+edit_line2() {  # edit_line2 FILE PYTHON: the same for the record on line 2 of a JSON-lines FILE
+  "$PY" -c "import json,sys; p=sys.argv[1]; L=open(p).read().splitlines(); j=json.loads(L[1]); $2
+L[1]=json.dumps(j); open(p,'w').write('\\n'.join(L)+'\\n')" "$1"
+}
+for fault in type key cut; do
+  rm -rf "j$fault" && cp -r full "j$fault"
+  case $fault in
+    type) edit_json "j$fault/config.json" "j['options']['train']['epochs'] = '3'"
+          want="j$fault/config.json \"options\": \"train.epochs\" must be an integer, got a string" ;;
+    key) edit_json "j$fault/config.json" "j['teacherz'] = j['teachers']"
+         want="j$fault/config.json: unknown key \"teacherz\"; did you mean teachers?" ;;
+    cut) head -c 300 full/config.json >"j$fault/config.json"
+         want="j$fault/config.json: not valid JSON (truncated or damaged?)" ;;
+  esac
+  before=$(tree_sum "j$fault")
+  refused "run config.json, $fault" "$want" $A amalgamate --resume "j$fault"
+  [ "$before" = "$(tree_sum "j$fault")" ] && pass "run config.json, $fault: nothing written" ||
+    fail "run config.json, $fault: the run directory changed"
+done
+rm -rf jcut && cp -r full jcut && head -c 2000 full/checkpoint.pt >jcut/checkpoint.pt
+refused "truncated run checkpoint" "jcut/checkpoint.pt: truncated or damaged run checkpoint" \
+  $A amalgamate --resume jcut
+for fault in type key cut; do
+  rm -rf "m$fault" && cp -r full "m$fault" && rm -f "m$fault/report.html"
+  case $fault in
+    type) edit_line2 "m$fault/metrics.jsonl" "j['epoch'] = str(j['epoch'])"
+          want="m$fault/metrics.jsonl line 2: \"epoch\" must be an integer, got a string" ;;
+    key) edit_line2 "m$fault/metrics.jsonl" "j['losss'] = j.pop('loss')"
+         want="m$fault/metrics.jsonl line 2: unknown key \"losss\"; did you mean loss?" ;;
+    cut) head -c 50 full/metrics.jsonl >"m$fault/metrics.jsonl"
+         want="m$fault/metrics.jsonl line 1: not valid JSON (truncated or damaged?)" ;;
+  esac
+  refused "metrics.jsonl, $fault" "$want" $A report "m$fault"
+  absent "metrics.jsonl, $fault: no report" "m$fault/report.html"
+done
+for fault in type key cut; do
+  mkdir -p "s$fault" && cp ta/teacher.pt ta/teacher.json "s$fault/"
+  case $fault in
+    type) edit_json "s$fault/teacher.json" "j['model']['width'] = '8'"
+          want="s$fault/teacher.json \"model\": \"width\" must be an integer, got a string" ;;
+    key) edit_json "s$fault/teacher.json" "j['model']['widht'] = 8"
+         want="s$fault/teacher.json \"model\": unknown key \"widht\"; did you mean width?" ;;
+    cut) head -c 50 ta/teacher.json >"s$fault/teacher.json"
+         want="s$fault/teacher.json: not valid JSON (truncated or damaged?)" ;;
+  esac
+  refused "teacher sidecar, $fault" "$want" $A amalgamate --teacher "s$fault/teacher.pt" \
+    --teacher tb/teacher.pt --limit 500 --out "xs$fault"
+  absent "teacher sidecar, $fault: nothing written" "xs$fault"
+done
+echo '{"epochs": 1, "student_width": 8' >cut.json
+refused "truncated --config file" "cut.json: not valid JSON (truncated or damaged?)" \
+  $A amalgamate --config cut.json --teacher ta/teacher.pt --out xc
+absent "truncated --config: nothing written" xc
+
 # The IDX header fuzzing found: it must be refused as truncated, not by running out of memory.
 mkdir -p oom
 printf '\x00\x00\x08\x03\x00\x00\x00\x03\x00\x00\x02\xfc\x00\x24\x00\x00\x05\x5f' >oom/train-images-idx3-ubyte

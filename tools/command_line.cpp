@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/names.h"
 
 namespace amalgam {
@@ -39,12 +40,7 @@ std::vector<std::string> arguments_with_config(const CLI::App& app, int argc, ch
   AMALGAM_CHECK(it + 1 != args.end(), "--config: needs a JSON file");
   const std::string path = *(it + 1);
   args.erase(it, it + 2);
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_whole_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not valid JSON: " + std::string(e.what()).substr(0, 200));
-  }
+  const nlohmann::json config = parse_json(read_whole_file(path), path);
   AMALGAM_CHECK(config.is_object(), path + ": expected a JSON object of option names and values");
   AMALGAM_CHECK(!(config.contains("command") && config.contains("networks")),
                 path + ": the record of a run, not a file of options; continue that run with " +
@@ -59,7 +55,10 @@ std::vector<std::string> arguments_with_config(const CLI::App& app, int argc, ch
   std::set<std::string> given;
   for (const auto& a : args)
     if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
-  for (const auto& [key, value] : config.items()) {
+  for (const auto& item : config.items()) {
+    // Named copies, not a structured binding: the lambda below captures them (clang 14 cannot).
+    const std::string key = item.key();
+    const nlohmann::json& value = item.value();
     std::string name = key;
     std::replace(name.begin(), name.end(), '_', '-');
     const CLI::Option* option = std::find(keys.begin(), keys.end(), name) == keys.end() ||

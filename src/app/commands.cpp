@@ -1,5 +1,6 @@
 #include "app/commands.h"
 
+#include "app/run_config.h"
 #include "app/run_outputs.h"
 #include "app/run_recorder.h"
 
@@ -31,32 +32,6 @@
 #include "training/teach.h"
 
 namespace amalgam {
-
-void to_json(nlohmann::json& j, const DataOptions& d) {
-  j = {{"dirs", d.source.dirs},
-       {"val_size", d.source.val_size},
-       {"split_seed", d.source.split_seed},
-       {"limit", d.source.limit},
-       {"on_bad_image", d.source.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
-       {"channels", d.input.channels},
-       {"height", d.input.height},
-       {"width", d.input.width},
-       {"mean", d.input.mean},
-       {"std", d.input.std}};
-}
-
-void from_json(const nlohmann::json& j, DataOptions& d) {
-  j.at("dirs").get_to(d.source.dirs);
-  j.at("val_size").get_to(d.source.val_size);
-  j.at("split_seed").get_to(d.source.split_seed);
-  j.at("limit").get_to(d.source.limit);
-  d.source.on_bad_image = parse_bad_image_policy(j.at("on_bad_image").get<std::string>());
-  j.at("channels").get_to(d.input.channels);
-  j.at("height").get_to(d.input.height);
-  j.at("width").get_to(d.input.width);
-  j.at("mean").get_to(d.input.mean);
-  j.at("std").get_to(d.input.std);
-}
 
 namespace {
 
@@ -184,13 +159,6 @@ nlohmann::json print_routing(const std::vector<Teacher>& teachers, const Student
     std::printf("\nThe student's routing (images)\n%s", format_table(header, matrix).c_str());
   }
   return out;
-}
-
-// config.json of an amalgamate run: everything needed to rerun or resume it.
-nlohmann::json run_config(const AmalgamateCommand& c, int world_size) {
-  return {{"command", "amalgamate"}, {"teachers", c.teachers}, {"data", c.data},
-          {"val_data", c.val_dir},   {"options", c.config},    {"export", c.export_path},
-          {"world_size", world_size}};
 }
 
 // Where each network's features come from: the tapped layer, the layout it was read in and the
@@ -334,8 +302,8 @@ LabeledImages load_validation_folder(const AmalgamateCommand& c,
 
 // The routing check recorded by the run in `dir` (resumed runs keep it).
 nlohmann::json recorded_routing_check(const std::string& dir) {
-  const auto config = nlohmann::json::parse(read_whole_file(dir + "/config.json"));
-  return config.value("routing_check", nlohmann::json());
+  const std::string path = dir + "/config.json";
+  return read_run_config(read_whole_file(path), path).routing_check;
 }
 
 // run_amalgamate once the process group (if any) has formed.
@@ -444,25 +412,18 @@ int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
     group = std::make_shared<ProcessGroup>(dist);
     config_text = group->broadcast_bytes(config_text);
   }
-  try {
-    const auto config = nlohmann::json::parse(config_text);
-    const int world_size = config.value("world_size", 1);
-    AMALGAM_CHECK(world_size == dist.world_size,
-                  "--resume: " + run_dir + " was trained by " + std::to_string(world_size) +
-                      " rank(s); resume it with as many (" +
-                      (world_size > 1 ? "--nproc " + std::to_string(world_size) : "no --nproc") +
-                      ")");
-    AMALGAM_CHECK(config.value("command", "") == "amalgamate",
-                  config_path + ": not the config of an amalgamate run");
-    config.at("data").get_to(c.data);
-    config.at("options").get_to(c.config);
-    config.at("teachers").get_to(c.teachers);
-    config.at("export").get_to(c.export_path);
-    c.val_dir = config.value("val_data", std::string());
-  } catch (const nlohmann::json::exception& e) {
-    const std::string what = e.what();
-    throw Error(config_path + ": damaged config: " + first_line(what));
-  }
+  RecordedRun recorded = read_run_config(config_text, config_path);
+  AMALGAM_CHECK(recorded.world_size == dist.world_size,
+                "--resume: " + run_dir + " was trained by " + std::to_string(recorded.world_size) +
+                    " rank(s); resume it with as many (" +
+                    (recorded.world_size > 1 ? "--nproc " + std::to_string(recorded.world_size)
+                                             : "no --nproc") +
+                    ")");
+  c.data = std::move(recorded.command.data);
+  c.config = std::move(recorded.command.config);
+  c.teachers = std::move(recorded.command.teachers);
+  c.export_path = std::move(recorded.command.export_path);
+  c.val_dir = std::move(recorded.command.val_dir);
   if (threads > 0) c.config.train.threads = threads;
   if (epochs > 0) {
     AMALGAM_CHECK(epochs >= c.config.train.epochs,

@@ -23,9 +23,6 @@ struct DataOptions {
   InputConventions input;  ///< --input-size, --channels, --mean, --std
 };
 
-void to_json(nlohmann::json& j, const DataOptions& d);
-void from_json(const nlohmann::json& j, DataOptions& d);
-
 /// Where a command runs: device and intra-op threads.
 struct RuntimeOptions {
   std::string device = "cpu";  ///< cpu | cuda[:N]

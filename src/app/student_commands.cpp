@@ -9,6 +9,7 @@
 #include "app/run_outputs.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/runtime.h"
 #include "data/image_folder.h"
 #include "evaluation/evaluate.h"
@@ -107,7 +108,7 @@ int run_export(const ExportCommand& c) {
   check_export_target("--out", c.out, {path});
   const Student student = load_student(path, c10::Device(c10::kCPU));
   // The run's record of how the student was made travels with the export.
-  const nlohmann::json side = nlohmann::json::parse(read_whole_file(sidecar_path(path)));
+  const nlohmann::json side = read_json_file(sidecar_path(path));
   nlohmann::json provenance = nlohmann::json::object();
   for (const char* key : {"method", "teachers"})
     if (side.contains(key)) provenance[key] = side.at(key);

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -82,6 +84,17 @@ std::string read_whole_file(const std::string& path) {
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+uint32_t crc32_of(const void* data, size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* bytes = static_cast<const Bytef*>(data);
+  for (size_t done = 0; done < size;) {  // zlib takes 32-bit lengths
+    const auto chunk = static_cast<uInt>(std::min<size_t>(size - done, size_t{1} << 30));
+    crc = crc32(crc, bytes + done, chunk);
+    done += chunk;
+  }
+  return static_cast<uint32_t>(crc);
 }
 
 }  // namespace amalgam

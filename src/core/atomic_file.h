@@ -1,6 +1,8 @@
 // The one way amalgam writes an output file: never half-written.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -24,5 +26,8 @@ void ensure_directory(const std::string& dir);
 
 /// Reads a whole file (text or binary); throws Error naming `path` when it cannot be read.
 std::string read_whole_file(const std::string& path);
+
+/// The CRC-32 (zlib's) of `size` bytes at `data`, of any size.
+uint32_t crc32_of(const void* data, size_t size);
 
 }  // namespace amalgam

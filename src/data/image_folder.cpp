@@ -203,6 +203,14 @@ at::Tensor decode_image(const std::string& bytes, const std::string& path, int64
   AMALGAM_CHECK(
       w > 0 && h > 0 && int64_t{w} * h <= kMaxPixels,
       path + ": image size " + std::to_string(w) + "x" + std::to_string(h) + " is not supported");
+  // A small file claiming a large image would be decoded from padding (fuzz_image: an 18-byte
+  // TGA header asking for 2614x20532 took 10 s). No format packs more than about 8,256 pixels in
+  // a byte (1-bit PNG at deflate's limit), so beyond the first megapixel 16,384 per byte is the
+  // most a file can hold.
+  AMALGAM_CHECK(int64_t{w} * h <= (int64_t{1} << 20) + 16384 * static_cast<int64_t>(bytes.size()),
+                path + ": the header claims " + std::to_string(w) + "x" + std::to_string(h) +
+                    " pixels, more than its " + std::to_string(bytes.size()) +
+                    " bytes can hold (truncated or damaged?)");
   stbi_uc* pixels = stbi_load_from_memory(data, size, &w, &h, &n, static_cast<int>(channels));
   if (pixels == nullptr) throw Error(path + ": corrupt image (" + failure_reason() + ")");
   at::Tensor hwc = torch::empty({height, width, channels}, torch::kUInt8);

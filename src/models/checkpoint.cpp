@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
 
@@ -23,12 +24,13 @@ std::string sidecar_path(const std::string& weights_path) {
 }
 
 std::string sidecar_format(const std::string& weights_path) {
-  try {
-    const auto meta = nlohmann::json::parse(read_whole_file(sidecar_path(weights_path)));
-    return meta.is_object() ? meta.value("format", "") : "";
-  } catch (const std::exception&) {
-    return "";
-  }
+  const std::string side = sidecar_path(weights_path);
+  if (!std::filesystem::is_regular_file(side)) return "";
+  // A damaged sidecar is named here: taken for absent, it would make the file look like a
+  // TorchScript file without one.
+  const nlohmann::json meta = read_json_file(side);
+  if (!meta.is_object() || !meta.contains("format") || !meta.at("format").is_string()) return "";
+  return meta.at("format").get<std::string>();
 }
 
 void save_network(const torch::nn::Module& network, const std::string& path, nlohmann::json meta) {
@@ -57,19 +59,11 @@ SavedNetwork load_network(const std::string& path) {
   AMALGAM_CHECK(std::filesystem::is_regular_file(side),
                 path + ": sidecar " + side + " is missing (models written by amalgam have one)");
   SavedNetwork saved;
-  try {
-    saved.meta = nlohmann::json::parse(read_whole_file(side));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(side + ": not valid JSON: " + first_line(e.what()));
-  }
-  AMALGAM_CHECK(saved.meta.is_object() && saved.meta.value("format", "") == kFormat,
+  saved.meta = read_json_file(side);
+  AMALGAM_CHECK(saved.meta.is_object() && saved.meta.value("format", nlohmann::json()) == kFormat,
                 side + ": not an amalgam model sidecar (no \"format\": \"" + kFormat + "\")");
-  ModelSpec spec;
-  try {
-    spec = saved.meta.at("model").get<ModelSpec>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(side + ": bad \"model\" entry: " + first_line(e.what()));
-  }
+  const ModelSpec spec =
+      read_struct<ModelSpec>(JsonFields(saved.meta, side).at("model"), side + " \"model\"");
   if (spec.arch == "torchscript") {
     saved.network = load_torchscript_network(path, spec.layer, spec.input, at::kCPU);
     return saved;
@@ -82,6 +76,8 @@ SavedNetwork load_network(const std::string& path) {
   } catch (const c10::Error& e) {
     throw Error(path + ": weights do not load into a " + spec.arch + ": " +
                 first_line(e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // LibTorch's unpickler throws std::out_of_range too
+    throw Error(path + ": damaged weights file: " + first_line(e.what()));
   }
   return saved;
 }

@@ -19,7 +19,7 @@ struct SavedNetwork {
 std::string sidecar_path(const std::string& weights_path);
 
 /// The "format" entry of `weights_path`'s sidecar ("amalgam-network", "amalgam-export"), or ""
-/// when there is no readable sidecar.
+/// when there is no sidecar or it has no format (a user's); throws Error for a damaged one.
 std::string sidecar_format(const std::string& weights_path);
 
 /// Writes a module's weights to `path` and `meta` to its sidecar, each atomically; "format" and

@@ -45,8 +45,7 @@ void to_json(nlohmann::json& j, const ModelSpec& spec) {
   j = nlohmann::json{{"arch", spec.arch},           {"width", spec.width},
                      {"depth", spec.depth},         {"stages", spec.stages},
                      {"expansion", spec.expansion}, {"num_classes", spec.num_classes},
-                     {"input", spec.input}};
-  if (spec.arch == "torchscript") j["layer"] = spec.layer;
+                     {"input", spec.input},         {"layer", spec.layer}};
 }
 
 void from_json(const nlohmann::json& j, ModelSpec& spec) {

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "reporting/run_files.h"
 
 namespace amalgam {
 namespace {
@@ -378,24 +377,9 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
 }
 
 std::string write_report(const std::string& run_dir) {
-  const std::string config_path = run_dir + "/config.json";
-  AMALGAM_CHECK(std::filesystem::is_regular_file(config_path),
-                "report: " + config_path + " is missing; is " + run_dir + " a run directory?");
-  nlohmann::json config, embedding = nlohmann::json::object();
-  std::vector<nlohmann::json> metrics;
-  try {
-    config = nlohmann::json::parse(read_whole_file(config_path));
-    std::ifstream lines(run_dir + "/metrics.jsonl");
-    for (std::string line; std::getline(lines, line);)
-      if (!line.empty()) metrics.push_back(nlohmann::json::parse(line));
-    if (std::filesystem::is_regular_file(run_dir + "/embedding.json"))
-      embedding = nlohmann::json::parse(read_whole_file(run_dir + "/embedding.json"));
-  } catch (const nlohmann::json::exception& e) {
-    const std::string what = e.what();
-    throw Error("report: " + run_dir + ": damaged run file: " + first_line(what));
-  }
+  const RunFiles files = read_run_files(run_dir);
   const std::string path = run_dir + "/report.html";
-  write_text_atomically(path, render_report(config, metrics, embedding));
+  write_text_atomically(path, render_report(files.config, files.metrics, files.embedding));
   return path;
 }
 

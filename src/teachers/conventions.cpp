@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/names.h"
 #include "models/checkpoint.h"
 
@@ -73,7 +74,8 @@ std::string offending_key(const nlohmann::json& side) {
   };
   const auto integer = [](const nlohmann::json& v) { return v.is_number_integer(); };
   const auto size = [&](const nlohmann::json& v) {
-    return v.is_number_integer() || (numbers(v) && v.size() == 2);
+    return v.is_number_integer() ||
+           (v.is_array() && v.size() == 2 && integer(v.at(0)) && integer(v.at(1)));
   };
   if (wrong("task", string)) return "\"task\" must be a string";
   if (wrong("layout", string)) return "\"layout\" must be a string";
@@ -107,14 +109,13 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
   nlohmann::json side = nlohmann::json::object();
   const std::string side_path = sidecar_path(path);
   if (std::filesystem::is_regular_file(side_path)) {
-    try {
-      side = nlohmann::json::parse(read_whole_file(side_path));
-    } catch (const nlohmann::json::exception& e) {
-      const std::string what = e.what();
-      throw Error(side_path + ": not valid JSON: " + first_line(what));
-    }
+    side = read_json_file(side_path);
     AMALGAM_CHECK(side.is_object(), side_path + ": expected a JSON object");
     check_user_sidecar(side, side_path);
+    // Checked before reading: the JSON library reads 2.5 or 1e300 as an integer without a word
+    // (the latter undefined behaviour, found by fuzz_sidecar).
+    const std::string wrong = offending_key(side);
+    AMALGAM_CHECK(wrong.empty(), side_path + ": " + wrong);
   }
   InputSpec& in = result.input;
   try {
@@ -140,6 +141,9 @@ FileConventions resolve_conventions(const std::string& path, const InputConventi
                 path + ": channels must be 1 or 3, got " + std::to_string(in.channels));
   AMALGAM_CHECK(in.height > 0 && in.width > 0,
                 path + ": input size unknown: give --input-size or \"input_size\" in " + side_path);
+  AMALGAM_CHECK(in.height <= 8192 && in.width <= 8192,
+                path + ": input size " + std::to_string(in.height) + "x" +
+                    std::to_string(in.width) + " is above 8192x8192");
   in.mean = per_channel(in.mean, in.channels, path + ": mean");
   in.std = per_channel(in.std, in.channels, path + ": std");
   for (double s : in.std) AMALGAM_CHECK(s > 0, path + ": std values must be > 0");

@@ -98,8 +98,14 @@ Teacher load_teacher(const std::string& text, c10::Device device,
   AMALGAM_CHECK(
       saved.meta.contains("task"),
       sidecar_path(path) + ": no \"task\" entry; is this a teacher written by amalgam teach?");
-  TaskSpec task = saved.meta.at("task").get<TaskSpec>();
-  const auto logits = saved.meta.at("model").at("num_classes").get<int64_t>();
+  TaskSpec task;
+  try {
+    task = saved.meta.at("task").get<TaskSpec>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(sidecar_path(path) + ": \"task\": " + first_line(e.what()));
+  }
+  // load_network has read "model" as a ModelSpec already.
+  const int64_t logits = saved.meta.at("model").get<ModelSpec>().num_classes;
   AMALGAM_CHECK(logits == task.size(), path + ": the network has " + std::to_string(logits) +
                                            " outputs but its task '" + task.name + "' has " +
                                            std::to_string(task.size()) + " classes");

@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <zlib.h>
-
 #include <cmath>
 #include <cstdio>
 
@@ -43,14 +41,7 @@ std::string geometry_text(int64_t channels, int64_t height, int64_t width) {
 // A checksum of the transfer images, so ranks on several hosts can check they read the same data.
 std::string transfer_checksum(const TransferSet& transfer) {
   const at::Tensor images = transfer.images().contiguous();
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto* bytes = static_cast<const Bytef*>(images.data_ptr());
-  for (int64_t done = 0, total = images.nbytes(); done < total;) {
-    const auto chunk = static_cast<uInt>(std::min<int64_t>(total - done, int64_t{1} << 30));
-    crc = crc32(crc, bytes + done, chunk);
-    done += chunk;
-  }
-  return std::to_string(crc);
+  return std::to_string(crc32_of(images.data_ptr(), images.nbytes()));
 }
 
 // What must not change between a run and its resumption: the config without resumable_fields(),

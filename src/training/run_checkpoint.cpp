@@ -2,11 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "distributed/process_group.h"
 #include "training/options_json.h"
 
@@ -14,6 +16,50 @@ namespace amalgam {
 namespace {
 
 constexpr const char* kFormat = "amalgam-run-checkpoint";
+
+// LibTorch's archive reader crashes on some damaged bytes (SIGSEGV, std::out_of_range; found by
+// fuzz_checkpoint), so the archive is sealed behind a header holding its length and CRC-32,
+// checked before LibTorch reads a byte: magic, then little-endian uint64 length, uint32 CRC.
+constexpr char kMagic[] = "amalgam run checkpoint 2\n";
+constexpr size_t kMagicSize = sizeof kMagic - 1;
+constexpr size_t kHeaderSize = kMagicSize + 8 + 4;
+
+void put_le(std::string& out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+uint64_t get_le(const std::string& in, size_t at, int bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i)
+    value |= uint64_t{static_cast<unsigned char>(in[at + i])} << (8 * i);
+  return value;
+}
+
+}  // namespace
+
+std::string seal_run_checkpoint(const std::string& archive) {
+  std::string out(kMagic, kMagicSize);
+  put_le(out, archive.size(), 8);
+  put_le(out, crc32_of(archive.data(), archive.size()), 4);
+  return out + archive;
+}
+
+namespace {
+
+// The archive inside `bytes`; throws Error naming `path` unless header, length and CRC agree.
+std::string unsealed(const std::string& bytes, const std::string& path) {
+  AMALGAM_CHECK(bytes.size() >= kHeaderSize && bytes.compare(0, kMagicSize, kMagic) == 0,
+                path + ": not an amalgam run checkpoint (or one of an older amalgam)");
+  const uint64_t size = get_le(bytes, kMagicSize, 8);
+  AMALGAM_CHECK(size == bytes.size() - kHeaderSize, path +
+                                                        ": truncated or damaged run checkpoint (" +
+                                                        std::to_string(bytes.size() - kHeaderSize) +
+                                                        " of " + std::to_string(size) + " bytes)");
+  const std::string archive = bytes.substr(kHeaderSize);
+  AMALGAM_CHECK(get_le(bytes, kMagicSize + 8, 4) == crc32_of(archive.data(), archive.size()),
+                path + ": damaged run checkpoint (checksum mismatch)");
+  return archive;
+}
 
 void write_module(torch::serialize::OutputArchive& root, const std::string& key,
                   torch::nn::Module* module) {
@@ -29,6 +75,31 @@ void read_module(torch::serialize::InputArchive& root, const std::string& key,
   torch::serialize::InputArchive archive;
   root.read(key, archive);
   module->load(archive);
+}
+
+// The progress record of a checkpoint, every key and range checked: a damaged one must stop
+// the resume with its name, not resume at a wrong step.
+RunProgress read_progress(const nlohmann::json& meta, const std::string& where) {
+  const JsonFields fields(meta, where);
+  fields.only({"epoch", "step", "global_step", "partial", "seen", "history", "fingerprint"});
+  RunProgress progress;
+  progress.epoch = fields.get<int64_t>("epoch");
+  progress.step = fields.get<int64_t>("step");
+  progress.global_step = fields.get<int64_t>("global_step");
+  progress.seen = fields.get<int64_t>("seen");
+  for (const char* key : {"epoch", "step", "global_step", "seen"})
+    if (fields.get<int64_t>(key) < 0) throw fields.error(key, "must not be negative");
+  if (progress.step > progress.global_step) throw fields.error("step", "exceeds \"global_step\"");
+  const nlohmann::json& partial = fields.at("partial");
+  if (!partial.is_object())
+    throw fields.error("partial", "must be an object, got " + json_kind(partial));
+  for (const auto& [term, value] : partial.items())
+    if (!value.is_number() || !std::isfinite(value.get<double>()))
+      throw fields.error("partial", "holds \"" + term + "\", not a finite number");
+  progress.partial = partial.get<LossValues>();
+  progress.history =
+      read_struct<std::vector<EpochStats>>(fields.at("history"), where + " \"history\"");
+  return progress;
 }
 
 }  // namespace
@@ -56,7 +127,7 @@ void save_run_checkpoint(const std::string& path, const RunModules& modules,
   // disk), which would end the process instead of reporting the error.
   std::ostringstream bytes;
   root.save_to(bytes);
-  write_bytes_atomically(path, bytes.str());
+  write_bytes_atomically(path, seal_run_checkpoint(bytes.str()));
 }
 
 RunProgress load_run_checkpoint(const std::string& path, const RunModules& modules,
@@ -68,22 +139,27 @@ RunProgress load_run_checkpoint(const std::string& path, const RunModules& modul
 RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::string& path,
                                       const RunModules& modules,
                                       const nlohmann::json& fingerprint) {
+  const std::string archive = unsealed(bytes, path);
   torch::serialize::InputArchive root;
   nlohmann::json meta;
   try {
-    root.load_from(bytes.data(), bytes.size());
+    root.load_from(archive.data(), archive.size());
     c10::IValue format, progress;
     AMALGAM_CHECK(
         root.try_read("format", format) && format.isString() && format.toStringRef() == kFormat,
         path + ": not an amalgam run checkpoint");
     root.read("progress", progress);
-    meta = nlohmann::json::parse(progress.toStringRef());
+    AMALGAM_CHECK(progress.isString(), path + ": damaged run checkpoint (no progress record)");
+    meta = parse_json(progress.toStringRef(), path + " (progress record)");
   } catch (const c10::Error& e) {
     throw Error(path + ": not an amalgam run checkpoint (" +
                 first_line(e.what_without_backtrace()) + ")");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": damaged run checkpoint (" + first_line(e.what()) + ")");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // LibTorch's unpickler throws std::out_of_range too
+    throw Error(path + ": not an amalgam run checkpoint (" + first_line(e.what()) + ")");
   }
+  const RunProgress progress = read_progress(meta, path + " (progress record)");
   AMALGAM_CHECK(meta.value("fingerprint", nlohmann::json()) == fingerprint,
                 path +
                     ": written by a run with other options, teachers or data; resume it with the "
@@ -102,14 +178,11 @@ RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::strin
   } catch (const c10::Error& e) {
     throw Error(path + ": run checkpoint does not fit this run (" +
                 first_line(e.what_without_backtrace()) + ")");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(path + ": damaged run checkpoint (" + first_line(e.what()) + ")");
   }
-  RunProgress progress;
-  meta.at("epoch").get_to(progress.epoch);
-  meta.at("step").get_to(progress.step);
-  meta.at("global_step").get_to(progress.global_step);
-  meta.at("partial").get_to(progress.partial);
-  meta.at("seen").get_to(progress.seen);
-  meta.at("history").get_to(progress.history);
   return progress;
 }
 

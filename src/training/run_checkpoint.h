@@ -44,6 +44,10 @@ RunProgress load_run_checkpoint(const std::string& path, const RunModules& modul
 RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::string& path,
                                       const RunModules& modules, const nlohmann::json& fingerprint);
 
+/// `archive` (LibTorch's bytes of a checkpoint) behind the header load_run_checkpoint_bytes
+/// checks before LibTorch reads anything: a magic line, the length and the CRC-32.
+std::string seal_run_checkpoint(const std::string& archive);
+
 class ProcessGroup;
 
 /// A run's checkpoints: where they go, what they hold, and what survives a failure.

@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/log.h"
 #include "method/common_feature_block.h"
 #include "models/checkpoint.h"
@@ -42,17 +43,19 @@ namespace {
 Student load_exported_student(const std::string& path, const nlohmann::json& meta,
                               c10::Device device) {
   Student student;
-  try {
-    InputSpec input = meta.at("input").get<InputSpec>();
-    // Normalisation is inside the exported forward: the wrapper passes [0,1] images through.
-    input.mean.assign(static_cast<size_t>(input.channels), 0.0);
-    input.std.assign(static_cast<size_t>(input.channels), 1.0);
-    student.head = meta.at("head").get<HeadLayout>();
-    student.network = load_torchscript_network(path, "", input, device);
-  } catch (const nlohmann::json::exception& e) {
-    const std::string what = e.what();
-    throw Error(sidecar_path(path) + ": bad export sidecar: " + first_line(what));
-  }
+  const std::string side = sidecar_path(path);
+  const JsonFields fields(meta, side);
+  nlohmann::json input_entry = fields.at("input");
+  if (input_entry.is_object())
+    input_entry.erase("range");  // export_student's note for Python readers (a string)
+  InputSpec input = read_struct<InputSpec>(input_entry, side + " \"input\"");
+  AMALGAM_CHECK(input.channels == 1 || input.channels == 3,
+                side + ": \"input\" \"channels\" must be 1 or 3");
+  // Normalisation is inside the exported forward: the wrapper passes [0,1] images through.
+  input.mean.assign(static_cast<size_t>(input.channels), 0.0);
+  input.std.assign(static_cast<size_t>(input.channels), 1.0);
+  student.head = read_struct<HeadLayout>(fields.at("head"), side + " \"head\"");
+  student.network = load_torchscript_network(path, "", input, device);
   student.network->eval();
   return student;
 }
@@ -96,16 +99,16 @@ double export_student(NetworkImpl& student, const HeadLayout& head, const std::s
 Student load_student(const std::string& path, c10::Device device) {
   AMALGAM_CHECK(std::filesystem::is_regular_file(path), path + ": no such model file");
   if (sidecar_format(path) == kExportFormat)
-    return load_exported_student(path, nlohmann::json::parse(read_whole_file(sidecar_path(path))),
-                                 device);
+    return load_exported_student(path, read_json_file(sidecar_path(path)), device);
   SavedNetwork saved = load_network(path);
   AMALGAM_CHECK(
       saved.meta.contains("head"),
       sidecar_path(path) + ": no \"head\" entry; is this a student written by amalgamate?");
   Student student;
   student.network = saved.network;
-  student.head = saved.meta.at("head").get<HeadLayout>();
-  AMALGAM_CHECK(saved.meta.at("model").at("num_classes").get<int64_t>() == student.head.total(),
+  student.head = read_struct<HeadLayout>(saved.meta.at("head"), sidecar_path(path) + " \"head\"");
+  // load_network has read "model" as a ModelSpec already.
+  AMALGAM_CHECK(saved.meta.at("model").get<ModelSpec>().num_classes == student.head.total(),
                 sidecar_path(path) + ": head layout does not match the network's outputs");
   student.network->to(device);
   student.network->eval();
