@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     amalgam::InputConventions options;
     options.height = options.width = 28;
-    (void)amalgam::resolve_conventions(model, options);
+    (void)amalgam::resolve_conventions(amalgam::parse_model_ref(model), options);
   } catch (const amalgam::Error&) {
   }
   try {

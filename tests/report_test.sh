@@ -19,6 +19,13 @@ exists "run directory files" run/config.json run/metrics.jsonl run/checkpoint.pt
 grep -q '"type":"step"' run/metrics.jsonl && grep -q '"type":"epoch"' run/metrics.jsonl &&
   pass "metrics.jsonl has step and epoch records" || fail "metrics.jsonl records"
 ok "amalgam report rewrites it" $A report run
+grep -q "principal component 1" run/report.html && grep -q '"legend":\["0","1",' run/embedding.json &&
+  [ "$(grep -o 'r="4" fill=' run/report.html | wc -l)" -ge 10 ] &&
+  pass "feature maps have axes and a legend of the classes" || fail "feature map axes or legend"
+ok "a run shorter than --log-every" $A amalgamate --teacher ta/teacher.pt --teacher tb/teacher.pt \
+  --student-width 8 --limit 300 --val-size 100 --epochs 2 --log-every 1000 --out short
+! grep -q '"type":"step"' short/metrics.jsonl && grep -q '<polyline' short/report.html &&
+  pass "its loss chart is drawn from the epochs" || fail "no loss curve without step records"
 
 if [ -z "$CHROMIUM" ]; then
   fail "chromium is not installed (scripts/test.sh installs Debian's chromium)"

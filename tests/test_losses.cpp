@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "evaluation/paired_difference.h"
 #include "method/losses.h"
 
 using amalgam::mmd_loss;
@@ -102,4 +103,22 @@ TEST(WeightedMmd, ZeroWeightPairsAreIgnored) {
   const auto sigmas = amalgam::default_mmd_sigmas();
   EXPECT_NEAR(amalgam::weighted_mmd_loss(x, y, w, sigmas).item<double>(), 0.0, 1e-6);
   EXPECT_GT(mmd_loss(x, y, sigmas).item<double>(), 0.01);
+}
+
+// reproduce's paired comparison against KD: values checked against scipy.stats (ttest_rel,
+// t.ppf) by hand.
+TEST(PairedDifference, StudentTIntervalAndPValue) {
+  EXPECT_NEAR(amalgam::student_t_cdf(2.776445, 4), 0.975, 1e-6);
+  EXPECT_NEAR(amalgam::student_t_cdf(-1.0, 1), 0.25, 1e-9);  // Cauchy
+  EXPECT_NEAR(amalgam::student_t_cdf(0.0, 7), 0.5, 1e-12);
+  const auto d = amalgam::paired_difference({1, 2, 3, 4, 5, NAN}, {0, 0, 0, 0, 0, 1});
+  EXPECT_EQ(d.pairs, 5);
+  EXPECT_DOUBLE_EQ(d.mean, 3.0);
+  EXPECT_NEAR(d.lo, 3.0 - 2.776445 * std::sqrt(2.5 / 5), 1e-5);
+  EXPECT_NEAR(d.hi, 3.0 + 2.776445 * std::sqrt(2.5 / 5), 1e-5);
+  EXPECT_NEAR(d.p, 0.013236, 1e-5);  // t = 4.2426, 4 degrees of freedom
+  const auto same = amalgam::paired_difference({0.5, 0.7}, {0.5, 0.7});
+  EXPECT_EQ(same.mean, 0.0);
+  EXPECT_EQ(same.p, 1.0);
+  EXPECT_TRUE(std::isnan(amalgam::paired_difference({1.0}, {0.0}).p));
 }

@@ -207,13 +207,14 @@ TEST(Fuzzed, NumbersNoIntegerCanHoldAreRefusedByKey) {
   InputConventions options;
   options.height = options.width = 28;
   std::ofstream(dir + "/a.json") << R"({"channels": 1e300})";
-  EXPECT_HAS(error_of([&] { resolve_conventions(dir + "/a.pt", options); }),
+  EXPECT_HAS(error_of([&] { resolve_conventions(parse_model_ref(dir + "/a.pt"), options); }),
              "a.json: \"channels\" must be an integer");
   std::ofstream(dir + "/b.json") << R"({"input_size": [32.5, 32]})";
-  EXPECT_HAS(error_of([&] { resolve_conventions(dir + "/b.pt", options); }),
+  EXPECT_HAS(error_of([&] { resolve_conventions(parse_model_ref(dir + "/b.pt"), options); }),
              "b.json: \"input_size\" must be N or [H, W]");
   std::ofstream(dir + "/c.json") << R"({"input_size": 100000})";
-  EXPECT_HAS(error_of([&] { resolve_conventions(dir + "/c.pt", options); }), "above 8192x8192");
+  EXPECT_HAS(error_of([&] { resolve_conventions(parse_model_ref(dir + "/c.pt"), options); }),
+             "above 8192x8192");
 }
 
 TEST(UserSidecar, ATruncatedSidecarIsNamed) {
@@ -222,7 +223,7 @@ TEST(UserSidecar, ATruncatedSidecarIsNamed) {
   std::ofstream(dir + "/net.json") << "{\"task\": \"clothing\", \"mean\": [0.5";
   InputConventions options;
   options.height = options.width = 28;
-  EXPECT_HAS(error_of([&] { resolve_conventions(dir + "/net.pt", options); }),
+  EXPECT_HAS(error_of([&] { resolve_conventions(parse_model_ref(dir + "/net.pt"), options); }),
              dir + "/net.json: not valid JSON (truncated or damaged?)");
 }
 

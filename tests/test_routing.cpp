@@ -176,4 +176,7 @@ TEST(DegenerateTeacher, OneClassTakingMostPredictionsIsNamed) {
   EXPECT_NE(warning.find("b.pt"), std::string::npos) << warning;
   EXPECT_NE(warning.find("dog"), std::string::npos) << warning;
   EXPECT_NE(warning.find("normalisation"), std::string::npos) << warning;
+  const std::string flat = degenerate_teacher_warning(teacher, 0.01 * torch::randn({400, 4}));
+  EXPECT_NE(flat.find("nearly uniform"), std::string::npos) << flat;
+  EXPECT_NE(flat.find("normalisation"), std::string::npos) << flat;
 }

@@ -5,6 +5,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -16,6 +17,7 @@
 #include "models/layer_tap.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
+#include "teachers/conventions.h"
 #include "test_util.h"
 
 using namespace amalgam;
@@ -169,6 +171,71 @@ TEST(Export, ZooNetworkReloadsWithTheSameLogitsAndTrainableParameters) {
   }
   EXPECT_EQ(count, count_parameters(*net));
   EXPECT_TRUE(net->is_training() == false);
+
+  // A module tree, as Python's nn.Module would be: named submodules, a feature map, BatchNorm that
+  // trains in train mode, and the metadata inside the file.
+  std::vector<std::string> names;
+  for (const auto& m : loaded.named_modules()) names.push_back(m.name);
+  EXPECT_NE(std::find(names.begin(), names.end(), "body.1.body.0.bn"), names.end());
+  const at::Tensor features = loaded.get_method("features")({x}).toTensor();
+  EXPECT_LE((features - net->forward(x).features).abs().max().item<double>(), 1e-5);
+  EXPECT_FALSE(loaded.is_training());
+  const auto running_mean = [&] {
+    return loaded.attr("body")
+        .toModule()
+        .attr("0")
+        .toModule()
+        .attr("bn")
+        .toModule()
+        .attr("running_mean")
+        .toTensor();
+  };
+  const at::Tensor running = running_mean().clone();
+  loaded.train();
+  loaded.forward({x});
+  const at::Tensor moved = running_mean();
+  EXPECT_GT((moved - running).abs().max().item<double>(), 0.0);
+  torch::jit::ExtraFilesMap extra{{kExportMetadataFile, ""}};
+  torch::jit::load(dir + "/e.pt", c10::nullopt, extra);
+  EXPECT_EQ(nlohmann::json::parse(extra[kExportMetadataFile]).at("note"), "test");
+}
+
+TEST(ConformInput, EachNetworkGetsItsOwnGeometry) {
+  const at::Tensor rgb = torch::rand({2, 3, 32, 32});
+  InputSpec same;
+  same.channels = 3;
+  same.height = same.width = 32;
+  EXPECT_TRUE(conform_input(rgb, same).is_same(rgb));  // nothing to do, nothing copied
+  InputSpec grey = same;
+  grey.channels = 1;
+  grey.height = grey.width = 28;
+  const at::Tensor small = conform_input(rgb, grey);
+  EXPECT_EQ(small.sizes(), (std::vector<int64_t>{2, 1, 28, 28}));
+  const at::Tensor luma = conform_input(rgb, InputSpec{1, 32, 32, {0.0}, {1.0}});
+  EXPECT_NEAR(luma[0][0][5][7].item<double>(),
+              (77 * rgb[0][0][5][7].item<double>() + 150 * rgb[0][1][5][7].item<double>() +
+               29 * rgb[0][2][5][7].item<double>()) /
+                  256,
+              1e-6);
+  const at::Tensor back = conform_input(luma, same);
+  EXPECT_TRUE(torch::equal(back.select(1, 0), back.select(1, 2)));
+}
+
+TEST(ModelRef, OptionsAttachedToOneNetwork) {
+  const ModelRef ref = parse_model_ref(
+      "missing.pt,channels=1,input-size=28x30,mean=0.5,0.4,0.3,std=0.2,task=t,class-names=a,b");
+  EXPECT_EQ(ref.path, "missing.pt");
+  EXPECT_EQ(ref.input.channels, 1);
+  EXPECT_EQ(ref.input.height, 28);
+  EXPECT_EQ(ref.input.width, 30);
+  EXPECT_EQ(ref.input.mean, (std::vector<double>{0.5, 0.4, 0.3}));
+  EXPECT_EQ(ref.input.std, (std::vector<double>{0.2}));
+  EXPECT_EQ(ref.task, "t");
+  EXPECT_EQ(ref.class_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(parse_model_ref("plain.pt").has_options());
+  EXPECT_THROW(parse_model_ref("m.pt,mean=x"), Error);
+  EXPECT_THROW(parse_model_ref("m.pt,4"), Error);
+  EXPECT_THROW(parse_model_ref("m.pt,size=4"), Error);
 }
 
 TEST(ImageFolder, DecodesGreyAndRgbToOneGeometry) {

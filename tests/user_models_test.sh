@@ -36,6 +36,31 @@ bad "a sidecar value of the wrong type" 'side.json: "input_size" must be N or [H
 printf '{"input_size": 32, "mean": 0.286, "std": 0.353}' >side.json
 ok "one mean and std for every channel" $A inspect side.pt
 
+# Options attached to one teacher (PATH:LAYER,KEY=VALUE...) win over its sidecar; a global option
+# a sidecar overrides is named, never dropped silently.
+ok "conventions and class names attached to a teacher" $A amalgamate --teacher a.pt:layer4 \
+  --teacher "b.pt:features,input-size=32,mean=0.5,std=0.25,task=shapes,class-names=w,x,y,z" \
+  --data images --epochs 1 --limit 10 --out opts
+"$PY" -c "
+import json
+c = json.load(open('opts/config.json'))
+b = c['networks']['teachers'][1]['input']
+assert b['mean'] == [0.5] * 3 and b['std'] == [0.25] * 3 and b['height'] == 32, b
+s = json.load(open('opts/student.json'))['head'][1]
+assert s['name'] == 'shapes' and s['class_names'] == ['w', 'x', 'y', 'z'], s" &&
+  pass "the attached conventions, task and class names are used" || fail "attached options"
+printf 'w\nx\ny\n' >three.txt
+bad "class names that do not match the outputs" "b.pt,class-names: 3 class names but the model has 4" \
+  $A amalgamate --teacher a.pt:layer4 --teacher "b.pt:features,input-size=32,class-names=three.txt" \
+  --data images --epochs 1 --out x14
+bad "a misspelt attached option" "unknown option 'mena'; did you mean mean?" $A amalgamate \
+  --teacher a.pt:layer4,mena=0.5 --teacher b.pt:features --data images --input-size 32 --out x15
+absent "nothing written after refused options" x14 x15
+ok "a global --mean that a sidecar overrides" $A amalgamate --teacher a.pt:layer4 \
+  --teacher b.pt:features --data images --input-size 32 --mean 0.5 --epochs 1 --limit 10 --out gm
+grep -q 'a.pt: its sidecar a.json sets "mean", so --mean does not apply to it' err &&
+  pass "the overridden --mean is named" || fail "no warning for the overridden --mean"
+
 # The user's steps that once failed or overwrote their files (issue 16).
 ok "--limit on an image folder" $AMALGAM amalgamate --teacher a.pt:layer4 \
   --teacher b.pt:features --data images --input-size 32 --limit 10 --epochs 1 --out lim
@@ -81,6 +106,13 @@ assert c['val_data'] == 'labeled', c['val_data']
 r = c['routing_check']
 assert not r['checked'] and r['reason'] == 'fewer than 20 validation images of task animals', r" &&
   pass "the routing check names why it did not run" || fail "routing check record"
+"$PY" -c "
+import json
+side = json.load(open('valrun/best_student.json'))
+assert side['best_epoch'] == 1 and 'union' in side['val'], side" &&
+  pass "best_student.pt: the best validation epoch, with its scores" || fail "best_student.pt"
+ok "export the best student" $A export valrun/best_student.pt --out best_export.pt
+exists "the best student's export" best_export.pt best_export.json
 bad "--val-data without the teachers' classes" "images: no class folder is named after a class" \
   $A amalgamate --teacher a.pt:layer4 --teacher b.pt:features --data images --input-size 32 \
   --epochs 1 --val-data images --out valbad
@@ -142,6 +174,22 @@ a, b = torch.jit.load('s.pt').eval()(x), torch.jit.load('s_out.pt')(x)
 assert a.shape == b.shape == (2, 7) and (a - b).abs().max() > 1e-4"
 
 # Labeled folders: teach and eval; eval matches class folders to the teachers' class names.
+ok "teach a task chosen by class folder names" $A teach --data labeled --task pets=cat,dog \
+  --arch resnet --width 8 --epochs 1 --out t2
+"$PY" -c "
+import json
+task = json.load(open('t2/teacher.json'))['task']
+assert task['class_names'] == ['cat', 'dog'], task" &&
+  pass "the task holds the named classes" || fail "the task's classes by name"
+bad "a misspelt class folder in --task" "'dgo' is no class folder's name; did you mean dog?" \
+  $A teach --data labeled --task pets=cat,dgo --epochs 1 --out t3
+cp a.pt twin.pt && cp a.json twin.json
+ok "two teachers with one task name" $A amalgamate --teacher a.pt:layer4 --teacher twin.pt:layer4 \
+  --data images --epochs 1 --limit 10 --out twins
+grep -q "another teacher's task is also called 'animals'; this one is called 'animals2'" err &&
+  pass "the renamed task is named in a warning" || fail "no warning for the renamed task"
+bad "eval with a class name in two tasks" "class 'bird' belongs to two tasks (animals and animals2)" \
+  $A eval --teacher a.pt --teacher twin.pt --data labeled
 ok "teach on a labeled folder" $A teach --data labeled --arch resnet --width 8 --epochs 1 \
   --crop-padding 2 --flip --out t1
 ok "eval the student on a labeled folder" $A eval --student student.pt --teacher a.pt:layer4 \
@@ -164,8 +212,14 @@ bad "layer called twice" "called 2 times" $A amalgamate --teacher a.pt:layer1.0.
   --teacher b.pt:features --data images --input-size 32 --out x2
 bad "no input size" "input size unknown" $A amalgamate --teacher a.pt:layer4 \
   --teacher b.pt:features --data images --out x3
-bad "teachers disagree on input size" "agree on input geometry" $A amalgamate \
-  --teacher a.pt:layer4 --teacher c.pt:features --data images --input-size 32 --out x4
+ok "teachers of different input sizes (32 and 64)" $A amalgamate --teacher a.pt:layer4 \
+  --teacher c.pt:features --data images --input-size 32 --epochs 1 --out x4
+"$PY" -c "
+import json
+n = json.load(open('x4/config.json'))['networks']
+assert [t['input']['height'] for t in n['teachers']] == [32, 64], n['teachers']
+assert n['student']['input']['height'] == 64, n['student']" &&
+  pass "each teacher sees its own size; the student takes the largest" || fail "x4 geometry record"
 bad "corrupt image" "with_bad/broken.png" $A amalgamate --teacher a.pt:layer4 \
   --teacher b.pt:features --data with_bad --input-size 32 --out x5
 absent "no output after a corrupt image" x5
@@ -177,6 +231,9 @@ bad "student without LAYER" "needs :LAYER" $A amalgamate --teacher a.pt:layer4 \
   --teacher b.pt:features --data images --input-size 32 --student s.pt --out x8
 bad "not TorchScript" "nor a TorchScript file" $A amalgamate --teacher a.json:x \
   --teacher b.pt:features --data images --input-size 32 --out x9
+bad "a teacher traced in train mode" "train_mode.pt: it answers in train mode" $A amalgamate \
+  --teacher a.pt:layer4 --teacher train_mode.pt:features --data images --input-size 32 --out x16
+absent "nothing written for a teacher traced in train mode" x16
 bad "a torch.save state_dict" "state_dict.pt: written by torch.save" $A amalgamate \
   --teacher state_dict.pt:layer4 --teacher b.pt:features --data images --input-size 32 --out x13
 bad "student with the wrong number of logits" "logits" $A amalgamate --teacher a.pt:layer4 \

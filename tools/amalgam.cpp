@@ -151,7 +151,7 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
 void require_data_for_user_models(CLI::App* cmd, const std::vector<std::string>& refs) {
   if (cmd->count("--data") > 0) return;
   for (const std::string& ref : refs)
-    AMALGAM_CHECK(parse_model_ref(ref).layer.empty(),
+    AMALGAM_CHECK(parse_model_ref(ref).layer.empty() && !parse_model_ref(ref).has_options(),
                   "--data: required with TorchScript networks such as " + ref +
                       " (without it amalgam would read Fashion-MNIST from " +
                       DataSource().dirs.front() + ")");

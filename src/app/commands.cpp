@@ -6,13 +6,16 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/batch_loader.h"
@@ -43,6 +46,24 @@ struct TeachingData {
   InputSpec input;
 };
 
+// "--task tops=T-shirt,Coat" on a labeled folder: class folder names become their indices in
+// the folder's sorted order (which a list may also give directly: tops=0,4).
+std::string task_by_folder_names(const std::string& text, const std::vector<std::string>& names) {
+  const auto eq = text.find('=');
+  std::string out = text.substr(0, eq + 1);
+  std::stringstream parts(text.substr(eq + 1));
+  std::string part;
+  for (bool first = true; std::getline(parts, part, ','); first = false) {
+    const auto it = std::find(names.begin(), names.end(), part);
+    AMALGAM_CHECK(it != names.end() || part.find_first_not_of("0123456789-") == std::string::npos,
+                  "--task: '" + part + "' is no class folder's name" + did_you_mean(part, names) +
+                      " (give folder names or their indices in sorted order)");
+    out += (first ? "" : ",") +
+           (it == names.end() ? part : std::to_string(std::distance(names.begin(), it)));
+  }
+  return out;
+}
+
 TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
   TeachingData out;
   if (d.source.is_idx()) {
@@ -63,7 +84,7 @@ TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
   const LabeledFolder folder = load_teaching_folder(d.source, geometry);
   const auto k = static_cast<int64_t>(folder.class_names.size());
   if (task_text.find('=') != std::string::npos) {
-    out.task = parse_task(task_text);
+    out.task = parse_task(task_by_folder_names(task_text, folder.class_names));
   } else {
     out.task.name = task_text.empty()
                         ? std::filesystem::path(d.source.dirs.front()).filename().string()
@@ -76,13 +97,15 @@ TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
                                        " classes (0.." + std::to_string(k - 1) + ")");
     out.task.class_names.push_back(folder.class_names[static_cast<size_t>(c)]);
   }
-  const int64_t val_size = d.source.val_size >= 0 && d.source.val_size < folder.data.size()
+  // The task's images first, then the split: a small folder's validation share would otherwise
+  // miss a task of a few classes altogether.
+  const LabeledImages chosen = select_task(folder.data, out.task);
+  const int64_t val_size = d.source.val_size >= 0 && d.source.val_size < chosen.size()
                                ? d.source.val_size
-                               : folder.data.size() / 10;
-  const TrainValSplit split = split_train_val(folder.data, val_size, d.source.split_seed);
-  out.split = {
-      select_task(subsample(split.train, d.source.limit, d.source.split_seed + 1), out.task),
-      val_size > 0 ? select_task(split.val, out.task) : LabeledImages{}};
+                               : chosen.size() / 10;
+  const TrainValSplit split = split_train_val(chosen, val_size, d.source.split_seed);
+  out.split = {subsample(split.train, d.source.limit, d.source.split_seed + 1),
+               val_size > 0 ? split.val : LabeledImages{}};
   out.input.channels = folder.data.images.size(1);
   out.input.height = folder.data.images.size(2);
   out.input.width = folder.data.images.size(3);
@@ -96,14 +119,14 @@ TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
 Network user_student(const std::string& text, const DataOptions& d, const std::string& device) {
   for (const auto& arch : zoo_architectures())
     if (text == arch) return nullptr;
-  const ModelRef ref = parse_model_ref(text);
+  const ModelRef ref = parse_model_ref(text, "--student");
   AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path),
                 "--student: unknown architecture '" + text +
                     "' (expected resnet, vgg, mobilenetv2, or a TorchScript file PATH.pt:LAYER)");
   AMALGAM_CHECK(
       !ref.layer.empty(),
       "--student: " + ref.path + " needs :LAYER, the submodule whose output is its feature map");
-  const FileConventions conventions = resolve_conventions(ref.path, d.input);
+  const FileConventions conventions = resolve_conventions(ref, d.input);
   return load_torchscript_network(ref.path, layer_with_layout(ref.layer, conventions),
                                   conventions.input, parse_device(device));
 }
@@ -161,10 +184,12 @@ nlohmann::json print_routing(const std::vector<Teacher>& teachers, const Student
   return out;
 }
 
-// Where each network's features come from: the tapped layer, the layout it was read in and the
-// feature map that results ({C,H,W}; H = W = 1 for vectors). Recorded in config.json.
+// Where each network's features come from: its resolved input conventions, the tapped layer, the
+// layout it was read in and the feature map that results ({C,H,W}; H = W = 1 for vectors).
+// Recorded in config.json.
 nlohmann::json network_record(const std::string& ref, NetworkImpl& network) {
-  nlohmann::json record = {{"ref", ref}, {"feature_shape", feature_shape(network)}};
+  nlohmann::json record = {
+      {"ref", ref}, {"input", network.input()}, {"feature_shape", feature_shape(network)}};
   if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(&network)) {
     record["layer"] = scripted->layer();
     record["layout"] = feature_layout_name(scripted->layout());
@@ -182,7 +207,7 @@ nlohmann::json networks_record(const AmalgamateCommand& c, const Network& user_s
   Network student = user_student;
   if (!student) {
     ModelSpec spec = c.config.student;
-    spec.input = teachers.front().network->input();
+    spec.input = transfer_input(teachers);
     spec.num_classes = 1;  // the head does not change the feature map
     student = make_network(spec);
   }
@@ -198,7 +223,7 @@ void print_dry_run(const AmalgamateCommand& c, const Network& user_student,
   Network student = user_student;
   ModelSpec spec = c.config.student;
   if (!student) {
-    spec.input = teachers.front().network->input();
+    spec.input = transfer_input(teachers);
     spec.num_classes = head.total();
     student = make_network(spec);
   }
@@ -292,7 +317,7 @@ LabeledImages load_validation_folder(const AmalgamateCommand& c,
                                       "validation split");
   std::vector<TaskSpec> tasks;
   for (const auto& t : teachers) tasks.push_back(t.task);
-  LabeledImages val = load_scoring_set(source, "val", teachers.front().network->input(), tasks);
+  LabeledImages val = load_scoring_set(source, "val", transfer_input(teachers), tasks);
   AMALGAM_CHECK(val.size() > 0,
                 "--val-data: " + c.val_dir + ": no class folder is named after a teacher's class");
   log_info("amalgamate: validation set: " + std::to_string(val.size()) + " labeled images from " +
@@ -335,8 +360,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
     return 0;
   }
   LabeledImages val;
-  const TransferSet transfer =
-      load_transfer_set(c.data.source, teachers.front().network->input(), &val);
+  const TransferSet transfer = load_transfer_set(c.data.source, transfer_input(teachers), &val);
   if (!c.val_dir.empty()) val = load_validation_folder(c, teachers);
   // A new run settles its routing rule here and records it; a resumed one keeps its record.
   RoutingCheck routing_check;
@@ -487,8 +511,7 @@ int run_eval(const EvalCommand& c) {
     for (const auto& t : teachers) list.push_back(t.task);
     return list;
   }();
-  const InputSpec& input =
-      student.network ? student.network->input() : teachers.front().network->input();
+  const InputSpec& input = student.network ? student.network->input() : transfer_input(teachers);
   const LabeledImages data = load_scoring_set(d.source, split, input, tasks);
   StudentScores scores;
   if (student.network)
@@ -535,9 +558,10 @@ int run_eval(const EvalCommand& c) {
 
 int run_inspect(const InspectCommand& c) {
   // The file's sidecar fills what the options leave open, as when it is amalgamated.
-  AMALGAM_CHECK(std::filesystem::is_regular_file(c.model), c.model + ": no such model file");
-  const InputSpec input = resolve_conventions(c.model, c.data.input).input;
-  std::printf("%s", inspect_torchscript(c.model, input).c_str());
+  const ModelRef ref = parse_model_ref(c.model, "inspect");
+  AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
+  const InputSpec input = resolve_conventions(ref, c.data.input).input;
+  std::printf("%s", inspect_torchscript(ref.path, input).c_str());
   return 0;
 }
 

@@ -75,9 +75,17 @@ LabeledImages load_scoring_set(const DataSource& source, const std::string& spli
   const LabeledFolder folder = load_labeled_folder(source.dirs.front(), geometry_of(source, input));
   std::map<std::string, int64_t> id_of;
   std::string known;
+  std::map<std::string, std::string> task_of;
   for (const auto& task : tasks)
     for (size_t i = 0; i < task.class_names.size(); ++i) {
-      id_of[task.class_names[i]] = task.classes[i];
+      const std::string& name = task.class_names[i];
+      AMALGAM_CHECK(!task_of.count(name),
+                    source.dirs.front() + ": class '" + name + "' belongs to two tasks (" +
+                        task_of[name] + " and " + task.name +
+                        "), so a labeled folder cannot tell them apart; rename one teacher's "
+                        "classes (PATH:LAYER,class-names=... or \"class_names\" in its sidecar)");
+      task_of[name] = task.name;
+      id_of[name] = task.classes[i];
       known += (known.empty() ? "" : ", ") + task.class_names[i];
     }
   std::vector<int64_t> folder_ids;

@@ -17,6 +17,7 @@
 #include "core/runtime.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/linear_probe.h"
+#include "evaluation/paired_difference.h"
 #include "method/common_feature_block.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
@@ -28,6 +29,8 @@ namespace amalgam {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The default student's row.
+constexpr const char* kDefaultRow = "CFL (default: expertise-aware)";
 
 // Sizes of one protocol; the full one matches the demo, whose choices were made on validation.
 struct Preset {
@@ -143,7 +146,7 @@ const std::vector<Variant>& variants() {
          c.method = "cfl-paper";
          c.fixed_common_space = true;
        }},
-      {"cfl", "CFL (default: expertise-aware)", "routed soft targets and the head's task gate",
+      {"cfl", kDefaultRow, "routed soft targets and the head's task gate",
        [](ObjectiveConfig& c) { c.method = "cfl"; }},
       {"cfl-common-space", "CFL (default) + common space, λ_cf 1",
        "the default with the responsibility-weighted common-space terms",
@@ -307,6 +310,41 @@ std::vector<double> column(const ReproduceRow& r, size_t task) {
   return values;
 }
 
+// Rows compared with KD seed by seed: every student row but KD and the supervised reference.
+bool compared_with_kd(const ReproduceRow& r) {
+  return r.name != "KD" && r.name.rfind("Teachers", 0) != 0 && r.name != "Supervised on labels";
+}
+
+const ReproduceRow* kd_row(const BenchmarkResult& b) {
+  for (const auto& r : b.rows)
+    if (r.name == "KD") return &r;
+  return nullptr;
+}
+
+// Row minus KD per task and on the union, in percentage points, paired by seed.
+std::vector<PairedDifference> minus_kd(const ReproduceRow& r, const ReproduceRow& kd,
+                                       size_t tasks) {
+  const auto points = [](std::vector<double> v) {
+    for (double& x : v) x *= 100;
+    return v;
+  };
+  std::vector<PairedDifference> out;
+  for (size_t i = 0; i < tasks; ++i)
+    out.push_back(paired_difference(points(column(r, i)), points(column(kd, i))));
+  out.push_back(paired_difference(points(r.union_acc), points(kd.union_acc)));
+  return out;
+}
+
+std::string difference_text(const PairedDifference& d) {
+  if (d.pairs == 0) return "—";
+  char text[96];
+  if (std::isnan(d.p))
+    std::snprintf(text, sizeof text, "%+.2f", d.mean);
+  else
+    std::snprintf(text, sizeof text, "%+.2f [%+.2f, %+.2f] p=%.3f", d.mean, d.lo, d.hi, d.p);
+  return text;
+}
+
 }  // namespace
 
 ReproduceResult run_reproduce(const ReproduceOptions& o) {
@@ -392,6 +430,23 @@ std::string format_reproduce(const ReproduceResult& result) {
     for (const auto& p : b.probes)
       out += "| " + p.task + " | " + percent(p.student_common) + " | " + percent(p.teacher_common) +
              " | " + percent(p.teacher_raw) + " |\n";
+    if (const ReproduceRow* kd = kd_row(b)) {
+      out +=
+          "\nPaired with KD seed by seed (same seeds, so the same initialisation and data "
+          "order): row minus KD in percentage points, mean [95% interval] and two-sided p "
+          "(Student's t over the seeds).\n\n| row |";
+      for (const auto& t : b.tasks) out += " " + t.name + " |";
+      out += " union |\n|---|";
+      for (size_t i = 0; i <= b.tasks.size(); ++i) out += "---:|";
+      out += "\n";
+      for (const auto& r : b.rows) {
+        if (!compared_with_kd(r)) continue;
+        out += "| " + r.name + " |";
+        for (const auto& d : minus_kd(r, *kd, b.tasks.size()))
+          out += " " + difference_text(d) + " |";
+        out += "\n";
+      }
+    }
     out += "\nBenchmark wall time: " + seconds_text(b.seconds) + "\n\n";
   }
   return out;
@@ -424,12 +479,24 @@ nlohmann::json reproduce_json(const ReproduceResult& result) {
                         {"student_common", p.student_common},
                         {"teacher_common", p.teacher_common},
                         {"teacher_raw", p.teacher_raw}});
-    benchmarks.push_back({{"name", b.name},
-                          {"tasks", b.tasks},
-                          {"teacher_arch", b.arch},
-                          {"rows", rows},
-                          {"probes", probes},
-                          {"seconds", b.seconds}});
+    nlohmann::json benchmark = {{"name", b.name}, {"tasks", b.tasks}, {"teacher_arch", b.arch},
+                                {"rows", rows},   {"probes", probes}, {"seconds", b.seconds}};
+    // Every row against KD, paired by seed, in percentage points; the default student's also
+    // under "cfl_minus_kd" (issue 15's key).
+    if (const ReproduceRow* kd = kd_row(b)) {
+      nlohmann::json paired = nlohmann::json::object();
+      for (const auto& r : b.rows) {
+        if (!compared_with_kd(r)) continue;
+        const std::vector<PairedDifference> d = minus_kd(r, *kd, b.tasks.size());
+        nlohmann::json per_task = nlohmann::json::object();
+        for (size_t i = 0; i < b.tasks.size(); ++i) per_task[b.tasks[i].name] = to_json_value(d[i]);
+        per_task["union"] = to_json_value(d.back());
+        paired[r.name] = per_task;
+        if (r.name == kDefaultRow) benchmark["cfl_minus_kd"] = per_task;
+      }
+      benchmark["minus_kd"] = paired;
+    }
+    benchmarks.push_back(benchmark);
   }
   return {{"settings", result.settings}, {"benchmarks", benchmarks}, {"seconds", result.seconds}};
 }

@@ -4,15 +4,52 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "core/atomic_file.h"
+#include "core/json_file.h"
 #include "core/log.h"
 #include "evaluation/embedding.h"
 #include "evaluation/evaluate.h"
+#include "models/checkpoint.h"
+#include "models/zoo.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
+#include "training/gate_calibration.h"
 
 namespace amalgam {
+
+namespace {
+
+// What "best" means for the best student: the mean of the tasks' validation accuracies and the
+// union's (routing is part of the union already).
+double validation_score(const nlohmann::json& scores) {
+  double sum = 0;
+  int count = 0;
+  for (const auto& [name, acc] : scores.items())
+    if (name != "routing" && acc.is_number()) {
+      sum += acc.get<double>();
+      ++count;
+    }
+  return count > 0 ? sum / count : 0;
+}
+
+// Every parameter and buffer of `module`, copied.
+std::vector<at::Tensor> snapshot(const torch::nn::Module& module) {
+  std::vector<at::Tensor> state;
+  for (const auto& p : module.parameters()) state.push_back(p.detach().clone());
+  for (const auto& b : module.buffers()) state.push_back(b.detach().clone());
+  return state;
+}
+
+void restore(torch::nn::Module& module, const std::vector<at::Tensor>& state) {
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& p : module.parameters()) p.copy_(state.at(i++));
+  for (auto& b : module.buffers()) b.copy_(state.at(i++));
+}
+
+}  // namespace
 
 RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, LabeledImages val,
                          const TransferSet& transfer, const AmalgamateConfig& config, bool resumed)
@@ -24,6 +61,13 @@ RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, 
       metrics_(std::make_shared<MetricsLog>(dir_ + "/metrics.jsonl")) {
   for (const auto& t : teachers_) head_.tasks.push_back(t.task);
   start_ = now_seconds();
+  // A resumed run replaces the best student an earlier session wrote only with a better one.
+  const std::string best_side = dir_ + "/best_student.json";
+  if (resumed && std::filesystem::is_regular_file(best_side)) {
+    const nlohmann::json side = read_json_file(best_side);
+    if (side.contains("val") && side.at("val").is_object())
+      best_score_ = validation_score(side.at("val"));
+  }
   if (val_.size() > 0 && !resumed) {
     // A user's validation folder may hold some tasks' classes only: score the teachers it has.
     nlohmann::json teachers_val;
@@ -60,6 +104,7 @@ void RunRecorder::attach(RunContext& context) {
       for (const auto& [task, acc] : last_val_.items())
         line += " " + task + " " + percent(acc.get<double>()) + "%";
       log_info(line);
+      keep_if_best(last_val_, e.epoch, student);
     }
     metrics_->write(record);
   };
@@ -89,6 +134,39 @@ void RunRecorder::attach(RunContext& context) {
   };
 }
 
+// The best epoch on validation; a later epoch wins ties.
+void RunRecorder::keep_if_best(const nlohmann::json& scores, int64_t epoch, NetworkImpl& student) {
+  const double score = validation_score(scores);
+  if (score < best_score_) return;
+  best_score_ = score;
+  best_epoch_ = epoch;
+  best_val_ = scores;
+  best_state_ = snapshot(student);
+}
+
+// best_student.pt: the student of the best validation epoch, its task gate calibrated as the
+// final student's is. Kept beside student.pt (the last epoch), which resuming continues from.
+void RunRecorder::write_best_student(AmalgamationResult& result) {
+  if (best_state_.empty()) return;  // no validation images, or a resumed run with no new epoch
+  NetworkImpl& student = *result.student;
+  const std::vector<at::Tensor> last = snapshot(student);
+  restore(student, best_state_);
+  if (const auto shares = result.objective->gate_shares(); !shares.empty())
+    calibrate_task_gate(student, transfer_.images(), result.head, shares);
+  nlohmann::json meta;
+  meta["role"] = "student";
+  meta["model"] = result.student_spec;
+  meta["head"] = result.head;
+  meta["method"] = config_.objective.method;
+  meta["best_epoch"] = best_epoch_;
+  meta["val"] = best_val_;
+  save_network(student, dir_ + "/best_student.pt", meta);
+  restore(student, last);
+  log_info("best validation epoch " + std::to_string(best_epoch_) + " -> " + dir_ +
+           "/best_student.pt (export it with: amalgam export " + dir_ +
+           "/best_student.pt --out FILE.pt)");
+}
+
 std::string RunRecorder::finish(AmalgamationResult& result) {
   metrics_->write({{"type", "summary"},
                    {"student", result.student_spec.arch},
@@ -103,6 +181,7 @@ std::string RunRecorder::finish(AmalgamationResult& result) {
                         labeled ? val_.labels : at::Tensor(), 400)
               .dump() +
           "\n");
+  write_best_student(result);
   return write_report(dir_);
 }
 

@@ -26,11 +26,14 @@ class RunRecorder {
   /// Sets the context's observers: each epoch's losses and validation scores, and a progress
   /// line and a metrics record every config.log_every steps.
   void attach(RunContext& context);
-  /// Writes the summary record, embedding.json and report.html; returns the report's path.
+  /// Writes the summary record, embedding.json and report.html, and with validation images
+  /// best_student.pt; returns the report's path.
   std::string finish(AmalgamationResult& result);
 
  private:
   nlohmann::json val_scores(NetworkImpl& student);
+  void keep_if_best(const nlohmann::json& scores, int64_t epoch, NetworkImpl& student);
+  void write_best_student(AmalgamationResult& result);
 
   std::string dir_;
   const std::vector<Teacher>& teachers_;
@@ -40,6 +43,10 @@ class RunRecorder {
   std::shared_ptr<MetricsLog> metrics_;
   HeadLayout head_;
   nlohmann::json last_val_;
+  std::vector<at::Tensor> best_state_;  ///< the student's tensors at its best validation epoch
+  nlohmann::json best_val_;             ///< that epoch's validation scores
+  double best_score_ = -1;              ///< their mean over the tasks and the union
+  int64_t best_epoch_ = 0;
   double start_ = 0;
   int64_t first_step_ = -1;
 };

@@ -53,6 +53,17 @@ nlohmann::json feature_embedding(const std::vector<Teacher>& teachers, NetworkIm
     classes = torch::cat(logits, 1).argmax(1).remainder(10).to(at::kCPU).contiguous();
     out["colour_by"] = "the teachers' joint prediction";
   }
+  // Colours cycle over ten: the legend names the classes each colour stands for.
+  std::vector<std::string> legend(10);
+  for (const auto& teacher : teachers)
+    for (size_t k = 0; k < teacher.task.classes.size(); ++k) {
+      std::string& entry = legend[static_cast<size_t>(teacher.task.classes[k] % 10)];
+      entry += (entry.empty() ? "" : " / ") + (k < teacher.task.class_names.size()
+                                                   ? teacher.task.class_names[k]
+                                                   : std::to_string(teacher.task.classes[k]));
+    }
+  while (!legend.empty() && legend.back().empty()) legend.pop_back();
+  out["legend"] = legend;
   out["maps"]["student, raw features"] = points(pca2(s.features.cpu()), classes, 0, 0, n);
   for (size_t i = 0; i < teachers.size(); ++i)
     out["maps"]["teacher " + teachers[i].task.name + ", raw features"] =

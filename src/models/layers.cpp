@@ -91,7 +91,7 @@ void ZooNetworkImpl::set_backbone(torch::nn::Sequential backbone, int64_t featur
 }
 
 ModelOutput ZooNetworkImpl::forward(const at::Tensor& images) {
-  const at::Tensor x = (images - mean_) / std_;
+  const at::Tensor x = (conform_input(images, spec_.input) - mean_) / std_;
   ModelOutput out;
   out.features = backbone_->forward(x);
   out.logits = head_->forward(torch::adaptive_avg_pool2d(out.features, {1, 1}).flatten(1));

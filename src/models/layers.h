@@ -43,6 +43,8 @@ class ConvBNImpl : public torch::nn::Module {
   /// In training, normalise with the moments of the whole batch whose shards `gather` collects
   /// (empty: the usual per-process BatchNorm).
   void set_statistics_gather(StatisticsGather gather) { statistics_gather_ = std::move(gather); }
+  /// The activation after BatchNorm.
+  Activation activation() const { return activation_; }
 
  private:
   at::Tensor synchronised_batch_norm(const at::Tensor& x);

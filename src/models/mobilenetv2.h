@@ -15,6 +15,8 @@ class InvertedResidualImpl : public torch::nn::Module {
   InvertedResidualImpl(int64_t in, int64_t out, int64_t stride, int64_t expansion);
   /// The block's output; adds the input when stride is 1 and channels match.
   at::Tensor forward(const at::Tensor& x);
+  /// Whether the input is added to the output.
+  bool residual() const { return residual_; }
 
  private:
   torch::nn::Sequential body_{nullptr};

@@ -4,6 +4,8 @@
 
 #include <unordered_set>
 
+#include "core/error.h"
+
 namespace amalgam {
 
 std::vector<at::Tensor> NetworkImpl::backbone_parameters() {
@@ -13,6 +15,31 @@ std::vector<at::Tensor> NetworkImpl::backbone_parameters() {
   for (const auto& p : parameters())
     if (!head.count(p.unsafeGetTensorImpl())) result.push_back(p);
   return result;
+}
+
+at::Tensor conform_input(const at::Tensor& images, const InputSpec& input) {
+  at::Tensor x = images;
+  const int64_t channels = x.size(1);
+  if (channels != input.channels) {
+    AMALGAM_CHECK((channels == 1 || channels == 3) && (input.channels == 1 || input.channels == 3),
+                  "images have " + std::to_string(channels) + " channels but the network takes " +
+                      std::to_string(input.channels) + " (1 and 3 convert into each other)");
+    if (input.channels == 3) {
+      x = x.expand({-1, 3, -1, -1});
+    } else {  // stb_image's weights (77, 150, 29) / 256, so both paths to grey agree
+      const at::Tensor luma =
+          torch::tensor({77.0 / 256, 150.0 / 256, 29.0 / 256}, x.options()).view({1, 3, 1, 1});
+      x = (x * luma).sum(1, /*keepdim=*/true);
+    }
+  }
+  if (x.size(2) != input.height || x.size(3) != input.width)
+    x = torch::nn::functional::interpolate(
+        x, torch::nn::functional::InterpolateFuncOptions()
+               .size(std::vector<int64_t>{input.height, input.width})
+               .mode(torch::kBilinear)
+               .align_corners(false)
+               .antialias(true));
+  return x;
 }
 
 std::vector<int64_t> feature_shape(NetworkImpl& network) {

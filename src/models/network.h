@@ -52,6 +52,12 @@ struct ParamGroup {
 /// Shared handle to any network.
 using Network = std::shared_ptr<NetworkImpl>;
 
+/// `images` [B,C,H,W] in [0,1], of any size and 1 or 3 channels, as a network taking `input`
+/// expects them: grey repeated to RGB or RGB to grey (the image decoder's luminance weights), then
+/// resized bilinearly with antialiasing (torchvision's Resize). Returns `images` itself when they
+/// already fit, so networks that agree on geometry pay nothing.
+at::Tensor conform_input(const at::Tensor& images, const InputSpec& input);
+
 /// The feature map shape {C,H,W} the network produces for its declared input size; empty for a
 /// network that gives logits only (a TorchScript file loaded without :LAYER).
 std::vector<int64_t> feature_shape(NetworkImpl& network);

@@ -103,17 +103,21 @@ TorchScriptNetworkImpl::TorchScriptNetworkImpl(torch::jit::Module module, std::s
                       "); module paths: " + list_paths(submodule_paths(*module_)));
     tapped_forward_ = taps.function;
   }
+  c10::Device device(c10::kCPU);
+  for (const auto& p : module_->parameters()) device = p.device();
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  // Registered first, so a module with tensors of the same names (an amalgam export) gets theirs
+  // renamed, not ours.
+  mean_ = register_buffer("input_mean",
+                          torch::tensor(input_.mean, options).view({1, input_.channels, 1, 1}));
+  std_ = register_buffer("input_std",
+                         torch::tensor(input_.std, options).view({1, input_.channels, 1, 1}));
   // The module's tensors become this network's, so optimisers, device moves and checkpoints of
   // the wrapper act on the module itself.
   for (const auto& p : module_->named_parameters(true))
     register_parameter(flat_name(p.name, named_parameters()), p.value);
   for (const auto& b : module_->named_buffers(true))
     register_buffer(flat_name(b.name, named_buffers()), b.value);
-  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device_of(*this));
-  mean_ = register_buffer("input_mean",
-                          torch::tensor(input_.mean, options).view({1, input_.channels, 1, 1}));
-  std_ = register_buffer("input_std",
-                         torch::tensor(input_.std, options).view({1, input_.channels, 1, 1}));
 }
 
 TorchScriptNetworkImpl::~TorchScriptNetworkImpl() = default;
@@ -128,7 +132,7 @@ void TorchScriptNetworkImpl::train(bool on) {
 }
 
 ModelOutput TorchScriptNetworkImpl::forward(const at::Tensor& images) {
-  const at::Tensor x = (images - mean_) / std_;
+  const at::Tensor x = (conform_input(images, input_) - mean_) / std_;
   ModelOutput out;
   at::IValue logits;
   if (tapped_forward_ == nullptr) {

@@ -110,16 +110,20 @@ std::string line_chart(const std::string& title, const std::string& x_label,
   return svg.str();
 }
 
-// A scatter plot of 2-D points coloured by class; `groups` give each point a marker shape.
-std::string scatter(const std::string& title, const nlohmann::json& points) {
+// A scatter plot of 2-D points coloured by class; `groups` give each point a marker shape. The
+// axes are the first two principal components; `legend` names each colour's classes.
+std::string scatter(const std::string& title, const nlohmann::json& points,
+                    const std::vector<std::string>& legend) {
   const double size = 300, pad = 12;
+  const double legend_height = 14.0 * static_cast<double>(legend.size());
   Range xr, yr;
   for (const auto& p : points) {
     xr.add(p.at("x").get<double>());
     yr.add(p.at("y").get<double>());
   }
   std::ostringstream svg;
-  svg << "<svg class=\"chart scatter\" width=\"" << size << "\" height=\"" << size + 20
+  svg << "<svg class=\"chart scatter\" width=\"" << size << "\" height=\""
+      << size + 38 + legend_height
       << "\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"4\" y=\"14\" font-size=\"13\" "
       << "font-weight=\"bold\">" << escape(title) << "</text><rect x=\"1\" y=\"20\" width=\""
       << size - 2 << "\" height=\"" << size - 2 << "\" fill=\"none\" stroke=\"#999\"/>";
@@ -134,6 +138,16 @@ std::string scatter(const std::string& title, const nlohmann::json& points) {
     else
       svg << "<rect x=\"" << number(x - 2.5, 5) << "\" y=\"" << number(y - 2.5, 5)
           << "\" width=\"5\" height=\"5\" fill=\"none\" stroke=\"" << c << "\"/>";
+  }
+  svg << "<text x=\"" << size / 2 << "\" y=\"" << size + 32
+      << "\" font-size=\"11\" text-anchor=\"middle\">principal component 1</text>"
+      << "<text x=\"10\" y=\"" << 20 + size / 2 << "\" font-size=\"11\" text-anchor=\"middle\" "
+      << "transform=\"rotate(-90 10 " << 20 + size / 2 << ")\">principal component 2</text>";
+  for (size_t k = 0; k < legend.size(); ++k) {
+    const double y = size + 40 + 14.0 * static_cast<double>(k);
+    svg << "<circle cx=\"8\" cy=\"" << y + 4 << "\" r=\"4\" fill=\"" << colour(k)
+        << "\"/><text x=\"18\" y=\"" << y + 8 << "\" font-size=\"11\">"
+        << escape(legend[k].empty() ? "-" : legend[k]) << "</text>";
   }
   svg << "</svg>";
   return svg.str();
@@ -286,10 +300,12 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
   };
   add_terms(steps);
   add_terms(epochs);
+  // A run shorter than --log-every logs no step: its epochs draw the curve instead.
+  const bool losses_by_epoch = steps.empty();
   std::vector<Series> losses;
   for (const std::string& term : terms) {
     Series s{term, {}, false};
-    for (const auto& [step, m] : steps) {
+    for (const auto& [step, m] : losses_by_epoch ? epochs : steps) {
       const double value = m.value("loss", nlohmann::json::object()).value(term, 0.0);
       if (value > 0) s.points.emplace_back(step, value);
     }
@@ -316,7 +332,9 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
     ++task_index;
   }
   std::vector<std::vector<std::string>> epoch_rows;
+  double trained = 0;  // the epochs' wall times: a resumed run's summary has its last session's
   for (const auto& [epoch, m] : epochs) {
+    trained += m.value("seconds", 0.0);
     std::vector<std::string> row = {std::to_string(epoch)};
     for (const std::string& term : terms)
       row.push_back(number(m.value("loss", nlohmann::json::object()).value(term, 0.0)));
@@ -353,10 +371,11 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
     if (!rows.empty()) html << table({"task (validation accuracy, %)", "teacher", "student"}, rows);
     html << "<p>Student: " << escape(summary.value("student", "")) << ", "
          << summary.value("student_params", 0) << " parameters; "
-         << number(summary.value("seconds", 0.0), 4) << " s of training.</p>";
+         << number(trained > 0 ? trained : summary.value("seconds", 0.0), 4)
+         << " s of training (every session of a resumed run).</p>";
   }
   html << "<h2>Training</h2><div class=\"row\">"
-       << line_chart("Loss terms (log scale)", "step", losses, true)
+       << line_chart("Loss terms (log scale)", losses_by_epoch ? "epoch" : "step", losses, true)
        << line_chart("Validation accuracy (%)", "epoch", accuracy) << "</div>";
   std::vector<std::string> header = {"epoch"};
   header.insert(header.end(), terms.begin(), terms.end());
@@ -369,7 +388,8 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
             "features (dots) and each teacher's (squares) are pulled together by MMD.</p>"
          << "<div class=\"row\">";
     const nlohmann::json maps = embedding.value("maps", nlohmann::json::object());
-    for (const auto& [name, points] : maps.items()) html << scatter(name, points);
+    const auto legend = embedding.value("legend", std::vector<std::string>());
+    for (const auto& [name, points] : maps.items()) html << scatter(name, points, legend);
     html << "</div>";
   }
   html << "<h2>Configuration</h2><pre>" << escape(config.dump(2)) << "</pre></body></html>\n";

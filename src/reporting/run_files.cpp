@@ -77,8 +77,9 @@ void check_config(const nlohmann::json& config, const std::string& where) {
 
 void check_embedding(const nlohmann::json& embedding, const std::string& where) {
   const JsonFields fields(embedding, where);
-  fields.only({"maps", "colour_by"});
+  fields.only({"maps", "colour_by", "legend"});
   fields.get<std::string>("colour_by", "");
+  fields.get<std::vector<std::string>>("legend", {});
   const JsonFields maps = fields.object("maps");
   if (!fields.has("maps")) return;
   for (const auto& [name, points] : fields.at("maps").items()) {

@@ -19,18 +19,27 @@ struct InputConventions {
   std::vector<double> std;   ///< --std, one value or one per channel
 };
 
-/// Parses "--input-size" text: "32" or "32x48" (height x width).
-void parse_input_size(const std::string& text, InputConventions& conventions);
+/// Parses "--input-size" text: "32" or "32x48" (height x width); errors name `option`.
+void parse_input_size(const std::string& text, InputConventions& conventions,
+                      const std::string& option = "--input-size");
 
-/// A model reference "PATH" or "PATH:LAYER" split in two.
+/// A model reference "PATH[:LAYER][,KEY=VALUE...]" taken apart.
 struct ModelRef {
-  std::string path;   ///< the file
-  std::string layer;  ///< submodule path whose output is the feature map ("" when none)
+  std::string path;                      ///< the file
+  std::string layer;                     ///< submodule whose output is the feature map ("" none)
+  InputConventions input;                ///< this network's own conventions (0 / empty = unset)
+  std::string task;                      ///< task=NAME ("" = unset)
+  std::vector<std::string> class_names;  ///< class-names=A,B,... or a file of one name per line
+
+  /// Whether any KEY=VALUE option was attached.
+  bool has_options() const;
 };
 
-/// Splits at the last ':' when what precedes it names an existing file (so paths with colons
-/// still work).
-ModelRef parse_model_ref(const std::string& text);
+/// Splits "PATH[:LAYER][,KEY=VALUE...]". The layer follows the last ':' when what precedes it
+/// names an existing file (so paths with colons still work); options are channels=C,
+/// input-size=N|HxW, mean=M[,M,M], std=S[,S,S], task=NAME and class-names=A,B,...|FILE (a text
+/// file, one name per line). Throws Error naming `option` and the key for anything else.
+ModelRef parse_model_ref(const std::string& text, const std::string& option = "--teacher");
 
 /// What a TorchScript file's sidecar (NAME.json beside NAME.pt) and the options say about it.
 struct FileConventions {
@@ -44,10 +53,12 @@ struct FileConventions {
 /// already names one: the command line wins.
 std::string layer_with_layout(const std::string& layer, const FileConventions& conventions);
 
-/// Reads `path`'s sidecar if there is one ({"task", "class_names", "input_size", "channels",
-/// "mean", "std", "layout"}; every key optional), fills gaps from `options`, then defaults (3
-/// channels, mean 0, std 1). Throws Error naming the file when the input size is still unknown or
-/// an entry has the wrong type.
-FileConventions resolve_conventions(const std::string& path, const InputConventions& options);
+/// The conventions of `ref.path`: the options attached to `ref` first, then the file's sidecar
+/// if there is one ({"task", "class_names", "input_size", "channels", "mean", "std", "layout"};
+/// every key optional), then the command line's `defaults` (--channels, --input-size, --mean,
+/// --std), then 3 channels, mean 0, std 1. Warns when the sidecar overrides a default the command
+/// line gave. Throws Error naming the file when the input size is still unknown or an entry has
+/// the wrong type.
+FileConventions resolve_conventions(const ModelRef& ref, const InputConventions& defaults);
 
 }  // namespace amalgam

@@ -4,10 +4,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "data/dataset.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_network.h"
@@ -42,24 +44,44 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
                     ": a TorchScript teacher needs :LAYER, the submodule whose output is its "
                     "feature map (amalgam inspect " +
                     ref.path + " lists them)");
-  const FileConventions conv = resolve_conventions(ref.path, conventions);
+  const FileConventions conv = resolve_conventions(ref, conventions);
   Network network =
       load_torchscript_network(ref.path, layer_with_layout(ref.layer, conv), conv.input, device);
   freeze(*network);
   int64_t outputs = 0;
+  const std::string traced_in_train_mode =
+      ref.path +
+      ": it answers in train mode (BatchNorm over the batch, or dropout) although amalgam set it "
+      "to eval mode: torch.jit.trace records the mode it ran in; call model.eval() before "
+      "tracing and save it again";
   try {
     torch::NoGradGuard no_grad;
-    outputs =
-        network
-            ->forward(torch::zeros({1, conv.input.channels, conv.input.height, conv.input.width},
-                                   torch::TensorOptions().device(device)))
-            .logits.size(1);
+    // Two different images in [0,1] without touching the random generator runs are seeded by.
+    const int64_t pixels = conv.input.channels * conv.input.height * conv.input.width;
+    const at::Tensor ramp = torch::arange(2 * pixels, torch::TensorOptions().device(device));
+    const at::Tensor two = (ramp * 0.37)
+                               .sin()
+                               .mul(0.5)
+                               .add(0.5)
+                               .view({2, conv.input.channels, conv.input.height, conv.input.width});
+    const at::Tensor pair = network->forward(two).logits;
+    outputs = pair.size(1);
+    // A frozen teacher answers each image alone, the same every time.
+    const at::Tensor alone = network->forward(two.slice(0, 0, 1)).logits;
+    const double scale = 1e-3 * (1.0 + pair.abs().max().item<double>());
+    AMALGAM_CHECK((alone[0] - pair[0]).abs().max().item<double>() <= scale &&
+                      (network->forward(two).logits - pair).abs().max().item<double>() <= scale,
+                  traced_in_train_mode);
   } catch (const Error&) {
     throw;  // already names the file (e.g. a feature layout that cannot be read)
   } catch (const std::exception& e) {  // LibTorch's errors and the TorchScript interpreter's
+    const std::string what = first_line(e.what());
+    AMALGAM_CHECK(std::string(e.what()).find("more than 1 value per channel when training") ==
+                      std::string::npos,
+                  traced_in_train_mode);
     throw Error(ref.path + ": forward fails on a " + std::to_string(conv.input.channels) + "x" +
                 std::to_string(conv.input.height) + "x" + std::to_string(conv.input.width) +
-                " input (check --input-size and --channels): " + first_line(e.what()));
+                " input (check --input-size and --channels): " + what);
   }
   TaskSpec task;
   task.name = conv.task.empty() ? std::filesystem::path(ref.path).stem().string() : conv.task;
@@ -67,8 +89,9 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
   task.class_names = conv.class_names;
   AMALGAM_CHECK(
       task.class_names.empty() || task.size() == static_cast<int64_t>(task.class_names.size()),
-      sidecar_path(ref.path) + ": " + std::to_string(task.class_names.size()) +
-          " class names but the model has " + std::to_string(outputs) + " outputs");
+      (ref.class_names.empty() ? sidecar_path(ref.path) : ref.path + ",class-names") + ": " +
+          std::to_string(task.class_names.size()) + " class names but the model has " +
+          std::to_string(outputs) + " outputs");
   if (task.class_names.empty())
     for (int64_t i = 0; i < outputs; ++i)
       task.class_names.push_back(task.name + ":" + std::to_string(i));
@@ -93,6 +116,9 @@ Teacher load_teacher(const std::string& text, c10::Device device,
                                        ": written by amalgam teach, its feature map is its last "
                                        "stage; drop ':" +
                                        ref.layer + "'");
+  AMALGAM_CHECK(!ref.has_options(),
+                text + ": written by amalgam teach, its conventions and classes are in " +
+                    sidecar_path(ref.path) + "; drop the options after ','");
   const std::string& path = ref.path;
   SavedNetwork saved = load_network(path);
   AMALGAM_CHECK(
@@ -186,6 +212,13 @@ std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::De
     for (auto& c : t.task.classes) c = next++;
     std::string name = t.task.name;
     for (int i = 2; names.count(name); ++i) name = t.task.name + std::to_string(i);
+    if (name != t.task.name) {
+      log_warning(t.path + ": another teacher's task is also called '" + t.task.name +
+                  "'; this one is called '" + name + "' (name it with " +
+                  parse_model_ref(t.path).path + ":LAYER,task=NAME or \"task\" in its sidecar)");
+      for (auto& c : t.task.class_names)  // default names "<task>:<i>" follow the new name
+        if (c.rfind(t.task.name + ":", 0) == 0) c = name + c.substr(t.task.name.size());
+    }
     t.task.name = name;
     names.insert(name);
   }
@@ -195,42 +228,61 @@ std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::De
 
 std::string degenerate_teacher_warning(const Teacher& teacher, const at::Tensor& logits) {
   const int64_t classes = logits.size(1);
-  if (classes < 2 || logits.size(0) == 0) return "";
+  const int64_t images = logits.size(0);
+  if (classes < 2 || images == 0) return "";
+  const auto warning = [&](const std::string& symptom) {
+    return "teacher " + teacher.task.name + " (" +
+           (teacher.path.empty() ? std::string("in memory") : teacher.path) + ") " + symptom +
+           ": check its input normalisation (--mean/--std or its sidecar) and size";
+  };
+  char text[256];
+  // Outputs that barely move away from uniform (a network fed inputs far outside what it was
+  // trained on can flatten rather than saturate) say the same.
+  const double top = torch::softmax(logits.to(torch::kFloat32), 1).amax(1).mean().item<double>();
+  if (top <= 1.0 / static_cast<double>(classes) + 0.05) {
+    std::snprintf(text, sizeof text,
+                  "gives nearly uniform outputs on the %lld transfer images (mean top probability "
+                  "%.3f for %lld classes)",
+                  static_cast<long long>(images), top, static_cast<long long>(classes));
+    return warning(text);
+  }
   const at::Tensor counts = torch::bincount(logits.argmax(1).cpu(), {}, classes);
-  const int64_t top = counts.argmax().item<int64_t>();
-  const double share = counts[top].item<double>() / static_cast<double>(logits.size(0));
+  const int64_t mode = counts.argmax().item<int64_t>();
+  const double share = counts[mode].item<double>() / static_cast<double>(images);
   // Images outside a teacher's task pile into some class too (fmnist-3's 3-class teacher C put
   // 67% of the transfer set in "Bag"); a wrong normalisation puts nearly everything in one.
   if (share <= (classes == 2 ? 0.97 : 0.9)) return "";
-  const std::string name = top < static_cast<int64_t>(teacher.task.class_names.size())
-                               ? teacher.task.class_names[top]
-                               : std::to_string(top);
-  char text[512];
+  const std::string name = mode < static_cast<int64_t>(teacher.task.class_names.size())
+                               ? teacher.task.class_names[mode]
+                               : std::to_string(mode);
   std::snprintf(text, sizeof text,
-                "teacher %s (%s) predicts class %s for %.0f%% of the %lld transfer images: unless "
-                "nearly all of them are outside its task, check its input normalisation "
-                "(--mean/--std or its sidecar) and size",
-                teacher.task.name.c_str(),
-                teacher.path.empty() ? "in memory" : teacher.path.c_str(), name.c_str(),
-                100.0 * share, static_cast<long long>(logits.size(0)));
-  return text;
+                "for %.0f%% of the %lld transfer images: unless nearly all of them are outside "
+                "its task",
+                100.0 * share, static_cast<long long>(images));
+  return warning("predicts class " + name + " " + text);
 }
 
 void check_teachers_compatible(const std::vector<Teacher>& teachers) {
   AMALGAM_CHECK(!teachers.empty(), "--teacher: at least one teacher is needed");
-  const InputSpec& first = teachers.front().network->input();
-  for (const auto& t : teachers) {
-    const InputSpec& in = t.network->input();
-    AMALGAM_CHECK(
-        in.channels == first.channels && in.height == first.height && in.width == first.width,
-        t.path + ": takes " + std::to_string(in.channels) + "x" + std::to_string(in.height) + "x" +
-            std::to_string(in.width) + " images but " + teachers.front().path + " takes " +
-            std::to_string(first.channels) + "x" + std::to_string(first.height) + "x" +
-            std::to_string(first.width) + "; teachers must agree on input geometry");
-  }
   std::vector<TaskSpec> tasks;
   for (const auto& t : teachers) tasks.push_back(t.task);
   check_disjoint(tasks);
+}
+
+InputSpec transfer_input(const std::vector<Teacher>& teachers) {
+  AMALGAM_CHECK(!teachers.empty(), "--teacher: at least one teacher is needed");
+  InputSpec input = teachers.front().network->input();
+  for (const auto& t : teachers) {
+    const InputSpec& in = t.network->input();
+    if (in.channels > input.channels) {
+      input.channels = in.channels;
+      input.mean = in.mean;
+      input.std = in.std;
+    }
+    input.height = std::max(input.height, in.height);
+    input.width = std::max(input.width, in.width);
+  }
+  return input;
 }
 
 }  // namespace amalgam

@@ -81,8 +81,13 @@ TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
 /// a wrong geometry; "" otherwise.
 std::string degenerate_teacher_warning(const Teacher& teacher, const at::Tensor& logits);
 
-/// Throws Error unless all teachers take the same input geometry (each may normalise its own
-/// way) and their tasks are disjoint.
+/// Throws Error unless there is a teacher and the teachers' tasks are disjoint. Teachers may differ
+/// in input geometry and normalisation: each network conforms the images to its own.
 void check_teachers_compatible(const std::vector<Teacher>& teachers);
+
+/// The geometry images are read at for `teachers` (and the student built for them): the most
+/// channels and the largest height and width any teacher takes, so no teacher sees an image
+/// upsampled that was read smaller; normalised as the first teacher with that many channels.
+InputSpec transfer_input(const std::vector<Teacher>& teachers);
 
 }  // namespace amalgam

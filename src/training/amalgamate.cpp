@@ -34,10 +34,6 @@ const std::vector<std::string>& resumable_fields() {
 
 namespace {
 
-std::string geometry_text(int64_t channels, int64_t height, int64_t width) {
-  return std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width);
-}
-
 // A checksum of the transfer images, so ranks on several hosts can check they read the same data.
 std::string transfer_checksum(const TransferSet& transfer) {
   const at::Tensor images = transfer.images().contiguous();
@@ -73,12 +69,6 @@ Network build_student(const AmalgamateConfig& config, const RunContext& context,
     if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(student.get()))
       spec.layer = scripted->tap();
     spec.input = student->input();
-    const InputSpec& own = student->input();
-    AMALGAM_CHECK(
-        own.channels == input.channels && own.height == input.height && own.width == input.width,
-        "--student: takes " + geometry_text(own.channels, own.height, own.width) +
-            " images but the teachers take " +
-            geometry_text(input.channels, input.height, input.width));
   } else {
     student = make_network(spec);
   }
@@ -260,13 +250,8 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   validate(config.objective);
   check_teachers_compatible(teachers);
   const c10::Device device = parse_device(config.train.device);
-  const InputSpec& input = teachers.front().network->input();
-  const at::Tensor& pixels = transfer.images();
-  AMALGAM_CHECK(
-      pixels.size(1) == input.channels && pixels.size(2) == input.height &&
-          pixels.size(3) == input.width,
-      "transfer set: images are " + geometry_text(pixels.size(1), pixels.size(2), pixels.size(3)) +
-          " but the teachers take " + geometry_text(input.channels, input.height, input.width));
+  // Each network conforms the images to its own geometry; the student is built for the largest.
+  const InputSpec input = transfer_input(teachers);
   ProcessGroup* group = context.group.get();
   check_ranks_agree(teachers, transfer, config, group);
   const double start = now_seconds();
