@@ -150,11 +150,13 @@ void add_model_options(CLI::App* cmd, ModelSpec& m, const std::string& prefix) {
 // almost never belong to it, so there --data must be said.
 void require_data_for_user_models(CLI::App* cmd, const std::vector<std::string>& refs) {
   if (cmd->count("--data") > 0) return;
-  for (const std::string& ref : refs)
-    AMALGAM_CHECK(parse_model_ref(ref).layer.empty() && !parse_model_ref(ref).has_options(),
-                  "--data: required with TorchScript networks such as " + ref +
+  for (const std::string& text : refs) {
+    const ModelRef ref = parse_model_ref(text);
+    AMALGAM_CHECK(ref.layer.empty() && !ref.has_options(),
+                  "--data: required with TorchScript networks such as " + text +
                       " (without it amalgam would read Fashion-MNIST from " +
                       DataSource().dirs.front() + ")");
+  }
 }
 
 // An option whose text the library parses (its parser throws Error naming the option).
