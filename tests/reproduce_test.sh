@@ -46,6 +46,20 @@ for p in b["probes"]:
     for key in ("student_common", "teacher_common", "teacher_raw"):
         if not (0.3 < p[key] <= 1):
             failures.append(f"probe {p['task']} {key} = {p[key]}")
+# Each row paired with KD by seed: one seed gives the mean difference only (no interval, no p).
+kd = next(r for r in b["rows"] if r["name"] == "KD")
+cfl = next(r for r in b["rows"] if r["name"] == "CFL (default: expertise-aware)")
+diff = b.get("cfl_minus_kd", {})
+for i, t in enumerate(b["tasks"]):
+    e = diff.get(t["name"], {})
+    want = 100 * (cfl["task_acc"][0][i] - kd["task_acc"][0][i])
+    if e.get("pairs") != 1 or abs(e.get("mean", 1e9) - want) > 1e-9 or e.get("p") is not None:
+        failures.append(f"cfl_minus_kd {t['name']}: {e} (expected mean {want})")
+if "union" not in diff:
+    failures.append("cfl_minus_kd has no union")
+unpaired = ("KD", "Teachers", "Teachers, calibrated routing", "Supervised on labels")
+if sorted(b.get("minus_kd", {})) != sorted(n for n in names if n not in unpaired):
+    failures.append(f"minus_kd rows {sorted(b.get('minus_kd', {}))}")
 for f in failures:
     print("FAIL", f)
 print(f"reproduce: {len(b['rows'])} rows, {len(b['probes'])} probes, {len(failures)} failures")
