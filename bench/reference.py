@@ -6,7 +6,7 @@ It reads the state `amalgam bench --state FILE` wrote (initial weights, transfer
 batches and loss terms of amalgam's first steps), checks that it computes the same loss terms from
 the same weights and batches, then times its own epochs and counts the FLOPs of a training step.
 
-usage: python3 reference.py STATE.pt AMALGAM.json [--json OUT] [--threads N]
+usage: python3 reference.py STATE.pt AMALGAM.json [--json OUT] [--threads N] [--precision bf16]
 """
 import argparse
 import json
@@ -187,18 +187,21 @@ def build(state, cfg, channels_last=False):
 
 
 def step(cfg, teachers, student, block, opt, images, global_step, total_steps,
-         channels_last=False):
+         channels_last=False, bf16=False):
+    """One training step; with bf16, the forward runs under torch.autocast as the PyTorch
+    documentation shows it (weights and optimizer state stay float32)."""
     factor = 0.5 * (1 + math.cos(math.pi * min(global_step, total_steps) / total_steps))
     for g in opt.param_groups:
         g["lr"] = cfg["lr"] * g["mult"] * factor
-    with torch.no_grad():
-        teacher_outs = [t(images) for t in teachers]
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-        teacher_outs = [(f.contiguous(memory_format=torch.channels_last), l)
-                        for f, l in teacher_outs]
-    opt.zero_grad()
-    terms = loss_terms(cfg, student(images), teacher_outs, block)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad():
+            teacher_outs = [t(images) for t in teachers]
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+            teacher_outs = [(f.contiguous(memory_format=torch.channels_last), l)
+                            for f, l in teacher_outs]
+        opt.zero_grad()
+        terms = loss_terms(cfg, student(images), teacher_outs, block)
     terms["total"].backward()
     opt.step()
     return {k: v.item() for k, v in terms.items()}
@@ -229,12 +232,75 @@ def count_step_flops(student, block, teachers, images):
     return 3 * flops["n"]
 
 
+def count_teacher_flops(teachers, images):
+    """FLOPs of the teachers' forward passes on one batch (conv and linear layers)."""
+    flops = {"n": 0}
+
+    def hook(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups \
+            if isinstance(module, nn.Conv2d) else module.in_features
+        flops["n"] += 2 * output.numel() * k
+
+    handles = [m.register_forward_hook(hook) for t in teachers for m in t.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        for t in teachers:
+            t(images)
+    for h in handles:
+        h.remove()
+    return flops["n"]
+
+
+PROFILE_CATEGORIES = [  # (category, test on an operator name), first match wins
+    ("convolution backward", lambda n: "conv" in n and "backward" in n),
+    ("convolution forward", lambda n: "conv" in n),
+    ("batch norm", lambda n: "batch_norm" in n),
+    ("dtype casts and copies", lambda n: n in ("aten::copy_", "aten::_to_copy", "aten::to")),
+    ("GEMM", lambda n: n in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul")),
+    ("pooling and resizing", lambda n: "pool" in n or "upsample" in n),
+]
+
+
+def profile_steps(cfg, state, images_u8, batch, total_steps, bf16, steps):
+    """Self CPU time of `steps` training steps by operator category (PyTorch's profiler), and
+    the inclusive share of the optimizer step: where a step's time goes besides convolutions."""
+    teachers, student, block, opt = build(state, cfg)
+    student.train()
+    block.train()
+    batches = [images_u8[k * batch:(k + 1) * batch].float() / 255.0 for k in range(steps + 2)]
+    for k in range(2):  # warm-up: oneDNN primitives created, allocator primed
+        step(cfg, teachers, student, block, opt, batches[k], k, total_steps, bf16=bf16)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for k in range(steps):
+            step(cfg, teachers, student, block, opt, batches[k + 2], k + 2, total_steps, bf16=bf16)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    shares = {name: 0.0 for name, _ in PROFILE_CATEGORIES}
+    shares["everything else"] = 0.0
+    for e in events:
+        name = next((c for c, test in PROFILE_CATEGORIES if test(e.key)), "everything else")
+        shares[name] += e.self_cpu_time_total / total
+    optimizer = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step"))
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:10]
+    return {"precision": "bf16" if bf16 else "fp32", "steps": steps,
+            "seconds_per_step": total / 1e6 / steps,
+            "categories": [{"name": n, "share": v} for n, v in
+                           sorted(shares.items(), key=lambda kv: -kv[1])],
+            "optimizer_step_share": optimizer / total,
+            "top_operators": [{"name": e.key, "share": e.self_cpu_time_total / total}
+                              for e in top]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("state")
     ap.add_argument("amalgam_json")
     ap.add_argument("--json")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: also time the loop under torch.autocast")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="profile this many steps at the precision given (0 = no profile)")
     args = ap.parse_args()
     ours = json.load(open(args.amalgam_json))
     threads = args.threads or ours["threads"]
@@ -264,29 +330,49 @@ def main():
         rows.append({"step": k, "reference": got, "amalgam": {n: expected[n] for n in got}})
 
     # 2. Timed epochs from the same initial weights: the plain loop a practitioner writes
-    # (default layout, teachers on every batch).
+    # (default layout, teachers on every batch), at FP32 and, with --precision bf16, again under
+    # torch.autocast (the same-precision comparison).
     teachers, student, block, opt = build(state, cfg)
     flops_per_step = count_step_flops(student, block, teachers,
                                       images_u8[:batch].float() / 255.0)
-    student.train()
-    block.train()
-    g = torch.Generator().manual_seed(0)
-    epoch_seconds = []
-    global_step = 0
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        order = torch.randperm(images_u8.shape[0], generator=g)
-        for s in range(steps_per_epoch):
-            images = images_u8[order[s * batch:(s + 1) * batch]].float() / 255.0
-            step(cfg, teachers, student, block, opt, images, global_step, total_steps)
-            global_step += 1
-        epoch_seconds.append(time.perf_counter() - start)
-        print(f"reference: epoch {epoch + 1}/{epochs} {epoch_seconds[-1]:.1f} s", flush=True)
+    timed = {}
+    for precision in ["fp32"] + (["bf16"] if args.precision == "bf16" else []):
+        teachers, student, block, opt = build(state, cfg)
+        student.train()
+        block.train()
+        g = torch.Generator().manual_seed(0)
+        epoch_seconds = []
+        global_step = 0
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            order = torch.randperm(images_u8.shape[0], generator=g)
+            for s in range(steps_per_epoch):
+                images = images_u8[order[s * batch:(s + 1) * batch]].float() / 255.0
+                step(cfg, teachers, student, block, opt, images, global_step, total_steps,
+                     bf16=precision == "bf16")
+                global_step += 1
+            epoch_seconds.append(time.perf_counter() - start)
+            print(f"reference: {precision} epoch {epoch + 1}/{epochs} {epoch_seconds[-1]:.1f} s",
+                  flush=True)
+        timed[precision] = epoch_seconds
+    epoch_seconds = timed["fp32"]
     out = {"threads": threads, "reference_epoch_s": sum(epoch_seconds) / len(epoch_seconds),
            "epoch_seconds": epoch_seconds, "first_steps_max_rel_diff": worst,
            "first_steps": rows, "flops_per_step": flops_per_step,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
            "torch": torch.__version__}
+    if args.profile:
+        out["profile"] = profile_steps(cfg, state, images_u8, batch, total_steps,
+                                       args.precision == "bf16", args.profile)
+        conv = sum(c["share"] for c in out["profile"]["categories"]
+                   if c["name"].startswith("convolution"))
+        # The reference's step also runs the teachers' forward passes (amalgam caches them).
+        step_flops = flops_per_step + count_teacher_flops(teachers, images_u8[:batch].float() / 255.0)
+        out["profile"]["convolution_gflops"] = \
+            step_flops / (conv * out["profile"]["seconds_per_step"]) / 1e9
+    if "bf16" in timed:
+        out["bf16_epoch_seconds"] = timed["bf16"]
+        out["reference_bf16_epoch_s"] = sum(timed["bf16"]) / len(timed["bf16"])
     text = json.dumps(out, indent=2)
     if args.json:
         open(args.json, "w").write(text + "\n")

@@ -3,10 +3,14 @@
 
 #include <cmath>
 
+#include "app/experiment.h"
 #include "core/error.h"
 #include "core/precision.h"
 #include "evaluation/evaluate.h"
+#include "method/losses.h"
 #include "method/routing.h"
+#include "models/zoo.h"
+#include "teachers/teacher.h"
 #include "training/gate_calibration.h"
 #include "training/optimizer.h"
 #include "training/options_json.h"
@@ -158,4 +162,52 @@ TEST(Precision, Bf16AutocastsConvolutionsOnlyInsideTheGuard) {
   TrainOptions options;
   options.precision = "half";
   EXPECT_THROW(validate(options), Error);
+}
+
+TEST(Precision, LossesSumInFloat32InsideABf16Region) {
+  const c10::Device cpu(c10::kCPU);
+  torch::manual_seed(0);
+  const at::Tensor x = torch::randn({16, 8}), y = torch::randn({16, 8}) + 0.5;
+  const at::Tensor logits = torch::randn({16, 5}),
+                   targets = torch::softmax(torch::randn({16, 5}), 1);
+  const at::Tensor mmd = mmd_loss(x, y, default_mmd_sigmas());
+  const at::Tensor ce = soft_cross_entropy(logits, targets);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3));
+  AutocastGuard autocast(Precision::kBf16, cpu);
+  // Inside a bf16 region the Gram matrix would be a bfloat16 matmul; the losses turn it off.
+  const at::Tensor mmd_bf16 = mmd_loss(x, y, default_mmd_sigmas());
+  EXPECT_EQ(mmd_bf16.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(mmd_bf16, mmd));
+  EXPECT_TRUE(torch::equal(weighted_mmd_loss(x, y, torch::ones({16}), default_mmd_sigmas()), [&] {
+    AutocastOff off;
+    return weighted_mmd_loss(x, y, torch::ones({16}), default_mmd_sigmas());
+  }()));
+  EXPECT_TRUE(torch::equal(soft_cross_entropy(logits, targets), ce));
+  // ...and give it back when they end.
+  EXPECT_EQ(conv->forward(torch::rand({1, 3, 8, 8})).scalar_type(), torch::kBFloat16);
+}
+
+TEST(Precision, Bf16TeacherCacheKeepsFeaturesInBfloat16AndGathersFloat32) {
+  torch::manual_seed(0);
+  ModelSpec spec = zoo_spec("resnet", 8, 1);
+  spec.num_classes = 5;
+  const std::vector<Teacher> teachers = {make_teacher(make_network(spec), parse_task("A=0-4"))};
+  const at::Tensor images = torch::randint(0, 256, {40, 1, 28, 28}, torch::kUInt8);
+  const c10::Device cpu(c10::kCPU);
+  const TeacherOutputCache fp32 = cache_teacher_outputs(teachers, images, 16, cpu);
+  const TeacherOutputCache bf16 =
+      cache_teacher_outputs(teachers, images, 16, cpu, Precision::kBf16);
+  EXPECT_EQ(fp32.outputs[0].features.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(bf16.outputs[0].features.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(bf16.outputs[0].logits.scalar_type(), torch::kFloat32);
+  EXPECT_LT(bf16.bytes(), fp32.bytes() * 0.6);
+  const at::Tensor indices = torch::arange(0, 40, 3);
+  const std::vector<ModelOutput> got = bf16.gather(indices, cpu);
+  const std::vector<ModelOutput> want = fp32.gather(indices, cpu);
+  EXPECT_EQ(got[0].features.scalar_type(), torch::kFloat32);
+  // bfloat16 keeps 8 bits of mantissa: the teachers' answers agree to a few parts in a hundred.
+  EXPECT_LT((got[0].features - want[0].features).abs().max().item<double>(),
+            0.05 * want[0].features.abs().max().item<double>());
+  EXPECT_LT((got[0].logits - want[0].logits).abs().max().item<double>(),
+            0.05 * want[0].logits.abs().max().item<double>() + 0.05);
 }

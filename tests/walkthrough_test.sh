@@ -46,6 +46,23 @@ for name in ('tops', 'shoes-and-bags'):
     assert teacher > 0.8 and student > 0.55 and student > teacher - 0.25, (name, teacher, student)" &&
   pass "per-task accuracy: teachers above 80%, the student above 55% and within 25 points" ||
   fail "per-task accuracy out of the set-up's range"
+# The same at bf16: both TorchScript teachers (the grey one resized in its forward) run under
+# autocast for the cache, whose feature maps are kept in bfloat16; the student matches fp32's.
+ok "amalgamate the same teachers at bf16" $AMALGAM amalgamate --teacher "$GREY" \
+  --teacher rgb.pt:layer4 --data transfer --val-data val --epochs 3 --precision bf16 --out run16
+grep -q "student computes in bf16" err && pass "the bf16 run says so" || fail "bf16 not logged"
+ok "eval the bf16 student" $AMALGAM eval --student run16/student.pt \
+  --teacher "grey.pt,channels=1,input-size=28,mean=0.286,std=0.353,task=tops,class-names=tops.txt" \
+  --teacher rgb.pt --data test --json eval16.json
+"$PY" -c "
+import json
+fp32 = {t['name']: t['student_acc'] for t in json.load(open('eval.json'))['tasks']}
+bf16 = {t['name']: t['student_acc'] for t in json.load(open('eval16.json'))['tasks']}
+assert json.load(open('run16/config.json'))['options']['train']['precision'] == 'bf16'
+for name in fp32:
+    assert abs(bf16[name] - fp32[name]) < 0.05, (name, fp32[name], bf16[name])" &&
+  pass "bf16 student within 5 points of fp32's on every task" ||
+  fail "bf16 student far from fp32's: $(cat eval16.json | head -c 400)"
 ok "fine-tune the export one step in Python" "$PY" "$HERE/fixtures/finetune_export.py" student.pt val
 cat out
 ok "predict one test image with the export" $AMALGAM predict --model student.pt \

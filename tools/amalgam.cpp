@@ -443,6 +443,10 @@ Runner add_bench(CLI::App* cmd, CliState&) {
       ->capture_default_str();
   cmd->add_option("--state", b.state_path,
                   "Write initial weights, data and first-step losses for bench/reference.py");
+  cmd->add_option("--precision", b.precision,
+                  "fp32, bf16 or auto: the precision timed beside FP32 (auto: bf16 where the CPU "
+                  "computes it natively)")
+      ->capture_default_str();
   cmd->add_flag("--scaling", b.scaling, "Also time epochs by data size and teacher count");
   cmd->add_flag("--levers", b.levers, "Also time a run without the teacher cache");
   add_json_option(cmd, c->json_path, "Write the measurements here (default: stdout)");
@@ -522,8 +526,7 @@ const std::vector<CommandEntry>& command_table() {
       {"export", "Write a run's student as TorchScript (forward -> logits) for Python",
        &add_export},
       {"report", "Write RUN_DIR/report.html (charts, tables, feature maps)", &add_report},
-      {"bench", "Time CFL amalgamation on the demo's setup and the machine's FP32 peak",
-       &add_bench},
+      {"bench", "Time CFL amalgamation on the demo's setup and the machine's peak", &add_bench},
       {"demo", "Fashion-MNIST: two teachers, CFL vs KD students", &add_demo},
       {"reproduce", "Baselines, ablations and controls of CFL over seeds, as markdown and JSON",
        &add_reproduce},

@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/precision.h"
 #include "core/runtime.h"
 #include "method/common_feature_block.h"
 #include "method/losses.h"
@@ -32,14 +33,17 @@ double best_seconds(int reps, const std::function<void()>& work) {
   return best;
 }
 
-nlohmann::json measure_peak() {
+// The best GEMM and 3x3-convolution rates at `dtype`: the peak a training step can approach.
+nlohmann::json measure_peak(c10::ScalarType dtype) {
   torch::NoGradGuard no_grad;
+  const auto options = torch::TensorOptions().dtype(dtype);
   const int64_t n = 2048;
-  const at::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
+  const at::Tensor a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
   const double gemm_s = best_seconds(3, [&] { torch::mm(a, b); });
   const double gemm = 2.0 * n * n * n / gemm_s / 1e9;
   // A large 3x3 convolution of the kind that dominates CNN training.
-  const at::Tensor x = torch::randn({32, 128, 56, 56}), w = torch::randn({128, 128, 3, 3});
+  const at::Tensor x = torch::randn({32, 128, 56, 56}, options),
+                   w = torch::randn({128, 128, 3, 3}, options);
   const double conv_s = best_seconds(3, [&] { torch::conv2d(x, w, {}, 1, 1); });
   const double conv = 2.0 * 32 * 128 * 56 * 56 * 128 * 9 / conv_s / 1e9;
   return {
@@ -68,8 +72,9 @@ std::vector<Teacher> bench_teachers(int64_t count, uint64_t seed) {
   return teachers;
 }
 
-AmalgamateConfig bench_options(const BenchOptions& o) {
+AmalgamateConfig bench_options(const BenchOptions& o, Precision precision) {
   AmalgamateConfig options;
+  options.train.precision = precision_name(precision);
   options.student = zoo_spec("resnet", 20, 1);
   options.objective.method = "cfl-paper";  // the objective bench/reference.py implements
   options.objective.lambda_cf = 1.0;
@@ -100,7 +105,8 @@ TimedRun timed_run(const std::vector<Teacher>& teachers, const TransferSet& tran
   TeacherOutputCache cache;
   if (cache_teachers) {
     const double start = now_seconds();
-    cache = cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, at::kCPU);
+    cache = cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, at::kCPU,
+                                  parse_precision(options.train.precision, at::kCPU));
     run.cache_seconds = now_seconds() - start;
   }
   AmalgamateConfig o = options;
@@ -126,6 +132,16 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0 : s / v.size();
 }
 
+nlohmann::json run_record(const TimedRun& run, int64_t epochs, int64_t steps_per_epoch) {
+  return {{"cache_seconds", run.cache_seconds},
+          {"epoch_seconds", run.epoch_seconds},
+          {"steady_epoch_s", mean(run.epoch_seconds)},
+          {"amalgam_epoch_s", mean(run.epoch_seconds) + run.cache_seconds / epochs},
+          {"images_per_second", run.images_per_second},
+          {"steps_per_epoch", steps_per_epoch},
+          {"peak_rss_mib", peak_rss_mib()}};
+}
+
 }  // namespace
 
 nlohmann::json run_bench(const BenchOptions& o) {
@@ -133,18 +149,26 @@ nlohmann::json run_bench(const BenchOptions& o) {
   AMALGAM_CHECK(o.epochs > 0, "--epochs: must be > 0");
   AMALGAM_CHECK(o.check_steps >= 0, "--check-steps: must be >= 0");
   const int threads = configure_threads(o.threads);
+  const Precision precision = parse_precision(o.precision, at::kCPU);
   nlohmann::json out = {{"threads", threads},
                         {"images", o.images},
                         {"epochs", o.epochs},
-                        {"batch_size", o.batch_size}};
-  log_info("bench: measuring FP32 peak (2048^3 GEMM, 3x3 convolution)");
-  out["peak"] = measure_peak();
+                        {"batch_size", o.batch_size},
+                        {"precision", precision_name(precision)}};
+  log_info("bench: measuring the FP32 peak (2048^3 GEMM, 3x3 convolution)");
+  out["peak"] = measure_peak(torch::kFloat32);
+  if (precision == Precision::kBf16) {
+    log_info("bench: measuring the bf16 peak");
+    out["peak_bf16"] = measure_peak(torch::kBFloat16);
+  }
 
   const LabeledImages train = load_idx_split(o.data_dir, "train");
   const TransferSet transfer(train.images.slice(0, 0, std::min(o.images, train.size())).clone());
-  const AmalgamateConfig options = bench_options(o);
+  const AmalgamateConfig options = bench_options(o, precision);
+  const AmalgamateConfig fp32_options = bench_options(o, Precision::kFp32);
   const std::vector<Teacher> teachers = bench_teachers(2, 0);
 
+  // The FP32 run records the first steps the reference must reproduce bitwise (same kernels).
   c10::Dict<std::string, at::Tensor> state;
   nlohmann::json check = nlohmann::json::array();
   std::vector<at::Tensor> check_indices;
@@ -162,20 +186,27 @@ nlohmann::json run_bench(const BenchOptions& o) {
     check.push_back(step);
     check_indices.push_back(r.indices);
   };
-  log_info("bench: amalgam CFL, " + std::to_string(o.epochs) + " epochs on " +
+  log_info("bench: amalgam CFL at fp32, " + std::to_string(o.epochs) + " epochs on " +
            std::to_string(transfer.size()) + " images");
-  const TimedRun run = timed_run(teachers, transfer, options, true, hooks);
-  out["amalgam"] = {{"cache_seconds", run.cache_seconds},
-                    {"epoch_seconds", run.epoch_seconds},
-                    {"steady_epoch_s", mean(run.epoch_seconds)},
-                    {"amalgam_epoch_s", mean(run.epoch_seconds) + run.cache_seconds / o.epochs},
-                    {"images_per_second", run.images_per_second},
-                    {"steps_per_epoch", steps_per_epoch},
-                    {"peak_rss_mib", peak_rss_mib()}};
+  const TimedRun fp32 = timed_run(teachers, transfer, fp32_options, true, hooks);
+  out["amalgam_fp32"] = run_record(fp32, o.epochs, steps_per_epoch);
   out["check_steps"] = check;
+  if (precision == Precision::kFp32) {
+    out["amalgam"] = out["amalgam_fp32"];
+  } else {
+    // Same initial weights and batches (same seed): its first steps' terms against FP32's.
+    TrainingHooks reduced;
+    reduced.on_step = [&](const StepRecord& r) {
+      if (r.global_step < o.check_steps) out["check_steps_reduced"].push_back(r.loss);
+    };
+    log_info(std::string("bench: amalgam CFL at ") + precision_name(precision));
+    out["amalgam"] = run_record(timed_run(teachers, transfer, options, true, reduced), o.epochs,
+                                steps_per_epoch);
+  }
 
   if (o.levers) {
-    log_info("bench: lever: teachers run on every batch (no cache)");
+    log_info(std::string("bench: levers at ") + precision_name(precision) +
+             ": teachers run on every batch (no cache)");
     AmalgamateConfig one = options;
     one.train.epochs = 1;
     out["levers"]["no_teacher_cache_epoch_s"] =

@@ -94,8 +94,8 @@ DemoResult run_demo(const DemoOptions& o) {
   const TransferSet transfer = strip_labels(data.train);
   // Both students learn from the same frozen teachers on the same images: one pass serves both.
   const double cache_start = now_seconds();
-  const TeacherOutputCache cache =
-      cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, parse_device(o.device));
+  const TeacherOutputCache cache = cache_teacher_outputs(
+      teachers, transfer.images(), kInferenceBatch, parse_device(o.device), precision);
   result.seconds["teacher_outputs"] = now_seconds() - cache_start;
   std::map<std::string, StudentScores> test_scores;
   nlohmann::json validation;

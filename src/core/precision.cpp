@@ -98,6 +98,17 @@ AutocastGuard::AutocastGuard(Precision precision, c10::Device device) {
   set_autocast(cuda_, true, c10::ScalarType::BFloat16);
 }
 
+AutocastOff::AutocastOff()
+    : cpu_was_enabled_(autocast_enabled(false)), cuda_was_enabled_(autocast_enabled(true)) {
+  if (cpu_was_enabled_) set_autocast(false, false, autocast_dtype(false));
+  if (cuda_was_enabled_) set_autocast(true, false, autocast_dtype(true));
+}
+
+AutocastOff::~AutocastOff() {
+  if (cpu_was_enabled_) set_autocast(false, true, autocast_dtype(false));
+  if (cuda_was_enabled_) set_autocast(true, true, autocast_dtype(true));
+}
+
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
   set_autocast(cuda_, was_enabled_, previous_dtype_);

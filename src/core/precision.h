@@ -42,4 +42,18 @@ class AutocastGuard {
   c10::ScalarType previous_dtype_ = c10::ScalarType::Float;
 };
 
+/// While alive, autocast is off on the CPU and CUDA: the losses (softmax, MMD, reconstruction)
+/// sum in float32 inside a bf16 region. Restores the previous state when it ends.
+class AutocastOff {
+ public:
+  AutocastOff();
+  ~AutocastOff();
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  bool cpu_was_enabled_ = false;
+  bool cuda_was_enabled_ = false;
+};
+
 }  // namespace amalgam

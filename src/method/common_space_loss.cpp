@@ -27,16 +27,19 @@ CommonSpaceLoss common_space_loss(CommonFeatureBlockImpl& block, const ModelOutp
   const auto whole = [&](const at::Tensor& x) { return gather ? gather(x) : x; };
   CommonSpaceLoss loss{torch::zeros({}, student.logits.options()),
                        torch::zeros({}, student.logits.options())};
-  const at::Tensor h_s = block.student_common(student.features);
+  // The block's convolutions run at the run's precision (autocast); what the losses compare is
+  // float32, and so is what data-parallel runs exchange.
+  const at::Tensor h_s = block.student_common(student.features).to(torch::kFloat32);
   const at::Tensor h_s_whole = config.use_mmd ? whole(h_s) : h_s;
   for (size_t i = 0; i < teachers.size(); ++i) {
-    const at::Tensor h_i = block.teacher_common(i, teachers[i].features);
+    const at::Tensor h_i = block.teacher_common(i, teachers[i].features).to(torch::kFloat32);
     if (config.use_mmd)
       loss.mmd = loss.mmd + (weights.empty() ? mmd_loss(h_s_whole, whole(h_i), sigmas)
                                              : weighted_mmd_loss(h_s_whole, whole(h_i),
                                                                  whole(weights[i]), sigmas));
     if (config.use_reconstruction)
-      loss.recon = loss.recon + torch::mse_loss(block.reconstruct(i, h_i), teachers[i].features);
+      loss.recon = loss.recon + torch::mse_loss(block.reconstruct(i, h_i).to(torch::kFloat32),
+                                                teachers[i].features);
   }
   return loss;
 }

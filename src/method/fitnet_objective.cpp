@@ -21,7 +21,8 @@ class FitnetObjectiveImpl : public ObjectiveImpl {
     terms.add("kd", soft_target_loss(student, teachers, config_.temperature));
     at::Tensor hint = torch::zeros({}, student.logits.options());
     for (size_t i = 0; i < teachers.size(); ++i)
-      hint = hint + torch::mse_loss(hints_->hint(i, student.features), teachers[i].features);
+      hint = hint + torch::mse_loss(hints_->hint(i, student.features).to(torch::kFloat32),
+                                    teachers[i].features);
     terms.add("hint", hint);
     terms.total = config_.lambda_kd * terms.part("kd") + config_.lambda_cf * hint;
     return terms;

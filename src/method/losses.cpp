@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/precision.h"
 
 namespace amalgam {
 
@@ -12,6 +13,12 @@ const std::vector<double>& default_mmd_sigmas() {
 }
 
 namespace {
+
+// Reduced-precision inputs (autocast outputs) widened to float32; float32 and float64 kept.
+at::Tensor widened(const at::Tensor& x) {
+  const bool reduced = x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf;
+  return reduced ? x.to(torch::kFloat32) : x;
+}
 
 // The summed Gaussian kernels between every pair of rows of [x; y] after flattening and L2
 // normalisation: [N+M, N+M].
@@ -38,8 +45,9 @@ at::Tensor mmd_kernel(const at::Tensor& x, const at::Tensor& y, const std::vecto
 }  // namespace
 
 at::Tensor mmd_loss(const at::Tensor& x, const at::Tensor& y, const std::vector<double>& sigmas) {
+  AutocastOff full_precision;  // the kernel sums differences of near-equal numbers
   const int64_t n = x.size(0);
-  const at::Tensor kernel = mmd_kernel(x, y, sigmas);
+  const at::Tensor kernel = mmd_kernel(widened(x), widened(y), sigmas);
   const at::Tensor kxx = kernel.slice(0, 0, n).slice(1, 0, n).mean();
   const at::Tensor kyy = kernel.slice(0, n).slice(1, n).mean();
   const at::Tensor kxy = kernel.slice(0, 0, n).slice(1, n).mean();
@@ -50,8 +58,9 @@ at::Tensor weighted_mmd_loss(const at::Tensor& x, const at::Tensor& y, const at:
                              const std::vector<double>& sigmas) {
   const int64_t n = x.size(0);
   AMALGAM_CHECK(y.size(0) == n && w.numel() == n, "mmd: weighted samples must be paired");
-  const at::Tensor p = w.to(x.dtype()) / w.sum().clamp_min(1e-12);
-  const at::Tensor kernel = mmd_kernel(x, y, sigmas);
+  AutocastOff full_precision;
+  const at::Tensor p = w.to(widened(x).dtype()) / w.sum().clamp_min(1e-12);
+  const at::Tensor kernel = mmd_kernel(widened(x), widened(y), sigmas);
   const auto quadratic = [&](const at::Tensor& block) {
     return torch::dot(p, torch::mv(block, p));
   };
@@ -62,7 +71,8 @@ at::Tensor weighted_mmd_loss(const at::Tensor& x, const at::Tensor& y, const at:
 }
 
 at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& target_probs) {
-  return -(target_probs * torch::log_softmax(logits, 1)).sum(1).mean();
+  AutocastOff full_precision;
+  return -(target_probs * torch::log_softmax(widened(logits), 1)).sum(1).mean();
 }
 
 }  // namespace amalgam

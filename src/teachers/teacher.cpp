@@ -154,8 +154,8 @@ std::vector<ModelOutput> TeacherOutputCache::gather(const at::Tensor& indices,
                                                     c10::Device device) const {
   std::vector<ModelOutput> result;
   for (const auto& o : outputs)
-    result.push_back({o.features.index_select(0, indices).to(device),
-                      o.logits.index_select(0, indices).to(device)});
+    result.push_back({o.features.index_select(0, indices).to(device, torch::kFloat32),
+                      o.logits.index_select(0, indices).to(device, torch::kFloat32)});
   return result;
 }
 
@@ -174,15 +174,20 @@ int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images
 
 TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images, int64_t batch_size,
-                                         c10::Device device) {
+                                         c10::Device device, Precision precision) {
   AMALGAM_CHECK(batch_size > 0, "teacher cache: batch size must be > 0");
+  const auto kept = precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
   std::vector<std::vector<at::Tensor>> features(teachers.size()), logits(teachers.size());
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
-    const auto outputs = teacher_outputs(
-        teachers, to_network_input(images.slice(0, begin, begin + batch_size), device));
+    const at::Tensor input = to_network_input(images.slice(0, begin, begin + batch_size), device);
+    std::vector<ModelOutput> outputs;
+    {
+      AutocastGuard autocast(precision, device);
+      outputs = teacher_outputs(teachers, input);
+    }
     for (size_t i = 0; i < teachers.size(); ++i) {
-      features[i].push_back(outputs[i].features.to(torch::kCPU));
-      logits[i].push_back(outputs[i].logits.to(torch::kCPU));
+      features[i].push_back(outputs[i].features.to(torch::kCPU, kept));
+      logits[i].push_back(outputs[i].logits.to(torch::kCPU, torch::kFloat32));
     }
   }
   TeacherOutputCache cache;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "data/task.h"
 #include "models/layers.h"
 #include "models/network.h"
@@ -71,10 +72,12 @@ struct TeacherOutputCache {
 int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images);
 
 /// Runs teacher_outputs over uint8 `images` [N,C,H,W] in batches on `device` and keeps the
-/// results on the CPU.
+/// results on the CPU. At bf16 the teachers run under autocast and their feature maps are kept in
+/// bfloat16 (half the memory); logits stay float32, and gather always returns float32.
 TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images, int64_t batch_size,
-                                         c10::Device device);
+                                         c10::Device device,
+                                         Precision precision = Precision::kFp32);
 
 /// A warning when `logits` (a teacher's [N,K] over the transfer set) put nearly all images in one
 /// class (over 90% with 3+ classes, 97% with 2) -- the usual sign of wrong input normalisation or

@@ -109,18 +109,29 @@ void check_finite(const LossValues& loss, int64_t epoch, int64_t step, const Run
                       " (try a lower --lr or --block-lr-mult)" + run.checkpointer.kept());
 }
 
-// The student's outputs, computed at the run's precision and handed to the losses in float32.
-ModelOutput student_forward(Run& run, const at::Tensor& images) {
-  ModelOutput out;
-  {
-    AutocastGuard autocast(run.precision, run.device);
-    out = run.student.forward(images);
+// The objective's terms on `images`: the student, the teachers run on the batch (when not
+// cached) and the objective's own parts (adapters, common space) compute at the run's precision;
+// what reaches the losses is float32 and the losses sum in float32 (method/losses.cpp).
+LossTerms forward_loss(Run& run, const Batch& batch, const at::Tensor& clean,
+                       const at::Tensor& images, const BatchContext& context) {
+  AutocastGuard autocast(run.precision, run.device);
+  std::vector<ModelOutput> targets =
+      run.targets.for_batch(batch.indices, run.config.teachers_see_clean_images ? clean : images);
+  at::Tensor input = images;
+  if (run.config.channels_last) {
+    for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
+    input = images.contiguous(at::MemoryFormat::ChannelsLast);
   }
+  ModelOutput out = run.student.forward(input);
   if (run.precision != Precision::kFp32) {
     out.features = out.features.to(torch::kFloat32);
     out.logits = out.logits.to(torch::kFloat32);
+    for (auto& t : targets) {
+      t.features = t.features.to(torch::kFloat32);
+      t.logits = t.logits.to(torch::kFloat32);
+    }
   }
-  return out;
+  return run.objective.loss(out, targets, context);
 }
 
 // One optimisation step on `batch`: augment, teacher targets, loss, agreed terms, update.
@@ -130,17 +141,10 @@ LossValues train_step(Run& run, const Batch& batch, const RunProgress& at, int& 
   const at::Tensor clean = batch.images.to(run.device);
   at::Tensor images = augment_batch(clean, train.augment, augment_seed(train.seed, epoch, step),
                                     run.replicas.first_image(batch.images.size(0)));
-  std::vector<ModelOutput> targets =
-      run.targets.for_batch(batch.indices, run.config.teachers_see_clean_images ? clean : images);
-  if (run.config.channels_last) {
-    for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
-    images = images.contiguous(at::MemoryFormat::ChannelsLast);
-  }
   run.optimizer.zero_grad();
-  const ModelOutput out = student_forward(run, images);
   const double steps = static_cast<double>(train.epochs * run.loader.batches_per_epoch());
   const BatchContext context{run.replicas.gather(), batch.indices, at.global_step / steps};
-  const LossTerms loss = run.objective.loss(out, targets, context);
+  const LossTerms loss = forward_loss(run, batch, clean, images, context);
   LossValues values = loss.values();
   signal = stop_signal();
   run.replicas.agree(values, signal);

@@ -26,10 +26,11 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
       own_ = group != nullptr
                  ? cache_teacher_outputs_sharded(teachers, transfer.images(), kInferenceBatch,
                                                  device, *group)
-                 : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
+                 : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device,
+                                         parse_precision(config.train.precision, device));
       cache_ = &own_;
-      log_info("amalgamate: cached teacher outputs (" + std::to_string(bytes >> 20) + " MiB) in " +
-               std::to_string(now_seconds() - start) + " s");
+      log_info("amalgamate: cached teacher outputs (" + std::to_string(own_.bytes() >> 20) +
+               " MiB) in " + std::to_string(now_seconds() - start) + " s");
     } else {
       log_info("amalgamate: teacher outputs need " + std::to_string(bytes >> 20) +
                " MiB, over the cache limit; teachers run on every batch");
