@@ -49,8 +49,21 @@ grep -q "^Routing: which task" "$W/out" && grep -q "true task" "$W/out" &&
   grep -q '"oracle_union"' "$W/eval.json" && grep -q '"confusion"' "$W/eval.json" &&
   pass "eval prints and writes the routing diagnostics" ||
   fail "eval prints and writes the routing diagnostics"
+ok "eval at bf16" $A eval --teacher "$W/a/teacher.pt" --teacher "$W/b/teacher.pt" \
+  --student "$W/s/student.pt" --precision bf16 --json "$W/eval16.json"
+"$PY" -c "
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert a['precision'] == 'fp32' and b['precision'] == 'bf16', (a['precision'], b['precision'])
+for x, y in zip(a['tasks'], b['tasks']):
+    for key in ('teacher_acc', 'student_acc'):
+        assert abs(x[key] - y[key]) < 0.02, (key, x[key], y[key])" "$W/eval.json" "$W/eval16.json" &&
+  pass "eval at bf16 scores within 2 points of fp32 and says so" || fail "eval at bf16"
 
 # Bad input.
+bad "an unknown eval precision" "--precision: expected fp32, bf16 or auto" $A eval \
+  --teacher "$W/a/teacher.pt" --precision half --json "$W/eval_half.json"
+absent "no eval JSON for an unknown precision" "$W/eval_half.json"
 AM="$A amalgamate --teacher $W/a/teacher.pt --teacher $W/b/teacher.pt --limit 2000 --epochs 1"
 bad "an unknown precision" "--precision: expected fp32, bf16 or auto" $A demo --quick \
   --precision fp8 --out "$W/demo_fp8"

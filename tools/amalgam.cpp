@@ -365,6 +365,9 @@ Runner add_eval(CLI::App* cmd, CliState&) {
   cmd->add_option("--student", c->command.student, "Student file (amalgamate's or an --export)");
   cmd->add_option("--split", c->command.split, "test or val")->capture_default_str();
   add_runtime_options(cmd, c->command.runtime.device, c->command.runtime.threads);
+  cmd->add_option("--precision", c->command.precision,
+                  "fp32, bf16 (autocast forward passes, float32 scores) or auto")
+      ->capture_default_str();
   add_json_option(cmd, c->command.json_path, "Also write the scores as JSON");
   return [c, cmd] {
     c->command.data = resolved(c->data);

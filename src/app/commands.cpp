@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/names.h"
+#include "core/precision.h"
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/batch_loader.h"
@@ -496,6 +497,8 @@ int run_eval(const EvalCommand& c) {
   configure_threads(c.runtime.threads);
   AMALGAM_CHECK(!teacher_paths.empty() || !student_path.empty(),
                 "eval: give --teacher and/or --student");
+  const Precision precision = parse_precision(c.precision, parse_device(device));
+  AutocastGuard autocast(precision, parse_device(device));
   const std::vector<Teacher> teachers =
       teacher_paths.empty()
           ? std::vector<Teacher>{}
@@ -503,6 +506,7 @@ int run_eval(const EvalCommand& c) {
   Student student;
   if (!student_path.empty()) student = load_student(student_path, parse_device(device));
   nlohmann::json report = {{"split", d.source.is_idx() ? split : d.source.dirs.front()},
+                           {"precision", precision_name(precision)},
                            {"tasks", nlohmann::json::array()}};
   std::vector<std::vector<std::string>> rows;
   const std::vector<TaskSpec> tasks = [&] {

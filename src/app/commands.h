@@ -81,6 +81,7 @@ struct EvalCommand {
   std::vector<std::string> teachers;  ///< --teacher refs
   std::string student;                ///< student file ("" = none)
   RuntimeOptions runtime;             ///< device and threads
+  std::string precision = "fp32";     ///< fp32 | bf16 | auto: the networks' forward passes
   std::string json_path;              ///< also write the scores here ("" = no)
 };
 int run_eval(const EvalCommand& command);

@@ -30,7 +30,8 @@ at::Tensor predict_logits(NetworkImpl& network, const at::Tensor& images, int64_
   std::vector<at::Tensor> chunks;
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
     const at::Tensor batch = to_network_input(images.slice(0, begin, begin + batch_size), device);
-    chunks.push_back(network.forward(batch).logits.to(torch::kCPU));
+    // Under a caller's bf16 autocast (eval --precision) the logits come out bfloat16.
+    chunks.push_back(network.forward(batch).logits.to(torch::kCPU, torch::kFloat32));
   }
   network.train(was_training);
   return torch::cat(chunks, 0);
