@@ -201,6 +201,9 @@ TEST(Precision, Bf16TeacherCacheKeepsFeaturesInBfloat16AndGathersFloat32) {
   EXPECT_EQ(bf16.outputs[0].features.scalar_type(), torch::kBFloat16);
   EXPECT_EQ(bf16.outputs[0].logits.scalar_type(), torch::kFloat32);
   EXPECT_LT(bf16.bytes(), fp32.bytes() * 0.6);
+  // The cache limit is checked against what the cache will really hold at its precision.
+  EXPECT_EQ(teacher_cache_bytes(teachers, 40), fp32.bytes());
+  EXPECT_EQ(teacher_cache_bytes(teachers, 40, Precision::kBf16), bf16.bytes());
   const at::Tensor indices = torch::arange(0, 40, 3);
   const std::vector<ModelOutput> got = bf16.gather(indices, cpu);
   const std::vector<ModelOutput> want = fp32.gather(indices, cpu);

@@ -165,11 +165,14 @@ int64_t TeacherOutputCache::bytes() const {
   return total;
 }
 
-int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images) {
+int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images,
+                            Precision precision) {
+  const int64_t feature_bytes = precision == Precision::kBf16 ? 2 : sizeof(float);
   int64_t per_image = 0;
   for (const auto& t : teachers)
-    per_image += t.feature_shape[0] * t.feature_shape[1] * t.feature_shape[2] + t.task.size();
-  return per_image * images * static_cast<int64_t>(sizeof(float));
+    per_image += t.feature_shape[0] * t.feature_shape[1] * t.feature_shape[2] * feature_bytes +
+                 t.task.size() * static_cast<int64_t>(sizeof(float));
+  return per_image * images;
 }
 
 TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,

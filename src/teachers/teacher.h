@@ -68,8 +68,10 @@ struct TeacherOutputCache {
   int64_t bytes() const;
 };
 
-/// Bytes a TeacherOutputCache over `images` would hold (float32).
-int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images);
+/// Bytes a TeacherOutputCache over `images` built at `precision` would hold (feature maps in
+/// bfloat16 at bf16, logits float32).
+int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images,
+                            Precision precision = Precision::kFp32);
 
 /// Runs teacher_outputs over uint8 `images` [N,C,H,W] in batches on `device` and keeps the
 /// results on the CPU. At bf16 the teachers run under autocast and their feature maps are kept in

@@ -20,14 +20,16 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
   }
   cache_ = given;
   if (cache_ == nullptr && config.cache_teachers) {
-    const int64_t bytes = teacher_cache_bytes(teachers, transfer.size());
+    // The sharded cache stays float32 (its rows are exchanged as float32).
+    const Precision precision =
+        group != nullptr ? Precision::kFp32 : parse_precision(config.train.precision, device);
+    const int64_t bytes = teacher_cache_bytes(teachers, transfer.size(), precision);
     if (bytes <= config.teacher_cache_limit) {
       const double start = now_seconds();
-      own_ = group != nullptr
-                 ? cache_teacher_outputs_sharded(teachers, transfer.images(), kInferenceBatch,
-                                                 device, *group)
-                 : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device,
-                                         parse_precision(config.train.precision, device));
+      own_ = group != nullptr ? cache_teacher_outputs_sharded(teachers, transfer.images(),
+                                                              kInferenceBatch, device, *group)
+                              : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch,
+                                                      device, precision);
       cache_ = &own_;
       log_info("amalgamate: cached teacher outputs (" + std::to_string(own_.bytes() >> 20) +
                " MiB) in " + std::to_string(now_seconds() - start) + " s");
