@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "method/common_feature_block.h"
 #include "method/hint_adapters.h"
@@ -164,12 +166,15 @@ namespace {
 
 // The cfl objective's loss terms for routed teachers whose logits on the 8 transfer images are
 // `logits`, with `weights` as the slice weighting and `rule` as the task factor.
+// `forget` is the gate's forget rate and `progress` the share of the run done.
 LossTerms routed_terms(const std::vector<at::Tensor>& logits, const at::Tensor& student_logits,
-                       SliceWeights weights, RoutingRule rule = RoutingRule::kGate) {
+                       SliceWeights weights, RoutingRule rule = RoutingRule::kGate,
+                       double forget = 0.0, double progress = 0.0) {
   ObjectiveSetup setup;
   setup.config.method = "cfl";
   setup.config.routing.slice_weights = weights;
   setup.config.routing.rule = rule;
+  setup.config.routing.gate_forget = forget;
   for (const auto& z : logits) {
     TaskSpec task;
     for (int64_t c = 0; c < z.size(1); ++c) task.classes.push_back(c);
@@ -181,6 +186,7 @@ LossTerms routed_terms(const std::vector<at::Tensor>& logits, const at::Tensor& 
   for (const auto& z : logits) teachers.push_back({torch::randn({8, 4, 2, 2}), z});
   BatchContext batch;
   batch.indices = torch::arange(8, torch::kInt64);
+  batch.progress = progress;
   return objective->loss({torch::randn({8, 4, 2, 2}), student_logits}, teachers, batch);
 }
 
@@ -240,4 +246,50 @@ TEST(CflObjective, TheConcatenatedRuleTeachesTheGatePlainKdsTaskShares) {
   EXPECT_NEAR(terms.part("kd").item<double>(),
               routed_kd_term(logits, student, SliceWeights::kExpertise), 1e-5);
   EXPECT_EQ(parse_routing_rule("concatenated"), RoutingRule::kConcatenated);
+}
+
+TEST(CflObjective, TheGateLeavesOutTheConfidentImagesItDisagreesWithMostOnceRamped) {
+  // --gate-forget: the task term sums the gate's loss over the confidently routed images minus,
+  // within each routed task, the given share of them with the largest loss; the share rises from
+  // 0 over the first fifth of the run.
+  torch::manual_seed(5);
+  // Images 0-3 clearly task 0 (classes 0,1,0,1), 4-7 clearly task 1 (classes 0,1,2,0), so both
+  // tasks hold several confident images.
+  at::Tensor first = torch::randn({8, 2});
+  at::Tensor second = torch::randn({8, 3});
+  for (int64_t i = 0; i < 4; ++i) first[i][i % 2] += 4.0;
+  for (int64_t i = 4; i < 8; ++i) second[i][(i - 4) % 3] += 4.0;
+  const std::vector<at::Tensor> logits = {first, second};
+  const at::Tensor student = torch::randn({8, 5}) * 2;
+  RoutingOptions options;
+  const TaskRouting routing = route_by_teachers(logits, options);
+  const at::Tensor nll =
+      -slice_log_probabilities(student, {2, 3}).gather(1, routing.task.unsqueeze(1)).squeeze(1);
+  std::vector<std::vector<double>> confident(2);
+  for (int64_t i = 0; i < 8; ++i)
+    if (routing.confident[i].item<bool>())
+      confident[routing.task[i].item<int64_t>()].push_back(nll[i].item<double>());
+  ASSERT_GE(confident[0].size(), 2u);
+  ASSERT_GE(confident[1].size(), 2u);
+  // The task term when `rate` of each task's confident images, the largest losses, are left out.
+  const auto expected = [&](double rate) {
+    double sum = 0;
+    for (auto losses : confident) {
+      std::sort(losses.begin(), losses.end());
+      const auto drop = static_cast<size_t>(rate * static_cast<double>(losses.size()));
+      for (size_t i = 0; i + drop < losses.size(); ++i) sum += losses[i];
+    }
+    return sum / 8.0;
+  };
+  const auto task = [&](double forget, double progress) {
+    return routed_terms(logits, student, SliceWeights::kExpertise, RoutingRule::kGate, forget,
+                        progress)
+        .part("task")
+        .item<double>();
+  };
+  EXPECT_NEAR(task(0.0, 0.9), expected(0.0), 1e-5);
+  EXPECT_NEAR(task(0.5, 0.0), expected(0.0), 1e-5) << "nothing left out at the start";
+  EXPECT_NEAR(task(0.5, 0.9), expected(0.5), 1e-5);
+  EXPECT_NEAR(task(0.5, 0.1), expected(0.25), 1e-5) << "half-way up the ramp";
+  EXPECT_LT(task(0.5, 0.9), task(0.0, 0.9));
 }

@@ -116,6 +116,7 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   o.score = RoutingScore::kMaxLogit;
   o.prior = {1, 2};
   o.confident_share = 0.3;
+  o.gate_forget = 0.1;
   o.slice_weights = SliceWeights::kUniform;
   o.calibrate_gate = false;
   o.check = false;
@@ -124,6 +125,7 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   EXPECT_EQ(back.score, o.score);
   EXPECT_EQ(back.prior, o.prior);
   EXPECT_DOUBLE_EQ(back.confident_share, 0.3);
+  EXPECT_DOUBLE_EQ(back.gate_forget, 0.1);
   EXPECT_EQ(back.slice_weights, SliceWeights::kUniform);
   EXPECT_FALSE(back.calibrate_gate);
   EXPECT_FALSE(back.check);
@@ -137,6 +139,14 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
     EXPECT_NE(std::string(e.what()).find("--confident-share"), std::string::npos);
   }
   o.confident_share = 0.4;
+  o.gate_forget = 1.0;
+  try {
+    validate(o);
+    FAIL() << "gate_forget 1 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--gate-forget"), std::string::npos);
+  }
+  o.gate_forget = 0.2;
   o.prior = {1, 1, 1};
   EXPECT_THROW(route_by_teachers(two_teachers(10, 0, 4), o), Error);
 }

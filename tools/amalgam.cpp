@@ -197,6 +197,10 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
       ->capture_default_str();
   cmd->add_option("--lambda-task", r.lambda_task, "cfl: weight of the task-routing term")
       ->capture_default_str();
+  cmd->add_option("--gate-forget", r.gate_forget,
+                  "cfl: share of each batch's confidently routed images whose routing the "
+                  "student's gate disagrees with most, left out of its task term")
+      ->capture_default_str();
   add_parsed_option(cmd, "--slice-weights", r.slice_weights, &parse_slice_weights,
                     "cfl: how much an image carries each teacher's soft targets: expertise "
                     "(the larger of its responsibility and its share of the concatenated "

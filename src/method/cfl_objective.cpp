@@ -6,6 +6,8 @@
 // teacher's MMD weighted by the same responsibilities.
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "core/log.h"
@@ -15,6 +17,9 @@
 
 namespace amalgam {
 namespace {
+
+// Share of the run over which the gate's forget rate rises from 0 (Co-teaching's ramp).
+constexpr double kGateForgetRamp = 0.2;
 
 class CflObjectiveImpl : public ObjectiveImpl {
  public:
@@ -156,9 +161,30 @@ class CflObjectiveImpl : public ObjectiveImpl {
       return -(target * log_task).sum(1).mean();
     }
     const at::Tensor task = routing_.task.index_select(0, rows).to(log_task.device());
-    const at::Tensor mask = routing_.confident.index_select(0, rows).to(log_task.options());
+    const at::Tensor confident = routing_.confident.index_select(0, rows).to(log_task.device());
     const at::Tensor nll = -log_task.gather(1, task.unsqueeze(1)).squeeze(1);
-    return (mask * nll).mean();
+    const at::Tensor kept = small_loss(nll.detach(), confident, task, batch.progress);
+    return (kept.to(nll.scalar_type()) * nll).mean();
+  }
+
+  // The confident images minus, within each routed task, the share gate_forget of them with the
+  // largest gate loss: a network fits clean pseudo-labels before wrong ones (Han et al. 2018,
+  // Co-teaching), so the largest losses mark the images the teachers' routing got wrong. Per
+  // task, so a task the gate has not learnt yet does not lose its images to the others.
+  at::Tensor small_loss(const at::Tensor& nll, const at::Tensor& confident, const at::Tensor& task,
+                        double progress) const {
+    const double rate = config_.routing.gate_forget * std::min(1.0, progress / kGateForgetRamp);
+    at::Tensor kept = confident.clone();
+    for (size_t t = 0; t < sizes_.size(); ++t) {
+      const at::Tensor mine = confident.logical_and(task.eq(static_cast<int64_t>(t)));
+      const int64_t count = mine.sum().item<int64_t>();
+      const auto drop = static_cast<int64_t>(std::floor(rate * static_cast<double>(count)));
+      if (drop == 0) continue;
+      const at::Tensor order =
+          nll.masked_fill(mine.logical_not(), -1.0).argsort(0, /*descending=*/true);
+      kept.index_fill_(0, order.slice(0, 0, drop), false);
+    }
+    return kept;
   }
 
   double feature_weight(double progress) const {

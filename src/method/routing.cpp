@@ -49,6 +49,7 @@ void validate(const RoutingOptions& o) {
   AMALGAM_CHECK(o.confident_share > 0 && o.confident_share <= 1,
                 "--confident-share: must be in (0, 1]");
   AMALGAM_CHECK(o.lambda_task >= 0, "--lambda-task: must be >= 0");
+  AMALGAM_CHECK(o.gate_forget >= 0 && o.gate_forget < 1, "--gate-forget: must be in [0, 1)");
   AMALGAM_CHECK(o.energy_temperature > 0, "--energy-temperature: must be > 0");
   for (double p : o.prior)
     AMALGAM_CHECK(p > 0 && std::isfinite(p), "--task-prior: every share must be > 0");
@@ -61,6 +62,7 @@ void to_json(nlohmann::json& j, const RoutingOptions& o) {
        {"prior", o.prior},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
+       {"gate_forget", o.gate_forget},
        {"slice_weights", choice_name(o.slice_weights, weight_names())},
        {"calibrate_gate", o.calibrate_gate},
        {"check", o.check}};
@@ -74,6 +76,7 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
   o.prior = j.value("prior", d.prior);
   o.confident_share = j.value("confident_share", d.confident_share);
   o.lambda_task = j.value("lambda_task", d.lambda_task);
+  o.gate_forget = j.value("gate_forget", d.gate_forget);
   o.slice_weights = parse_slice_weights(
       j.value("slice_weights", std::string(choice_name(d.slice_weights, weight_names()))));
   o.calibrate_gate = j.value("calibrate_gate", d.calibrate_gate);
