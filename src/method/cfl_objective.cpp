@@ -163,26 +163,32 @@ class CflObjectiveImpl : public ObjectiveImpl {
     const at::Tensor task = routing_.task.index_select(0, rows).to(log_task.device());
     const at::Tensor confident = routing_.confident.index_select(0, rows).to(log_task.device());
     const at::Tensor nll = -log_task.gather(1, task.unsqueeze(1)).squeeze(1);
-    const at::Tensor kept = small_loss(nll.detach(), confident, task, batch.progress);
+    const at::Tensor kept = small_loss(nll.detach(), confident, task, batch);
     return (kept.to(nll.scalar_type()) * nll).mean();
   }
 
   // The confident images minus, within each routed task, the share gate_forget of them with the
   // largest gate loss: a network fits clean pseudo-labels before wrong ones (Han et al. 2018,
   // Co-teaching), so the largest losses mark the images the teachers' routing got wrong. Per
-  // task, so a task the gate has not learnt yet does not lose its images to the others.
+  // task, so a task the gate has not learnt yet does not lose its images to the others. Ranked
+  // over the whole batch (every rank's rows in data-parallel runs), so 2 ranks x B/2 leave out
+  // the images 1 rank x B does.
   at::Tensor small_loss(const at::Tensor& nll, const at::Tensor& confident, const at::Tensor& task,
-                        double progress) const {
-    const double rate = config_.routing.gate_forget * std::min(1.0, progress / kGateForgetRamp);
+                        const BatchContext& batch) const {
+    const double rate =
+        config_.routing.gate_forget * std::min(1.0, batch.progress / kGateForgetRamp);
     at::Tensor kept = confident.clone();
+    if (rate <= 0) return kept;
     for (size_t t = 0; t < sizes_.size(); ++t) {
       const at::Tensor mine = confident.logical_and(task.eq(static_cast<int64_t>(t)));
-      const int64_t count = mine.sum().item<int64_t>();
+      // The gate's loss on this task's confident images, -1 elsewhere (a loss is >= 0).
+      const at::Tensor key = nll.to(torch::kFloat32).masked_fill(mine.logical_not(), -1.0);
+      const at::Tensor whole = batch.gather ? batch.gather(key) : key;
+      const int64_t count = whole.ge(0).sum().item<int64_t>();
       const auto drop = static_cast<int64_t>(std::floor(rate * static_cast<double>(count)));
       if (drop == 0) continue;
-      const at::Tensor order =
-          nll.masked_fill(mine.logical_not(), -1.0).argsort(0, /*descending=*/true);
-      kept.index_fill_(0, order.slice(0, 0, drop), false);
+      const at::Tensor threshold = std::get<0>(whole.topk(drop)).min();
+      kept = kept.logical_and(mine.logical_and(key.ge(threshold)).logical_not());
     }
     return kept;
   }
