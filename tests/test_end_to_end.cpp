@@ -111,6 +111,10 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
     configs.push_back(tiny_options("cfl", 1));
     configs.back().objective.routing.slice_weights = weights;
   }
+  // The gate's small-loss rule ranks images by the student's loss against the routing.
+  configs.push_back(tiny_options("cfl", 1));
+  configs.back().objective.routing.gate_forget = 0.5;
+  configs.back().objective.routing.calibrate_gate = false;
   configs.push_back(tiny_options("cfl", 1));
   configs.back().objective.lambda_cf = kMethodDefault;
   configs.push_back(tiny_options("cfl", 1));
