@@ -131,21 +131,20 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   EXPECT_FALSE(back.check);
   EXPECT_THROW(parse_routing_rule("oracle"), Error);
   EXPECT_THROW(parse_routing_score("entropy"), Error);
+  // validate(bad) throws an Error naming `option`.
+  const auto expect_refused = [](const RoutingOptions& bad, const std::string& option) {
+    try {
+      validate(bad);
+      ADD_FAILURE() << option << ": bad value accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(option), std::string::npos) << e.what();
+    }
+  };
   o.confident_share = 0;
-  try {
-    validate(o);
-    FAIL() << "confident_share 0 accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--confident-share"), std::string::npos);
-  }
+  expect_refused(o, "--confident-share");
   o.confident_share = 0.4;
   o.gate_forget = 1.0;
-  try {
-    validate(o);
-    FAIL() << "gate_forget 1 accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--gate-forget"), std::string::npos);
-  }
+  expect_refused(o, "--gate-forget");
   o.gate_forget = 0.2;
   o.prior = {1, 1, 1};
   EXPECT_THROW(route_by_teachers(two_teachers(10, 0, 4), o), Error);

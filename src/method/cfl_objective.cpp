@@ -177,8 +177,8 @@ class CflObjectiveImpl : public ObjectiveImpl {
                         const BatchContext& batch) const {
     const double rate =
         config_.routing.gate_forget * std::min(1.0, batch.progress / kGateForgetRamp);
-    at::Tensor kept = confident.clone();
-    if (rate <= 0) return kept;
+    if (rate <= 0) return confident;
+    at::Tensor kept = confident;
     for (size_t t = 0; t < sizes_.size(); ++t) {
       const at::Tensor mine = confident.logical_and(task.eq(static_cast<int64_t>(t)));
       // The gate's loss on this task's confident images, -1 elsewhere (a loss is >= 0).
