@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev libgloo-dev
   dataset-fashion-mnist   # /usr/share/datasets/fashion-mnist
   python3-torch python3-torchvision  # test fixtures and the reference benchmark
+  python3-sklearn         # its digits table: the cross-domain set-up of reproduce
 )
 
 missing=()

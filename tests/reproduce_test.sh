@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `amalgam reproduce --quick` on one benchmark: the table has every row, every row trained
-# (above chance on every task), the probes ran, and report.html charts every row. The numbers
-# themselves are not asserted.
+# (above chance on every task), the probes ran, and report.html charts every row. Then the
+# cross-domain benchmark (digits + clothing) with two rows: both domains' tasks, a 20-class union,
+# every split holding both domains. The numbers themselves are not asserted.
 set -euo pipefail
 AMALGAM=${1:?usage: reproduce_test.sh path/to/amalgam}
 W=$(mktemp -d)
@@ -65,3 +66,38 @@ for f in failures:
 print(f"reproduce: {len(b['rows'])} rows, {len(b['probes'])} probes, {len(failures)} failures")
 sys.exit(1 if failures else 0)
 PY
+
+"$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark cross-domain --rows kd,cfl --no-probes \
+  --out "$W/cross" --json "$W/c.json" >/dev/null
+python3 - "$W/c.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+failures = []
+(b,) = d["benchmarks"]
+if b["name"] != "cross-domain":
+    failures.append(f"benchmark {b['name']}")
+tasks = {t["name"]: t["classes"] for t in b["tasks"]}
+if tasks != {"digits": list(range(10, 20)), "clothing": list(range(10))}:
+    failures.append(f"tasks {tasks}")
+rows = {r["name"]: r for r in b["rows"]}
+for name in ("Teachers", "KD", "CFL (default: expertise-aware)"):
+    r = rows.get(name)
+    if r is None:
+        failures.append(f"no row {name}")
+        continue
+    if not all(0.2 < a <= 1 for a in r["task_acc"][0]):
+        failures.append(f"{name}: task accuracy {r['task_acc'][0]} not above chance + 0.1")
+    # A 20-class union, both domains in the test split: chance is 5%, oracle routing above it.
+    if not (0.1 < r["union_acc"][0] <= r["oracle_union_acc"][0] + 1e-9):
+        failures.append(f"{name}: union {r['union_acc']} oracle {r['oracle_union_acc']}")
+if d["settings"]["cross_domain"]["clothing_per_digit"] != 3:
+    failures.append(f"settings {d['settings'].get('cross_domain')}")
+for f in failures:
+    print("FAIL", f)
+print(f"reproduce cross-domain: {len(b['rows'])} rows, {len(failures)} failures")
+sys.exit(1 if failures else 0)
+PY
+"$AMALGAM" --quiet reproduce --quick --benchmark cross-domian --out "$W/bad" 2>"$W/err" &&
+  { echo "FAIL: a misspelt benchmark was accepted"; exit 1; }
+grep -q "no benchmark called 'cross-domian'" "$W/err" || { echo "FAIL: $(cat "$W/err")"; exit 1; }
+[ ! -e "$W/bad" ] || { echo "FAIL: a refused reproduce wrote $W/bad"; exit 1; }

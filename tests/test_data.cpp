@@ -1,13 +1,17 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <set>
 
+#include "app/experiment.h"
 #include "core/error.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
+#include "data/digits.h"
 #include "data/task.h"
 #include "evaluation/evaluate.h"
+#include "test_util.h"
 
 using namespace amalgam;
 
@@ -145,4 +149,97 @@ TEST(NetworkInput, ConvertsPixelsAndNeverChangesItsInput) {
   const at::Tensor out = to_network_input(scaled);
   EXPECT_FLOAT_EQ(scaled[0][0][0][0].item<float>(), 51.0f);
   EXPECT_NEAR(out[0][0][0][0].item<float>(), 0.2f, 1e-6);
+}
+
+namespace {
+
+// A digits table of `rows` given as text, in a fresh folder.
+std::string digits_table(const std::string& name, const std::string& rows) {
+  const std::string path = test::temp_dir(name) + "/digits.csv";
+  std::ofstream(path) << rows;
+  return path;
+}
+
+std::string digit_row(int64_t ink, int64_t digit, int64_t values = 64) {
+  std::string row;
+  for (int64_t i = 0; i < values; ++i) row += std::to_string(ink) + ",";
+  return row + std::to_string(digit) + "\n";
+}
+
+std::string error_of(const std::string& path) {
+  try {
+    load_digits_csv(path, 28, 0);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Digits, ReadsTheTableAsUpsampledBrightOnDarkImages) {
+  const std::string path = digits_table("digits_ok", digit_row(16, 3) + "\n" + digit_row(0, 9));
+  const LabeledImages d = load_digits_csv(path, 28, 10);
+  ASSERT_EQ(d.images.sizes(), (std::vector<int64_t>{2, 1, 28, 28}));
+  EXPECT_EQ(d.images.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(d.labels[0].item<int64_t>(), 13);
+  EXPECT_EQ(d.labels[1].item<int64_t>(), 19);
+  EXPECT_EQ(d.images[0].min().item<int64_t>(), 255);  // full ink is white
+  EXPECT_EQ(d.images[1].max().item<int64_t>(), 0);    // no ink is black
+}
+
+TEST(Digits, RefusesMalformedRowsNamingTheLine) {
+  EXPECT_NE(error_of(digits_table("digits_short", digit_row(1, 2) + digit_row(1, 2, 63)))
+                .find("digits.csv:2: 64 values, expected 65"),
+            std::string::npos);
+  EXPECT_NE(error_of(digits_table("digits_ink", digit_row(17, 2))).find("outside 0..16"),
+            std::string::npos);
+  EXPECT_NE(error_of(digits_table("digits_label", digit_row(1, 10))).find("not a digit"),
+            std::string::npos);
+  EXPECT_NE(error_of(digits_table("digits_word", "a," + digit_row(1, 2, 63))).find("not a number"),
+            std::string::npos);
+  EXPECT_NE(error_of("/nonexistent/digits.csv.gz").find("python3-sklearn"), std::string::npos);
+}
+
+TEST(Digits, DebiansTableHoldsAllTenDigits) {
+  // scripts/setup.sh installs python3-sklearn, which ships the table the cross-domain set-up uses.
+  const LabeledImages d = load_digits_csv(kSklearnDigitsPath, 28, 0);
+  EXPECT_EQ(d.size(), 1797);
+  const at::Tensor counts = torch::bincount(d.labels);
+  ASSERT_EQ(counts.size(0), 10);
+  EXPECT_GE(counts.min().item<int64_t>(), 170);
+  EXPECT_GT(d.images.to(torch::kFloat).mean().item<double>(), 20.0);  // ink, not blank images
+}
+
+TEST(CrossDomain, EverySplitHoldsBothDomainsInOneProportion) {
+  ExperimentData fashion;
+  fashion.split = split_train_val(synthetic(4000, 10), 1000, kDefaultSplitSeed);
+  fashion.test = synthetic(1500, 10);
+  LabeledImages digits = synthetic(250, 10);  // 250 distinct pixel values
+  digits.labels = digits.labels + 10;
+  const ExperimentData d = cross_domain_data(fashion, digits, DigitsHoldOut{50, 100}, 3);
+  const auto count_digits = [](const LabeledImages& x) {
+    return x.labels.ge(10).sum().item<int64_t>();
+  };
+  EXPECT_EQ(count_digits(d.split.train), 100);
+  EXPECT_EQ(d.split.train.size(), 400);
+  EXPECT_EQ(count_digits(d.split.val), 50);
+  EXPECT_EQ(d.split.val.size(), 200);
+  EXPECT_EQ(count_digits(d.test), 100);
+  EXPECT_EQ(d.test.size(), 400);
+  // The teachers learn from every clothing image of the training split and the digits' own.
+  EXPECT_EQ(d.teacher_data().train.size(), 3000 + 100);
+  EXPECT_EQ(count_digits(d.teacher_data().train), 100);
+  EXPECT_EQ(&fashion.teacher_data(), &fashion.split);
+  // No digit image is in two splits (the synthetic images are their index modulo 256).
+  std::set<int64_t> seen;
+  for (const auto* x : {&d.split.train, &d.split.val, &d.test}) {
+    const at::Tensor rows = x->labels.ge(10).nonzero().flatten();
+    for (int64_t i = 0; i < rows.size(0); ++i) {
+      const int64_t pixel = x->images[rows[i].item<int64_t>()][0][0][0].item<int64_t>();
+      EXPECT_TRUE(seen.insert(pixel).second) << "digit image " << pixel << " in two splits";
+    }
+  }
+  EXPECT_EQ(seen.size(), 250u);
+  EXPECT_THROW(cross_domain_data(fashion, digits, DigitsHoldOut{200, 100}, 3), Error);
 }

@@ -6,33 +6,44 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "method/objective.h"
 #include "method/routing.h"
 #include "teachers/teacher.h"
+#include "training/routing_check.h"
 
 using namespace amalgam;
 
 namespace {
 
-// Two teachers of 3 classes each on 2n images: the first n are teacher 0's task, the rest teacher
-// 1's. Each teacher is confident (a large logit) on its own images; teacher 1's logits carry an
-// extra `offset`, the scale mismatch that breaks comparing raw logits.
-std::vector<at::Tensor> two_teachers(int64_t n, double offset, uint64_t seed) {
+// Two teachers of 3 classes each on n0 + n1 images: the first n0 are teacher 0's task, the rest
+// teacher 1's. Each teacher is confident (a large logit) on its own images; teacher 1's logits
+// carry an extra `offset`, the scale mismatch that breaks comparing raw logits.
+std::vector<at::Tensor> teachers_of(int64_t n0, int64_t n1, double offset, uint64_t seed) {
   torch::manual_seed(seed);
   std::vector<at::Tensor> logits;
   for (int64_t t = 0; t < 2; ++t) {
-    at::Tensor z = torch::randn({2 * n, 3});
-    const at::Tensor cls = torch::randint(0, 3, {n}, torch::kInt64);
-    at::Tensor own = z.slice(0, t * n, (t + 1) * n);
-    own.scatter_add_(1, cls.unsqueeze(1), torch::full({n, 1}, 4.0));
+    at::Tensor z = torch::randn({n0 + n1, 3});
+    const int64_t own_count = t == 0 ? n0 : n1;
+    const at::Tensor cls = torch::randint(0, 3, {own_count}, torch::kInt64);
+    at::Tensor own = t == 0 ? z.slice(0, 0, n0) : z.slice(0, n0, n0 + n1);
+    own.scatter_add_(1, cls.unsqueeze(1), torch::full({own_count, 1}, 4.0));
     logits.push_back(z + (t == 1 ? offset : 0.0));
   }
   return logits;
 }
 
+// n images of each task.
+std::vector<at::Tensor> two_teachers(int64_t n, double offset, uint64_t seed) {
+  return teachers_of(n, n, offset, seed);
+}
+
+// Task 0 for the first n0 images, task 1 for the next n1.
+at::Tensor tasks_of(int64_t n0, int64_t n1) {
+  return torch::cat({torch::zeros({n0}, torch::kInt64), torch::ones({n1}, torch::kInt64)});
+}
+
 double share_routed_right(const at::Tensor& task, int64_t n) {
-  const at::Tensor truth =
-      torch::cat({torch::zeros({n}, torch::kInt64), torch::ones({n}, torch::kInt64)});
-  return task.eq(truth).to(torch::kFloat64).mean().item<double>();
+  return task.eq(tasks_of(n, n)).to(torch::kFloat64).mean().item<double>();
 }
 
 }  // namespace
@@ -65,6 +76,64 @@ TEST(Routing, AGivenPriorMovesTheShares) {
   // The mean responsibility is matched exactly; the argmax shares follow it.
   EXPECT_NEAR(r.responsibility.select(1, 0).mean().item<double>(), 0.75, 1e-3);
   EXPECT_GT(r.task.eq(0).to(torch::kFloat64).mean().item<double>(), 0.6);
+}
+
+TEST(Routing, ValidationOffsetsLetEmEstimateTheTransferSetsTaskShares) {
+  // Validation holds the tasks alike; the transfer set holds a quarter of task 0, as the
+  // cross-domain set-up holds a quarter digits. Teacher 1's logits carry an offset throughout.
+  // The energy's temperature is fixed on validation: scaled by each data set's own logit std it
+  // would follow the task mix (teacher 0's std falls by a fifth here) and EM would drift to 0.
+  const auto val = teachers_of(1000, 1000, 3.0, 5);
+  const auto transfer = teachers_of(500, 1500, 3.0, 6);
+  ScoreCalibration fit;
+  fit.temperatures = energy_temperatures(val, 2.5);
+  fit_score_calibration(routing_scores(val, RoutingScore::kEnergy, 2.5, fit.temperatures),
+                        tasks_of(1000, 1000), fit);
+  ASSERT_TRUE(fit.fitted());
+  const at::Tensor scores = routing_scores(transfer, RoutingScore::kEnergy, 2.5, fit.temperatures);
+  const std::vector<double> estimate = estimate_task_prior(scores, fit);
+  EXPECT_NEAR(estimate[0], 0.25, 0.02);
+  EXPECT_NEAR(estimate[0] + estimate[1], 1.0, 1e-9);
+  RoutingOptions options;
+  options.likelihood = fit;
+  const TaskRouting estimated = route_by_teachers(transfer, options);
+  EXPECT_DOUBLE_EQ(estimated.prior[0], estimate[0]);
+  const TaskRouting by_classes = route_by_teachers(transfer, RoutingOptions{});
+  EXPECT_DOUBLE_EQ(by_classes.prior[0], 0.5);
+  const auto right = [&](const TaskRouting& r) {
+    return r.task.eq(tasks_of(500, 1500)).to(torch::kFloat64).mean().item<double>();
+  };
+  EXPECT_GT(right(estimated), right(by_classes) + 0.02);
+  // A prior the user gives wins over the estimate.
+  options.prior = {1, 1};
+  EXPECT_DOUBLE_EQ(route_by_teachers(transfer, options).prior[0], 0.5);
+  // No task is estimated away: one teacher's images only.
+  const std::vector<double> lone = estimate_task_prior(
+      routing_scores(teachers_of(0, 500, 3.0, 7), RoutingScore::kEnergy, 2.5, fit.temperatures),
+      fit);
+  EXPECT_GE(lone[0], kMinEstimatedShare - 1e-12);
+  ScoreCalibration one_offset = fit;
+  one_offset.offsets = {0.0};
+  EXPECT_THROW(estimate_task_prior(scores, one_offset), Error);
+}
+
+TEST(RoutingCheck, HandsItsOffsetsToTheRoutingUnlessAPriorIsGivenOrItFellBack) {
+  RoutingCheck check;
+  check.checked = true;
+  check.likelihood.offsets = {0.5, -0.5};
+  ObjectiveConfig kept;
+  apply(check, kept);
+  EXPECT_EQ(kept.routing.likelihood.offsets, check.likelihood.offsets);
+  EXPECT_EQ(kept.routing.rule, RoutingRule::kGate);
+  ObjectiveConfig given;
+  given.routing.prior = {1, 3};
+  apply(check, given);
+  EXPECT_FALSE(given.routing.likelihood.fitted());
+  check.fall_back = true;
+  ObjectiveConfig fell;
+  apply(check, fell);
+  EXPECT_EQ(fell.routing.rule, RoutingRule::kConcatenated);
+  EXPECT_FALSE(fell.routing.likelihood.fitted());
 }
 
 TEST(Routing, ConfidentImagesAreBalancedPerPredictedClassAndMoreOftenRight) {
@@ -120,6 +189,8 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   o.slice_weights = SliceWeights::kUniform;
   o.calibrate_gate = false;
   o.check = false;
+  o.estimate_prior = true;
+  o.likelihood = {{2.0, 3.0}, 0.5, {0.25, -1.5}};
   const RoutingOptions back = nlohmann::json(o).get<RoutingOptions>();
   EXPECT_EQ(back.rule, o.rule);
   EXPECT_EQ(back.score, o.score);
@@ -129,6 +200,11 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   EXPECT_EQ(back.slice_weights, SliceWeights::kUniform);
   EXPECT_FALSE(back.calibrate_gate);
   EXPECT_FALSE(back.check);
+  EXPECT_TRUE(back.estimate_prior);
+  EXPECT_FALSE(RoutingOptions{}.estimate_prior);
+  EXPECT_EQ(back.likelihood.temperatures, o.likelihood.temperatures);
+  EXPECT_DOUBLE_EQ(back.likelihood.scale, 0.5);
+  EXPECT_EQ(back.likelihood.offsets, o.likelihood.offsets);
   EXPECT_THROW(parse_routing_rule("oracle"), Error);
   EXPECT_THROW(parse_routing_score("entropy"), Error);
   // validate(bad) throws an Error naming `option`.

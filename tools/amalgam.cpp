@@ -192,6 +192,9 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
                   "cfl: expected share of transfer images per teacher, in teacher order "
                   "(default: in proportion to their class counts)")
       ->delimiter(',');
+  cmd->add_flag("--estimate-task-shares", r.estimate_prior,
+                "cfl: with labeled validation images, fit the teachers' scores there as task "
+                "likelihoods and estimate the transfer set's task shares by EM");
   cmd->add_option("--confident-share", r.confident_share,
                   "cfl: share of each predicted class's images taken as confidently routed")
       ->capture_default_str();
@@ -493,7 +496,10 @@ Runner add_reproduce(CLI::App* cmd, CliState&) {
   cmd->add_option("--markdown", o->markdown_path, "Also write the tables as markdown");
   cmd->add_option("--out", o->out_dir, "Where teachers are kept")->capture_default_str();
   cmd->add_option("--data", o->data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
-  cmd->add_option("--benchmark", o->benchmarks, "fmnist-2 and/or fmnist-3 (default: both)");
+  cmd->add_option("--digits", o->digits_path, "The cross-domain set-up's digits table")
+      ->capture_default_str();
+  cmd->add_option("--benchmark", o->benchmarks,
+                  "fmnist-2, fmnist-3 and/or cross-domain (default: all three)");
   cmd->add_option("--limit", o->train_limit,
                   "Training (= transfer) images kept (default: the preset's; 0 = all)");
   cmd->add_option("--epochs", o->student_epochs, "Epochs of every student (default: preset)");

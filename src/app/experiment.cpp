@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "models/checkpoint.h"
@@ -12,6 +13,13 @@
 #include "training/teach.h"
 
 namespace amalgam {
+namespace {
+
+LabeledImages concatenate(const LabeledImages& a, const LabeledImages& b) {
+  return {torch::cat({a.images, b.images}), torch::cat({a.labels, b.labels})};
+}
+
+}  // namespace
 
 ExperimentData load_experiment_data(const std::string& dir, int64_t val_size, int64_t train_limit,
                                     int64_t test_limit, uint64_t seed) {
@@ -19,6 +27,28 @@ ExperimentData load_experiment_data(const std::string& dir, int64_t val_size, in
   data.split = split_train_val(load_idx_split(dir, "train"), val_size, kDefaultSplitSeed);
   data.split.train = subsample(data.split.train, train_limit, seed);
   data.test = subsample(load_idx_split(dir, "test"), test_limit, 7);
+  return data;
+}
+
+ExperimentData cross_domain_data(const ExperimentData& fashion, const LabeledImages& digits,
+                                 const DigitsHoldOut& hold_out, int64_t clothing_per_digit) {
+  AMALGAM_CHECK(digits.size() > hold_out.val + hold_out.test,
+                "cross-domain: " + std::to_string(digits.size()) +
+                    " digit images cannot hold out " +
+                    std::to_string(hold_out.val + hold_out.test));
+  const TrainValSplit test_rest = split_train_val(digits, hold_out.test, kDefaultSplitSeed);
+  const TrainValSplit digit_split =
+      split_train_val(test_rest.train, hold_out.val, kDefaultSplitSeed);
+  const auto both = [&](const LabeledImages& clothing, const LabeledImages& digit, uint64_t seed) {
+    const LabeledImages some = subsample(clothing, clothing_per_digit * digit.size(), seed);
+    return concatenate(some, digit);
+  };
+  ExperimentData data;
+  data.split.train = both(fashion.split.train, digit_split.train, 1);
+  data.split.val = both(fashion.split.val, digit_split.val, 2);
+  data.test = both(fashion.test, test_rest.val, 3);
+  data.teacher_split = {concatenate(fashion.split.train, digit_split.train),
+                        concatenate(fashion.split.val, digit_split.val)};
   return data;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/digits.h"
 #include "data/task.h"
 
 namespace amalgam {
@@ -13,14 +14,15 @@ namespace amalgam {
 /// Options of `amalgam reproduce`.
 struct ReproduceOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";  ///< IDX folder
-  std::string out_dir = "runs/reproduce";  ///< teachers are written (and reused) here
-  std::string json_path;                   ///< also write the results as JSON ("" = no)
-  std::string markdown_path;               ///< also write the markdown tables ("" = no)
-  int64_t seeds = 3;                       ///< student seeds per row
-  bool quick = false;                      ///< small data, small models, few epochs
-  int64_t train_limit = -1;                ///< training images kept (-1: the preset's; 0: all)
-  int64_t student_epochs = 0;              ///< epochs of every student row (0: the preset's)
-  std::vector<std::string> benchmarks;     ///< names to run (empty: all)
+  std::string digits_path = kSklearnDigitsPath;  ///< the cross-domain set-up's digits table
+  std::string out_dir = "runs/reproduce";        ///< teachers are written (and reused) here
+  std::string json_path;                         ///< also write the results as JSON ("" = no)
+  std::string markdown_path;                     ///< also write the markdown tables ("" = no)
+  int64_t seeds = 3;                             ///< student seeds per row
+  bool quick = false;                            ///< small data, small models, few epochs
+  int64_t train_limit = -1;             ///< training images kept (-1: the preset's; 0: all)
+  int64_t student_epochs = 0;           ///< epochs of every student row (0: the preset's)
+  std::vector<std::string> benchmarks;  ///< names to run (empty: all)
   /// Row keys to run (empty: all): supervised, kd, fitnet, cfl-paper, cfl, cfl-no-routing,
   /// cfl-teachers-routing, cfl-no-mmd, cfl-no-recon, cfl-fixed-space, single.
   std::vector<std::string> rows;

@@ -43,6 +43,17 @@ int64_t read_bytes(gzFile file, const std::string& path, void* out, int64_t n) {
 
 }  // namespace
 
+std::string read_maybe_gzipped(const std::string& path) {
+  GzFile file(gzopen(path.c_str(), "rb"));
+  if (!file) throw Error(path + ": cannot open");
+  std::string content;
+  std::vector<char> chunk(1 << 20);
+  int64_t got = 0;
+  while ((got = read_bytes(file.get(), path, chunk.data(), static_cast<int64_t>(chunk.size()))) > 0)
+    content.append(chunk.data(), static_cast<size_t>(got));
+  return content;
+}
+
 at::Tensor read_idx(const std::string& path) {
   GzFile file(gzopen(path.c_str(), "rb"));
   if (!file) throw Error(path + ": cannot open IDX file");

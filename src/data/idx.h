@@ -12,6 +12,10 @@ namespace amalgam {
 /// the bytes the header promises; throws Error naming `path` otherwise.
 at::Tensor read_idx(const std::string& path);
 
+/// The whole content of a file, decompressed when it is gzipped (plain files are read as they
+/// are); throws Error naming `path` when it cannot be opened or its compressed data is corrupt.
+std::string read_maybe_gzipped(const std::string& path);
+
 /// Writes a uint8 tensor as IDX (gzipped when `gzip`); used by tests and data tools.
 void write_idx(const std::string& path, const at::Tensor& data, bool gzip);
 

@@ -109,9 +109,18 @@ TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teache
   std::vector<at::Tensor> logits;
   for (const auto& t : teachers)
     logits.push_back(predict_logits(*t.network, all.images, batch_size));
+  return teacher_routing_scores(logits, all.labels, head.tasks, options);
+}
+
+TeacherRoutingScores teacher_routing_scores(const std::vector<at::Tensor>& logits,
+                                            const at::Tensor& labels,
+                                            const std::vector<TaskSpec>& tasks,
+                                            const RoutingOptions& options) {
+  HeadLayout head;
+  head.tasks = tasks;
   const at::Tensor class_ids = torch::tensor(head.class_ids(), torch::kInt64);
   const auto union_of = [&](const at::Tensor& predicted) {
-    return fraction_equal(class_ids.index_select(0, predicted), all.labels);
+    return fraction_equal(class_ids.index_select(0, predicted), labels);
   };
   TeacherRoutingScores scores;
   const at::Tensor winner = torch::cat(logits, 1).argmax(1);
@@ -122,14 +131,14 @@ TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teache
                           static_cast<int64_t>(i));
   const TaskRouting routing = route_by_teachers(logits, options);
   scores.calibrated = union_of(routed_union_prediction(logits, routing.responsibility));
-  const at::Tensor truth = true_tasks(all.labels, head.tasks);
+  const at::Tensor truth = true_tasks(labels, head.tasks);
   scores.calibrated_routing = fraction_equal(routing.task, truth);
   scores.concatenated_routing =
       fraction_equal(torch::tensor(task_of_output, torch::kInt64).index_select(0, winner), truth);
   const at::Tensor sure = routing.confident.nonzero().flatten();
   scores.confident_routing =
       fraction_equal(routing.task.index_select(0, sure), truth.index_select(0, sure));
-  scores.confident_share = static_cast<double>(sure.size(0)) / static_cast<double>(all.size());
+  scores.confident_share = static_cast<double>(sure.size(0)) / static_cast<double>(labels.size(0));
   scores.oracle = union_of(routed_union_prediction(
       logits, torch::one_hot(truth, head.tasks.size()).to(torch::kFloat32)));
   return scores;

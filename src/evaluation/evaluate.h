@@ -63,6 +63,13 @@ TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teache
                                               const LabeledImages& data,
                                               const RoutingOptions& options, int64_t batch_size);
 
+/// The same from the teachers' logits (per teacher [N,K_i]) on images labeled `labels` [N]
+/// (data-set class ids, each in one of `tasks`).
+TeacherRoutingScores teacher_routing_scores(const std::vector<at::Tensor>& logits,
+                                            const at::Tensor& labels,
+                                            const std::vector<TaskSpec>& tasks,
+                                            const RoutingOptions& options);
+
 /// Task index of every image of `labels` among `tasks` (-1 where none has the class).
 at::Tensor true_tasks(const at::Tensor& labels, const std::vector<TaskSpec>& tasks);
 

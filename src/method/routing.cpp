@@ -53,6 +53,11 @@ void validate(const RoutingOptions& o) {
   AMALGAM_CHECK(o.energy_temperature > 0, "--energy-temperature: must be > 0");
   for (double p : o.prior)
     AMALGAM_CHECK(p > 0 && std::isfinite(p), "--task-prior: every share must be > 0");
+  const ScoreCalibration& c = o.likelihood;
+  bool finite = std::isfinite(c.scale) && c.scale > 0;
+  for (double v : c.offsets) finite = finite && std::isfinite(v);
+  for (double v : c.temperatures) finite = finite && std::isfinite(v) && v > 0;
+  AMALGAM_CHECK(finite, "routing: the score calibration must be finite (and its scale > 0)");
 }
 
 void to_json(nlohmann::json& j, const RoutingOptions& o) {
@@ -60,6 +65,11 @@ void to_json(nlohmann::json& j, const RoutingOptions& o) {
        {"score", choice_name(o.score, score_names())},
        {"energy_temperature", o.energy_temperature},
        {"prior", o.prior},
+       {"estimate_prior", o.estimate_prior},
+       {"likelihood",
+        {{"temperatures", o.likelihood.temperatures},
+         {"scale", o.likelihood.scale},
+         {"offsets", o.likelihood.offsets}}},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
        {"gate_forget", o.gate_forget},
@@ -74,6 +84,11 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
   o.score = parse_routing_score(j.value("score", std::string(choice_name(d.score, score_names()))));
   o.energy_temperature = j.value("energy_temperature", d.energy_temperature);
   o.prior = j.value("prior", d.prior);
+  o.estimate_prior = j.value("estimate_prior", d.estimate_prior);
+  const nlohmann::json likelihood = j.value("likelihood", nlohmann::json::object());
+  o.likelihood.temperatures = likelihood.value("temperatures", d.likelihood.temperatures);
+  o.likelihood.scale = likelihood.value("scale", d.likelihood.scale);
+  o.likelihood.offsets = likelihood.value("offsets", d.likelihood.offsets);
   o.confident_share = j.value("confident_share", d.confident_share);
   o.lambda_task = j.value("lambda_task", d.lambda_task);
   o.gate_forget = j.value("gate_forget", d.gate_forget);
@@ -95,15 +110,29 @@ std::vector<double> task_shares(const at::Tensor& task, int64_t tasks) {
   return shares;
 }
 
+std::vector<double> energy_temperatures(const std::vector<at::Tensor>& logits, double temperature) {
+  std::vector<double> t;
+  for (const auto& z : logits)
+    t.push_back(temperature * std::max(z.to(torch::kFloat64).std().item<double>(), 1e-6));
+  return t;
+}
+
 at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score,
-                          double temperature) {
+                          double temperature, const std::vector<double>& fixed_temperatures) {
   AMALGAM_CHECK(!logits.empty(), "routing: no teacher logits");
+  AMALGAM_CHECK(fixed_temperatures.empty() || fixed_temperatures.size() == logits.size(),
+                "routing: " + std::to_string(fixed_temperatures.size()) +
+                    " energy temperatures for " + std::to_string(logits.size()) + " teachers");
+  const std::vector<double> temperatures = score != RoutingScore::kEnergy ? std::vector<double>{}
+                                           : fixed_temperatures.empty()
+                                               ? energy_temperatures(logits, temperature)
+                                               : fixed_temperatures;
   std::vector<at::Tensor> columns;
-  for (const auto& z : logits) {
-    const at::Tensor x = z.to(torch::kFloat64);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const at::Tensor x = logits[i].to(torch::kFloat64);
     switch (score) {
       case RoutingScore::kEnergy: {
-        const double t = temperature * std::max(x.std().item<double>(), 1e-6);
+        const double t = temperatures[i];
         columns.push_back(t * torch::logsumexp(x / t, 1));
         break;
       }
@@ -188,12 +217,64 @@ at::Tensor calibrate_to_prior(const at::Tensor& scores, const std::vector<double
   return bias;
 }
 
+void fit_score_calibration(const at::Tensor& scores, const at::Tensor& truth,
+                           ScoreCalibration& calibration) {
+  torch::NoGradGuard outer;  // the fit builds its own graph below
+  const at::Tensor x = scores.to(torch::kFloat64);
+  // Fitted on standardised scores, from slope 1, so the step size suits any score's units.
+  const double spread = std::max(x.std().item<double>(), 1e-6);
+  const at::Tensor z = (x - x.mean()) / spread;
+  at::Tensor log_slope = torch::zeros({1}, torch::kFloat64);
+  at::Tensor offsets = torch::zeros({x.size(1)}, torch::kFloat64);
+  {
+    torch::AutoGradMode grad(true);
+    log_slope.set_requires_grad(true);
+    offsets.set_requires_grad(true);
+    torch::optim::Adam adam({log_slope, offsets}, torch::optim::AdamOptions(0.05));
+    for (int step = 0; step < 400; ++step) {
+      adam.zero_grad();
+      torch::nn::functional::cross_entropy(z * log_slope.exp() + offsets, truth).backward();
+      adam.step();
+    }
+  }
+  // scale x score + offset = slope x (score - mean) / spread + fitted offset.
+  const double slope = log_slope.exp().item<double>() / spread;
+  calibration.scale = slope;
+  calibration.offsets.clear();
+  for (int64_t t = 0; t < x.size(1); ++t)
+    calibration.offsets.push_back(offsets[t].item<double>() - slope * x.mean().item<double>());
+}
+
+std::vector<double> estimate_task_prior(const at::Tensor& scores,
+                                        const ScoreCalibration& calibration) {
+  AMALGAM_CHECK(static_cast<int64_t>(calibration.offsets.size()) == scores.size(1),
+                "routing: " + std::to_string(calibration.offsets.size()) + " score offsets for " +
+                    std::to_string(scores.size(1)) + " teachers");
+  const at::Tensor x = calibration.scale * scores.to(torch::kFloat64) +
+                       torch::tensor(calibration.offsets, torch::kFloat64);
+  const int64_t tasks = x.size(1);
+  at::Tensor share = torch::full({tasks}, 1.0 / static_cast<double>(tasks), torch::kFloat64);
+  for (int round = 0; round < 1000; ++round) {
+    const at::Tensor next = torch::softmax(x + share.log(), 1).mean(0);
+    const double step = (next - share).abs().max().item<double>();
+    share = next;
+    if (step < 1e-8) break;
+  }
+  // Mixed with uniform shares so that every task keeps at least the floor.
+  const double floor = std::min(kMinEstimatedShare, 0.5 / static_cast<double>(tasks));
+  share = share * (1.0 - floor * static_cast<double>(tasks)) + floor;
+  return std::vector<double>(share.data_ptr<double>(), share.data_ptr<double>() + tasks);
+}
+
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
                               const RoutingOptions& options) {
   validate(options);
   TaskRouting routing;
-  routing.prior = normalised_prior(logits, options);
-  const at::Tensor scores = routing_scores(logits, options.score, options.energy_temperature);
+  const at::Tensor scores = routing_scores(logits, options.score, options.energy_temperature,
+                                           options.likelihood.temperatures);
+  routing.prior = options.prior.empty() && options.likelihood.fitted()
+                      ? estimate_task_prior(scores, options.likelihood)
+                      : normalised_prior(logits, options);
   const at::Tensor bias = calibrate_to_prior(scores, routing.prior);
   const at::Tensor calibrated = scores + bias;
   routing.bias =

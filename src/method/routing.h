@@ -50,6 +50,18 @@ enum class SliceWeights {
 /// --slice-weights.
 SliceWeights parse_slice_weights(const std::string& name);
 
+/// The teachers' scores as log-likelihoods of their tasks, fitted on labeled validation images by
+/// the routing check (training/routing_check.h): log p(image | task i) = scale x score_i + offset_i
+/// up to a constant, each energy taken at a fixed temperature. With it the transfer set's task
+/// shares can be estimated (estimate_task_prior) instead of assumed.
+struct ScoreCalibration {
+  std::vector<double> temperatures;  ///< per teacher: the energy temperature, in logit units
+  double scale = 1.0;                ///< shared slope of the scores (Platt scaling)
+  std::vector<double> offsets;       ///< per teacher: added after the scale
+  /// Whether it was fitted (empty: the class-count prior is used).
+  bool fitted() const { return !offsets.empty(); }
+};
+
 /// Options of the routing estimate.
 struct RoutingOptions {
   RoutingRule rule = RoutingRule::kGate;       ///< the task factor of the targets
@@ -60,6 +72,13 @@ struct RoutingOptions {
   /// Expected share of transfer images per task, in teacher order (normalised); empty: in
   /// proportion to the teachers' class counts.
   std::vector<double> prior;
+  /// With labeled validation images and no `prior`: have the routing check fit `likelihood`
+  /// there, so the transfer set's task shares are estimated rather than assumed. Off by default:
+  /// it helps where the transfer set's mix is not the class counts' (docs/results.md).
+  bool estimate_prior = false;
+  /// When fitted and `prior` is empty, the transfer set's task shares are estimated from it by EM
+  /// (label shift: Saerens et al. 2002) instead of taken in proportion to the class counts.
+  ScoreCalibration likelihood;
   /// Share of each predicted (task, class) cell kept as confidently routed: balanced per class
   /// so the confident images are not all of the easiest classes.
   double confident_share = 0.4;
@@ -100,13 +119,31 @@ struct TaskRouting {
 std::vector<double> task_shares(const at::Tensor& task, int64_t tasks);
 
 /// Each teacher's score for every image: [N,T] from per-teacher logits [N,K_i].
-/// `temperature`: the energy's, in units of each teacher's logit std.
+/// `temperature`: the energy's, in units of each teacher's logit std over these images, unless
+/// `fixed_temperatures` gives each teacher's in logit units.
 at::Tensor routing_scores(const std::vector<at::Tensor>& logits, RoutingScore score,
-                          double temperature);
+                          double temperature, const std::vector<double>& fixed_temperatures = {});
+
+/// Each teacher's energy temperature in logit units: `temperature` x the std of its logits.
+std::vector<double> energy_temperatures(const std::vector<at::Tensor>& logits, double temperature);
+
+/// Fits `calibration`'s scale and offsets (temperatures kept) by maximum likelihood of the true
+/// tasks `truth` [N] (values 0..T-1) of images whose scores are [N,T].
+void fit_score_calibration(const at::Tensor& scores, const at::Tensor& truth,
+                           ScoreCalibration& calibration);
 
 /// Biases b [T] (mean 0) such that the mean over images of softmax(scores + b) is `prior` [T]
 /// (normalised): EM on the task priors, with `scores` [N,T] as log-likelihoods.
 at::Tensor calibrate_to_prior(const at::Tensor& scores, const std::vector<double>& prior);
+
+/// The task shares of images whose calibrated scores (scale x scores [N,T] + offsets) are per-task
+/// log-likelihoods: the EM fixed point p = mean over images of softmax(calibrated + log p), from
+/// uniform shares; every share at least kMinEstimatedShare (below 50 tasks; mixed with uniform).
+std::vector<double> estimate_task_prior(const at::Tensor& scores,
+                                        const ScoreCalibration& calibration);
+
+/// Smallest task share estimate_task_prior returns: no task is routed away entirely.
+constexpr double kMinEstimatedShare = 0.02;
 
 /// The calibrated routing of images whose teacher logits are `logits` (per teacher [N,K_i]).
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits, const RoutingOptions& options);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 
 #include "evaluation/evaluate.h"
@@ -30,6 +31,23 @@ std::string not_checkable(const std::vector<Teacher>& teachers, const LabeledIma
   return "";
 }
 
+// Fits check.likelihood on the validation logits and hands it to `o`, so the routing measured is
+// the one training would use (shares estimated by EM).
+void fit_likelihood(const std::vector<at::Tensor>& logits, const at::Tensor& labels,
+                    const std::vector<TaskSpec>& tasks, RoutingCheck& check, RoutingOptions& o) {
+  const at::Tensor truth = true_tasks(labels, tasks);
+  check.val_shares = task_shares(truth, static_cast<int64_t>(tasks.size()));
+  check.likelihood.temperatures = energy_temperatures(logits, o.energy_temperature);
+  fit_score_calibration(
+      routing_scores(logits, o.score, o.energy_temperature, check.likelihood.temperatures), truth,
+      check.likelihood);
+  // Likelihoods, not posteriors: the validation images' own task shares are taken out, so the
+  // transfer set's shares can differ from them (a quarter digits in the cross-domain set-up).
+  for (size_t i = 0; i < tasks.size(); ++i)
+    check.likelihood.offsets[i] -= std::log(check.val_shares[i]);
+  o.likelihood = check.likelihood;
+}
+
 }  // namespace
 
 RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
@@ -37,12 +55,17 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
   RoutingCheck check;
   check.reason = not_checkable(teachers, val, objective);
   if (!check.reason.empty()) return check;
-  const TeacherRoutingScores scores =
-      evaluate_teacher_routing(teachers, val, objective.routing, kInferenceBatch);
-  check.checked = true;
   std::vector<TaskSpec> tasks;
   for (const auto& t : teachers) tasks.push_back(t.task);
-  check.images = true_tasks(val.labels, tasks).ge(0).sum().item<int64_t>();
+  const LabeledImages all = select_union(val, tasks);
+  std::vector<at::Tensor> logits;
+  for (const auto& t : teachers)
+    logits.push_back(predict_logits(*t.network, all.images, kInferenceBatch));
+  check.checked = true;
+  check.images = all.size();
+  RoutingOptions o = objective.routing;
+  if (o.estimate_prior && o.prior.empty()) fit_likelihood(logits, all.labels, tasks, check, o);
+  const TeacherRoutingScores scores = teacher_routing_scores(logits, all.labels, tasks, o);
   check.calibrated = scores.calibrated_routing;
   check.concatenated = scores.concatenated_routing;
   // A routing no better than what the concatenated logits already imply teaches the student's
@@ -53,7 +76,12 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
 }
 
 void apply(const RoutingCheck& check, ObjectiveConfig& objective) {
-  if (check.fall_back) objective.routing.rule = RoutingRule::kConcatenated;
+  if (check.fall_back) {
+    objective.routing.rule = RoutingRule::kConcatenated;
+    return;
+  }
+  if (objective.routing.prior.empty() && check.likelihood.fitted())
+    objective.routing.likelihood = check.likelihood;
 }
 
 std::string describe(const RoutingCheck& check) {
@@ -78,6 +106,11 @@ void to_json(nlohmann::json& j, const RoutingCheck& c) {
   j["images"] = c.images;
   j["calibrated_routing"] = c.calibrated;
   j["concatenated_routing"] = c.concatenated;
+  if (!c.likelihood.fitted()) return;
+  j["val_shares"] = c.val_shares;
+  j["likelihood"] = {{"temperatures", c.likelihood.temperatures},
+                     {"scale", c.likelihood.scale},
+                     {"offsets", c.likelihood.offsets}};
 }
 
 }  // namespace amalgam

@@ -1,8 +1,10 @@
 // The routing's evidence checked on labeled validation images before training: where the
 // teachers' calibrated scores route images to their task no better than the teachers' raw
 // concatenated logits do, the student is not taught that routing: its union follows the
-// concatenated logits as plain KD's does (rule concatenated). Validation labels choose this one
-// setting; none reaches training.
+// concatenated logits as plain KD's does (rule concatenated). With --estimate-task-shares the same
+// images fit the teachers' scores as log-likelihoods of the tasks, so the task shares of the
+// transfer set are estimated rather than assumed from class counts.
+// Validation labels choose these settings; none reaches training.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -25,6 +27,10 @@ struct RoutingCheck {
   double calibrated = 0;    ///< share the calibrated scores route to the image's task
   double concatenated = 0;  ///< share the concatenated logits route to the image's task
   bool fall_back = false;   ///< the rule was set to none
+  /// The teachers' scores as log-likelihoods of their tasks, fitted on the validation images
+  /// with --estimate-task-shares (RoutingOptions::likelihood); otherwise not fitted.
+  ScoreCalibration likelihood;
+  std::vector<double> val_shares;  ///< the validation images' task shares
 };
 
 /// Fewest validation images of each task the check needs.
@@ -35,7 +41,8 @@ constexpr int64_t kRoutingCheckMinImages = 20;
 RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
                            const ObjectiveConfig& objective);
 
-/// Sets objective.routing.rule to concatenated where `check` fell back.
+/// Sets objective.routing.rule to concatenated where `check` fell back; otherwise hands its fitted
+/// likelihood (--estimate-task-shares) to the routing, unless the user gave a --task-prior.
 void apply(const RoutingCheck& check, ObjectiveConfig& objective);
 
 /// One line for the log: what was measured and what was decided.
