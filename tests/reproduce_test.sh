@@ -101,3 +101,8 @@ PY
   { echo "FAIL: a misspelt benchmark was accepted"; exit 1; }
 grep -q "no benchmark called 'cross-domian'" "$W/err" || { echo "FAIL: $(cat "$W/err")"; exit 1; }
 [ ! -e "$W/bad" ] || { echo "FAIL: a refused reproduce wrote $W/bad"; exit 1; }
+# A missing digits table is refused before any benchmark runs (all three are asked for).
+"$AMALGAM" --quiet reproduce --quick --digits "$W/none.csv.gz" --out "$W/bad" 2>"$W/err" &&
+  { echo "FAIL: a missing digits table was accepted"; exit 1; }
+grep -q "none.csv.gz: no digits table here" "$W/err" || { echo "FAIL: $(cat "$W/err")"; exit 1; }
+[ ! -e "$W/bad" ] || { echo "FAIL: a refused reproduce wrote $W/bad"; exit 1; }

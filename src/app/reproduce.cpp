@@ -399,27 +399,31 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
                      {"seeds", o.seeds},
                      {"threads", threads},
                      {"quick", o.quick}};
-  const ExperimentData data =
-      load_experiment_data(o.data_dir, preset.val_size, preset.train_limit, preset.test_limit, 0);
-  for (const auto& name : o.benchmarks) {
-    const auto plans = benchmark_plans(preset);
+  // Every input is checked before the first benchmark runs: a bad name or a missing digits
+  // table must not cost the minutes of the benchmarks before it.
+  std::vector<BenchmarkPlan> plans;
+  for (const auto& plan : benchmark_plans(preset))
+    if (o.benchmarks.empty() ||
+        std::find(o.benchmarks.begin(), o.benchmarks.end(), plan.name) != o.benchmarks.end())
+      plans.push_back(plan);
+  for (const auto& name : o.benchmarks)
     AMALGAM_CHECK(
         std::any_of(plans.begin(), plans.end(),
                     [&](const BenchmarkPlan& p) { return p.name == name; }),
         "--benchmark: no benchmark called '" + name + "' (fmnist-2, fmnist-3, cross-domain)");
-  }
-  for (const auto& plan : benchmark_plans(preset)) {
-    if (!o.benchmarks.empty() &&
-        std::find(o.benchmarks.begin(), o.benchmarks.end(), plan.name) == o.benchmarks.end())
-      continue;
-    if (!plan.cross_domain) {
-      result.benchmarks.push_back(run_benchmark(plan, data, preset, o));
-      continue;
-    }
-    const LabeledImages digits = load_digits_csv(o.digits_path, data.test.images.size(2), 10);
-    result.benchmarks.push_back(run_benchmark(
-        plan, cross_domain_data(data, digits, DigitsHoldOut{}, kClothingPerDigit), preset, o));
-  }
+  const ExperimentData data =
+      load_experiment_data(o.data_dir, preset.val_size, preset.train_limit, preset.test_limit, 0);
+  LabeledImages digits;
+  if (std::any_of(plans.begin(), plans.end(),
+                  [](const BenchmarkPlan& p) { return p.cross_domain; }))
+    digits = load_digits_csv(o.digits_path, data.test.images.size(2), 10);
+  for (const auto& plan : plans)
+    result.benchmarks.push_back(
+        plan.cross_domain
+            ? run_benchmark(plan,
+                            cross_domain_data(data, digits, DigitsHoldOut{}, kClothingPerDigit),
+                            preset, o)
+            : run_benchmark(plan, data, preset, o));
   result.seconds = now_seconds() - start;
   if (!o.json_path.empty())
     write_text_atomically(o.json_path, reproduce_json(result).dump(2) + "\n");
