@@ -60,16 +60,24 @@ void validate(const RoutingOptions& o) {
   AMALGAM_CHECK(finite, "routing: the score calibration must be finite (and its scale > 0)");
 }
 
+void to_json(nlohmann::json& j, const ScoreCalibration& c) {
+  j = {{"temperatures", c.temperatures}, {"scale", c.scale}, {"offsets", c.offsets}};
+}
+
+void from_json(const nlohmann::json& j, ScoreCalibration& c) {
+  const ScoreCalibration d;
+  c.temperatures = j.value("temperatures", d.temperatures);
+  c.scale = j.value("scale", d.scale);
+  c.offsets = j.value("offsets", d.offsets);
+}
+
 void to_json(nlohmann::json& j, const RoutingOptions& o) {
   j = {{"rule", choice_name(o.rule, rule_names())},
        {"score", choice_name(o.score, score_names())},
        {"energy_temperature", o.energy_temperature},
        {"prior", o.prior},
        {"estimate_prior", o.estimate_prior},
-       {"likelihood",
-        {{"temperatures", o.likelihood.temperatures},
-         {"scale", o.likelihood.scale},
-         {"offsets", o.likelihood.offsets}}},
+       {"likelihood", o.likelihood},
        {"confident_share", o.confident_share},
        {"lambda_task", o.lambda_task},
        {"gate_forget", o.gate_forget},
@@ -85,10 +93,7 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
   o.energy_temperature = j.value("energy_temperature", d.energy_temperature);
   o.prior = j.value("prior", d.prior);
   o.estimate_prior = j.value("estimate_prior", d.estimate_prior);
-  const nlohmann::json likelihood = j.value("likelihood", nlohmann::json::object());
-  o.likelihood.temperatures = likelihood.value("temperatures", d.likelihood.temperatures);
-  o.likelihood.scale = likelihood.value("scale", d.likelihood.scale);
-  o.likelihood.offsets = likelihood.value("offsets", d.likelihood.offsets);
+  o.likelihood = j.value("likelihood", d.likelihood);
   o.confident_share = j.value("confident_share", d.confident_share);
   o.lambda_task = j.value("lambda_task", d.lambda_task);
   o.gate_forget = j.value("gate_forget", d.gate_forget);

@@ -43,7 +43,7 @@ enum class SliceWeights {
   /// expert claims is imitated as plain KD would, and routing only adds the images it misses.
   kExpertise,
   kResponsibility,  ///< the calibrated responsibility alone
-  kUniform,         ///< every teacher on every image alike
+  kUniform,         ///< every teacher on every image at full weight (as if it were alone)
 };
 
 /// The weighting called `name` (expertise | responsibility | uniform); throws Error naming
@@ -61,6 +61,9 @@ struct ScoreCalibration {
   /// Whether it was fitted (empty: the class-count prior is used).
   bool fitted() const { return !offsets.empty(); }
 };
+
+void to_json(nlohmann::json& j, const ScoreCalibration& calibration);
+void from_json(const nlohmann::json& j, ScoreCalibration& calibration);
 
 /// Options of the routing estimate.
 struct RoutingOptions {

@@ -108,9 +108,7 @@ void to_json(nlohmann::json& j, const RoutingCheck& c) {
   j["concatenated_routing"] = c.concatenated;
   if (!c.likelihood.fitted()) return;
   j["val_shares"] = c.val_shares;
-  j["likelihood"] = {{"temperatures", c.likelihood.temperatures},
-                     {"scale", c.likelihood.scale},
-                     {"offsets", c.likelihood.offsets}};
+  j["likelihood"] = c.likelihood;
 }
 
 }  // namespace amalgam
