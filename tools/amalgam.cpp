@@ -23,8 +23,8 @@
 #include "core/names.h"
 #include "core/runtime.h"
 #include "core/signals.h"
-#include "method/losses.h"
 #include "method/objective.h"
+#include "objective_options.h"
 #include "teachers/conventions.h"
 #include "training/options_json.h"
 
@@ -157,96 +157,6 @@ void require_data_for_user_models(CLI::App* cmd, const std::vector<std::string>&
                       " (without it amalgam would read Fashion-MNIST from " +
                       DataSource().dirs.front() + ")");
   }
-}
-
-// An option whose text the library parses (its parser throws Error naming the option).
-template <typename T>
-CLI::Option* add_parsed_option(CLI::App* cmd, const std::string& name, T& value,
-                               T (*parse)(const std::string&), const std::string& help) {
-  return cmd->add_option_function<std::string>(
-      name,
-      [&value, parse](const std::string& text) {
-        try {
-          value = parse(text);
-        } catch (const Error& e) {
-          throw CLI::ValidationError(e.what());
-        }
-      },
-      help);
-}
-
-void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
-  add_parsed_option(cmd, "--routing", r.rule, &parse_routing_rule,
-                    "cfl: task factor of the soft targets: gate (the student learns it from the "
-                    "confidently routed images), teachers (calibrated teacher scores), "
-                    "concatenated (the concatenated teacher logits' task shares, each teacher "
-                    "still imitated within its slice), none (plain KD's concatenated target)")
-      ->default_str("gate");
-  add_parsed_option(cmd, "--routing-score", r.score, &parse_routing_score,
-                    "cfl: a teacher's score for an image: energy|max-logit|max-prob")
-      ->default_str("energy");
-  cmd->add_option("--energy-temperature", r.energy_temperature,
-                  "cfl: temperature of the energy score, in units of each teacher's logit std")
-      ->capture_default_str();
-  cmd->add_option("--task-prior", r.prior,
-                  "cfl: expected share of transfer images per teacher, in teacher order "
-                  "(default: in proportion to their class counts)")
-      ->delimiter(',');
-  cmd->add_flag("--estimate-task-shares", r.estimate_prior,
-                "cfl: with labeled validation images, fit the teachers' scores there as task "
-                "likelihoods and estimate the transfer set's task shares by EM");
-  cmd->add_option("--confident-share", r.confident_share,
-                  "cfl: share of each predicted class's images taken as confidently routed")
-      ->capture_default_str();
-  cmd->add_option("--lambda-task", r.lambda_task, "cfl: weight of the task-routing term")
-      ->capture_default_str();
-  cmd->add_option("--gate-forget", r.gate_forget,
-                  "cfl: share of each batch's confidently routed images whose routing the "
-                  "student's gate disagrees with most, left out of its task term")
-      ->capture_default_str();
-  add_parsed_option(cmd, "--slice-weights", r.slice_weights, &parse_slice_weights,
-                    "cfl: how much an image carries each teacher's soft targets: expertise "
-                    "(the larger of its responsibility and its share of the concatenated "
-                    "targets), responsibility, uniform")
-      ->default_str("expertise");
-  cmd->add_flag("--no-gate-calibration{false}", r.calibrate_gate,
-                "cfl: keep the student's task gate as trained (by default its task slices are "
-                "shifted after training so it routes each task the share of transfer images "
-                "the teachers' routing gave it)");
-  cmd->add_flag("--no-routing-check{false}", r.check,
-                "cfl: keep the routing rule even where, on labeled validation images, the "
-                "teachers' calibrated scores route no better than their concatenated logits (by "
-                "default the rule then becomes none)");
-}
-
-void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
-  cmd->add_option("--method", o.method, method_names())->capture_default_str();
-  cmd->add_flag("--no-mmd{false}", o.use_mmd, "cfl ablation: drop the MMD term");
-  cmd->add_flag("--no-reconstruction{false}", o.use_reconstruction,
-                "cfl ablation: drop the reconstruction term");
-  cmd->add_flag("--fixed-common-space", o.fixed_common_space,
-                "cfl control: never train the align layers and extractor");
-  cmd->add_option("--temperature", o.temperature, "Soft-target temperature T")
-      ->capture_default_str();
-  cmd->add_option("--lambda-kd", o.lambda_kd, "Weight of the soft-target term")
-      ->capture_default_str();
-  cmd->add_option("--lambda-cf", o.lambda_cf,
-                  "Weight of the feature terms (default: 0 for cfl, 1 for cfl-paper and fitnet)");
-  cmd->add_option("--beta", o.beta, "Weight of reconstruction")->capture_default_str();
-  std::string defaults;
-  for (double s : default_mmd_sigmas())
-    defaults += (defaults.empty() ? "" : ",") + nlohmann::json(s).dump();
-  cmd->add_option("--mmd-sigmas", o.sigmas, "Comma-separated kernel bandwidths")
-      ->delimiter(',')
-      ->default_str(defaults);
-  cmd->add_option("--common-channels", o.common_channels, "h: channels of the common space")
-      ->capture_default_str();
-  cmd->add_option("--extractor-blocks", o.extractor_blocks, "Residual units in the extractor")
-      ->capture_default_str();
-  cmd->add_option("--feature-warmup", o.feature_warmup,
-                  "cfl: share of the run over which the feature terms' weight rises from 0")
-      ->capture_default_str();
-  add_routing_options(cmd, o.routing);
 }
 
 void add_distributed_options(CLI::App* cmd, AmalgamateCommand& c) {
@@ -491,6 +401,8 @@ Runner add_demo(CLI::App* cmd, CliState&) {
 Runner add_reproduce(CLI::App* cmd, CliState&) {
   auto o = std::make_shared<ReproduceOptions>();
   cmd->add_option("--seeds", o->seeds, "Student seeds per row")->capture_default_str();
+  cmd->add_option("--split", o->split, "Score on test (reports) or val (choosing settings)")
+      ->capture_default_str();
   cmd->add_flag("--quick", o->quick, "Small data, small models, 2 epochs (a few minutes)");
   add_json_option(cmd, o->json_path, "Also write the results as JSON");
   cmd->add_option("--markdown", o->markdown_path, "Also write the tables as markdown");
@@ -499,14 +411,14 @@ Runner add_reproduce(CLI::App* cmd, CliState&) {
   cmd->add_option("--digits", o->digits_path, "The cross-domain set-up's digits table")
       ->capture_default_str();
   cmd->add_option("--benchmark", o->benchmarks,
-                  "fmnist-2, fmnist-3 and/or cross-domain (default: all three)");
+                  "fmnist-2, fmnist-3, cross-domain and/or small-rgb (default: all four)");
   cmd->add_option("--limit", o->train_limit,
                   "Training (= transfer) images kept (default: the preset's; 0 = all)");
   cmd->add_option("--epochs", o->student_epochs, "Epochs of every student (default: preset)");
   cmd->add_option("--rows", o->rows,
                   "Rows to run (default: all): supervised kd fitnet cfl-paper cfl-paper-no-mmd "
                   "cfl-paper-no-recon cfl-paper-fixed-space cfl cfl-common-space "
-                  "cfl-teachers-routing single")
+                  "cfl-teachers-routing cfl-uniform single")
       ->delimiter(',');
   cmd->add_flag(
       "--no-probes", [o](int64_t) { o->probes = false; },

@@ -19,6 +19,8 @@
 #include "evaluation/linear_probe.h"
 #include "evaluation/paired_difference.h"
 #include "method/common_feature_block.h"
+#include "models/checkpoint.h"
+#include "models/export.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
 #include "training/amalgamate.h"
@@ -29,8 +31,6 @@ namespace amalgam {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-// The default student's row.
-constexpr const char* kDefaultRow = "CFL (default: expertise-aware)";
 
 // Sizes of one protocol; the full one matches the demo, whose choices were made on validation.
 struct Preset {
@@ -56,6 +56,11 @@ struct BenchmarkPlan {
   std::string name;
   std::vector<TeacherPlan> teachers;
   bool cross_domain = false;  // digits + clothing (cross_domain_data), else Fashion-MNIST alone
+  // Teachers handed over as users hand theirs: TorchScript files with a sidecar, loaded back
+  // through the TorchScript path at their feature layer.
+  bool torchscript = false;
+  int64_t transfer_images = 0;  // transfer images kept (0: every training image)
+  int64_t student_epochs = 0;   // epochs of every student (0: the preset's; --epochs wins)
 };
 
 // The digits of the cross-domain set-up: 1,197 training images, 10 steps an epoch at batch 128;
@@ -63,6 +68,16 @@ struct BenchmarkPlan {
 constexpr int64_t kDigitsTeacherEpochs = 30;
 // Fashion images per digit image in every split of the cross-domain set-up: a quarter digits.
 constexpr int64_t kClothingPerDigit = 3;
+
+// The small-data set-up, as users arrive: teachers that read 3x32x32 RGB normalised by their
+// own statistics (torchvision's habit), a transfer set of 3,000 images and 3 student epochs.
+constexpr int64_t kSmallTransferImages = 3000;
+constexpr int64_t kSmallStudentEpochs = 3;
+
+ModelSpec rgb32(ModelSpec spec) {
+  spec.input = {3, 32, 32, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}};
+  return spec;
+}
 
 TaskSpec digits_task() {
   TaskSpec task = parse_task("digits=10-19");
@@ -82,7 +97,31 @@ std::vector<BenchmarkPlan> benchmark_plans(const Preset& p) {
           {"cross-domain",
            {{digits_task(), zoo_spec("vgg", w * 3 / 2, 2), kDigitsTeacherEpochs},
             {fashion_task("clothing=0-9"), zoo_spec("resnet", w, 2)}},
-           true}};
+           true},
+          {"small-rgb",
+           {{fashion_task("A=0-4"), rgb32(zoo_spec("resnet", w, 2))},
+            {fashion_task("B=5-9"), rgb32(zoo_spec("mobilenetv2", w, 2))}},
+           false,
+           true,
+           kSmallTransferImages,
+           kSmallStudentEpochs}};
+}
+
+// A trained teacher as a user's file: our TorchScript export (its forward normalises), a
+// sidecar naming its task, classes and geometry, and the file loaded back at its feature map.
+Teacher reload_as_torchscript(const Teacher& trained, const std::string& path, c10::Device device) {
+  export_torchscript(*trained.network, path, nlohmann::json::object());
+  const InputSpec& in = trained.network->input();
+  const nlohmann::json sidecar = {{"task", trained.task.name},
+                                  {"class_names", trained.task.class_names},
+                                  {"channels", in.channels},
+                                  {"input_size", {in.height, in.width}},
+                                  {"mean", 0.0},
+                                  {"std", 1.0}};
+  write_text_atomically(sidecar_path(path), sidecar.dump(2) + "\n");
+  Teacher teacher = load_teacher(path + ":body", device);
+  teacher.task = trained.task;  // the file's classes count from 0; the benchmark's ids are kept
+  return teacher;
 }
 
 TrainOptions train_options(const ReproduceOptions& o, const Preset& p, int64_t epochs,
@@ -163,7 +202,7 @@ const std::vector<Variant>& variants() {
          c.method = "cfl-paper";
          c.fixed_common_space = true;
        }},
-      {"cfl", kDefaultRow, "routed soft targets and the head's task gate",
+      {"cfl", kDefaultStudentRow, "routed soft targets and the head's task gate",
        [](ObjectiveConfig& c) { c.method = "cfl"; }},
       {"cfl-common-space", "CFL (default) + common space, λ_cf 1",
        "the default with the responsibility-weighted common-space terms",
@@ -173,7 +212,10 @@ const std::vector<Variant>& variants() {
        }},
       {"cfl-teachers-routing", "CFL (default), routing by the teachers only",
        "ablation: --routing teachers",
-       [](ObjectiveConfig& c) { c.routing.rule = RoutingRule::kTeachers; }}};
+       [](ObjectiveConfig& c) { c.routing.rule = RoutingRule::kTeachers; }},
+      {"cfl-uniform", "CFL (default), uniform slice weights",
+       "every teacher imitated within its slice on every image: --slice-weights uniform",
+       [](ObjectiveConfig& c) { c.routing.slice_weights = SliceWeights::kUniform; }}};
   return table;
 }
 
@@ -183,6 +225,8 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   const c10::Device device = parse_device(o.device);
   BenchmarkResult result;
   result.name = plan.name;
+  // What every row is scored on: the test split, or validation when settings are being chosen.
+  const LabeledImages& scored = o.split == "val" ? data.split.val : data.test;
   std::vector<Teacher> teachers;
   double teacher_seconds = 0;
   for (const auto& t : plan.teachers) {
@@ -190,9 +234,16 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     result.arch.push_back(t.spec.arch);
     const int64_t epochs = t.epochs > 0 ? t.epochs : preset.teacher_epochs;
     const std::string source = plan.cross_domain ? o.data_dir + " + " + o.digits_path : o.data_dir;
-    teachers.push_back(obtain_teacher(
-        t, data.teacher_data(), o.out_dir + "/" + plan.name + "/teachers/" + t.task.name + ".pt",
-        train_options(o, preset, epochs, 0), source, false, &teacher_seconds));
+    const std::string path = o.out_dir + "/" + plan.name + "/teachers/" + t.task.name + ".pt";
+    const Teacher trained =
+        obtain_teacher(t, data.teacher_data(), path, train_options(o, preset, epochs, 0), source,
+                       false, &teacher_seconds);
+    teachers.push_back(plan.torchscript
+                           ? reload_as_torchscript(trained,
+                                                   o.out_dir + "/" + plan.name + "/teachers/" +
+                                                       t.task.name + ".torchscript.pt",
+                                                   device)
+                           : trained);
   }
   HeadLayout head;
   for (const auto& t : teachers) head.tasks.push_back(t.task);
@@ -203,12 +254,12 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   std::vector<double> own;
   int64_t teacher_params = 0;
   for (const auto& t : teachers) {
-    own.push_back(evaluate_teacher(t, data.test, kInferenceBatch));
+    own.push_back(evaluate_teacher(t, scored, kInferenceBatch));
     teacher_params += count_parameters(*t.network);
   }
   teacher_row.task_acc.push_back(own);
   const TeacherRoutingScores routing =
-      evaluate_teacher_routing(teachers, data.test, RoutingOptions{}, kInferenceBatch);
+      evaluate_teacher_routing(teachers, scored, RoutingOptions{}, kInferenceBatch);
   teacher_row.union_acc.push_back(routing.concatenated);
   teacher_row.routing_acc.push_back(routing.concatenated_routing);
   teacher_row.oracle_union_acc.push_back(routing.oracle);
@@ -219,10 +270,18 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   calibrated.union_acc.push_back(routing.calibrated);
   calibrated.routing_acc.push_back(routing.calibrated_routing);
 
-  const TransferSet transfer = strip_labels(data.split.train);
+  // The transfer set; only the supervised reference row sees its labels.
+  const LabeledImages transfer_labeled = plan.transfer_images > 0
+                                             ? subsample(data.split.train, plan.transfer_images, 0)
+                                             : data.split.train;
+  const TransferSet transfer = strip_labels(transfer_labeled);
+  const int64_t student_epochs = plan.student_epochs > 0 && o.student_epochs <= 0
+                                     ? plan.student_epochs
+                                     : preset.student_epochs;
   const TeacherOutputCache cache =
       cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch, device);
-  const ModelSpec student = zoo_spec("resnet", preset.student_width, 1);
+  ModelSpec student = zoo_spec("resnet", preset.student_width, 1);
+  student.input = transfer_input(teachers);  // as amalgamate builds it; the supervised row too
 
   const auto wanted = [&](const std::string& key) {
     return o.rows.empty() || std::find(o.rows.begin(), o.rows.end(), key) != o.rows.end();
@@ -231,17 +290,17 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   for (int64_t seed = 0; seed < o.seeds; ++seed) {
     log_info(plan.name + ": seed " + std::to_string(seed + 1) + "/" + std::to_string(o.seeds));
     const TrainOptions train =
-        train_options(o, preset, preset.student_epochs, static_cast<uint64_t>(seed));
+        train_options(o, preset, student_epochs, static_cast<uint64_t>(seed));
     if (wanted("supervised")) {  // The only row that sees labels.
       TaskSpec union_task;
       union_task.name = "union";
       union_task.classes = head.class_ids();
       const double t0 = now_seconds();
       const TeachResult supervised =
-          teach(student, union_task, select_task(data.split.train, union_task), {}, train);
+          teach(student, union_task, select_task(transfer_labeled, union_task), {}, train);
       const double seconds = now_seconds() - t0;
       record(row(result.rows, "Supervised on labels", "reference: trained on the labeled union"),
-             evaluate_student(*supervised.network, head, data.test, kInferenceBatch),
+             evaluate_student(*supervised.network, head, scored, kInferenceBatch),
              count_parameters(*supervised.network), seconds, o.seeds);
     }
     // Every amalgamated row shares these; rows differ only in method and ablation switches.
@@ -262,7 +321,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
       context.cache = &cache;
       AmalgamationResult r = amalgamate(teachers, transfer, options, context);
       record(row(result.rows, v.name, v.description),
-             evaluate_student(*r.student, r.head, data.test, kInferenceBatch),
+             evaluate_student(*r.student, r.head, scored, kInferenceBatch),
              count_parameters(*r.student), r.seconds, o.seeds);
       CommonFeatureBlockImpl* block = r.objective->common_space();
       if (v.key == "cfl-paper" && seed == 0 && block != nullptr && o.probes) {
@@ -292,7 +351,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
       RunContext context;
       context.cache = &one;
       const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, context);
-      accs[i] = evaluate_student(*r.student, r.head, data.test, kInferenceBatch).task_accuracy[0];
+      accs[i] = evaluate_student(*r.student, r.head, scored, kInferenceBatch).task_accuracy[0];
       single.params = count_parameters(*r.student);
       seconds += r.seconds;
     }
@@ -303,102 +362,50 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   return result;
 }
 
-std::string mean_std(const std::vector<double>& values) {
-  std::vector<double> v;
-  for (double x : values)
-    if (!std::isnan(x)) v.push_back(100.0 * x);
-  if (v.empty()) return "—";
-  double mean = 0;
-  for (double x : v) mean += x;
-  mean /= static_cast<double>(v.size());
-  char buffer[64];
-  if (v.size() == 1) {
-    std::snprintf(buffer, sizeof buffer, "%.2f", mean);
-    return buffer;
-  }
-  double var = 0;
-  for (double x : v) var += (x - mean) * (x - mean);
-  std::snprintf(buffer, sizeof buffer, "%.2f ± %.2f", mean,
-                std::sqrt(var / static_cast<double>(v.size() - 1)));
-  return buffer;
-}
-
-std::vector<double> column(const ReproduceRow& r, size_t task) {
-  std::vector<double> values;
-  for (const auto& seed : r.task_acc) values.push_back(task < seed.size() ? seed[task] : kNaN);
-  return values;
-}
-
-// Rows compared with KD seed by seed: every student row but KD and the supervised reference.
-bool compared_with_kd(const ReproduceRow& r) {
-  return r.name != "KD" && r.name.rfind("Teachers", 0) != 0 && r.name != "Supervised on labels";
-}
-
-const ReproduceRow* kd_row(const BenchmarkResult& b) {
-  for (const auto& r : b.rows)
-    if (r.name == "KD") return &r;
-  return nullptr;
-}
-
-// Row minus KD per task and on the union, in percentage points, paired by seed.
-std::vector<PairedDifference> minus_kd(const ReproduceRow& r, const ReproduceRow& kd,
-                                       size_t tasks) {
-  const auto points = [](std::vector<double> v) {
-    for (double& x : v) x *= 100;
-    return v;
-  };
-  std::vector<PairedDifference> out;
-  for (size_t i = 0; i < tasks; ++i)
-    out.push_back(paired_difference(points(column(r, i)), points(column(kd, i))));
-  out.push_back(paired_difference(points(r.union_acc), points(kd.union_acc)));
-  return out;
-}
-
-std::string difference_text(const PairedDifference& d) {
-  if (d.pairs == 0) return "—";
-  char text[96];
-  if (std::isnan(d.p))
-    std::snprintf(text, sizeof text, "%+.2f", d.mean);
-  else
-    std::snprintf(text, sizeof text, "%+.2f [%+.2f, %+.2f] p=%.3f", d.mean, d.lo, d.hi, d.p);
-  return text;
-}
-
 }  // namespace
 
 ReproduceResult run_reproduce(const ReproduceOptions& o) {
   AMALGAM_CHECK(o.seeds > 0, "--seeds: must be > 0");
+  AMALGAM_CHECK(o.split == "test" || o.split == "val",
+                "--split: expected test or val, got '" + o.split + "'");
   for (const auto& key : o.rows) {
     bool known = key == "supervised" || key == "single";
     for (const auto& v : variants()) known = known || v.key == key;
     AMALGAM_CHECK(known, "--rows: no row called '" + key +
                              "' (supervised, kd, fitnet, cfl-paper, cfl-paper-no-mmd, "
                              "cfl-paper-no-recon, cfl-paper-fixed-space, cfl, cfl-common-space, "
-                             "cfl-teachers-routing, single)");
+                             "cfl-teachers-routing, cfl-uniform, single)");
   }
   const int threads = configure_threads(o.threads);
   const Preset preset = preset_for(o);
   const double start = now_seconds();
   ReproduceResult result;
-  result.settings = {{"val_size", preset.val_size},
-                     {"train_limit", preset.train_limit},
-                     {"test_limit", preset.test_limit},
-                     {"teacher_epochs", preset.teacher_epochs},
-                     {"student_epochs", preset.student_epochs},
-                     {"batch_size", preset.batch_size},
-                     {"teacher_width", preset.teacher_width},
-                     {"student", zoo_spec("resnet", preset.student_width, 1).arch + " width " +
-                                     std::to_string(preset.student_width) + " depth 1"},
-                     {"objective", ObjectiveConfig{}},
-                     {"cross_domain",
-                      {{"digits", o.digits_path},
-                       {"digits_val", DigitsHoldOut{}.val},
-                       {"digits_test", DigitsHoldOut{}.test},
-                       {"clothing_per_digit", kClothingPerDigit},
-                       {"digits_teacher_epochs", kDigitsTeacherEpochs}}},
-                     {"seeds", o.seeds},
-                     {"threads", threads},
-                     {"quick", o.quick}};
+  result.settings = {
+      {"val_size", preset.val_size},
+      {"train_limit", preset.train_limit},
+      {"test_limit", preset.test_limit},
+      {"teacher_epochs", preset.teacher_epochs},
+      {"student_epochs", preset.student_epochs},
+      {"batch_size", preset.batch_size},
+      {"teacher_width", preset.teacher_width},
+      {"student", zoo_spec("resnet", preset.student_width, 1).arch + " width " +
+                      std::to_string(preset.student_width) + " depth 1"},
+      {"objective", ObjectiveConfig{}},
+      {"cross_domain",
+       {{"digits", o.digits_path},
+        {"digits_val", DigitsHoldOut{}.val},
+        {"digits_test", DigitsHoldOut{}.test},
+        {"clothing_per_digit", kClothingPerDigit},
+        {"digits_teacher_epochs", kDigitsTeacherEpochs}}},
+      {"small_rgb",
+       {{"teacher_input", "3x32x32 RGB, mean 0.5, std 0.25"},
+        {"teachers", "TorchScript exports with sidecars, loaded at :body"},
+        {"transfer_images", kSmallTransferImages},
+        {"student_epochs", o.student_epochs > 0 ? o.student_epochs : kSmallStudentEpochs}}},
+      {"seeds", o.seeds},
+      {"split", o.split},
+      {"threads", threads},
+      {"quick", o.quick}};
   // Every input is checked before the first benchmark runs: a bad name or a missing digits
   // table must not cost the minutes of the benchmarks before it.
   std::vector<BenchmarkPlan> plans;
@@ -407,10 +414,10 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
         std::find(o.benchmarks.begin(), o.benchmarks.end(), plan.name) != o.benchmarks.end())
       plans.push_back(plan);
   for (const auto& name : o.benchmarks)
-    AMALGAM_CHECK(
-        std::any_of(plans.begin(), plans.end(),
-                    [&](const BenchmarkPlan& p) { return p.name == name; }),
-        "--benchmark: no benchmark called '" + name + "' (fmnist-2, fmnist-3, cross-domain)");
+    AMALGAM_CHECK(std::any_of(plans.begin(), plans.end(),
+                              [&](const BenchmarkPlan& p) { return p.name == name; }),
+                  "--benchmark: no benchmark called '" + name +
+                      "' (fmnist-2, fmnist-3, cross-domain, small-rgb)");
   const ExperimentData data =
       load_experiment_data(o.data_dir, preset.val_size, preset.train_limit, preset.test_limit, 0);
   LabeledImages digits;
@@ -433,112 +440,6 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
                         render_reproduce_report(reproduce_json(result)));
   log_info("reproduce: report -> " + o.out_dir + "/report.html");
   return result;
-}
-
-std::string format_reproduce(const ReproduceResult& result) {
-  std::string out;
-  for (const auto& b : result.benchmarks) {
-    out += "### " + b.name + ": ";
-    for (size_t i = 0; i < b.tasks.size(); ++i) {
-      out += (i ? ", " : "") + b.tasks[i].name + " {";
-      for (size_t c = 0; c < b.tasks[i].classes.size(); ++c)
-        out += (c ? "," : "") + std::to_string(b.tasks[i].classes[c]);
-      out += "} " + b.arch[i];
-    }
-    out += "\n\nTest accuracy (%), mean ± std over seeds; task columns are task-aware.\n\n| row |";
-    for (const auto& t : b.tasks) out += " " + t.name + " |";
-    out += " union | routing | union, oracle routing | params | s per seed |\n|---|";
-    for (size_t i = 0; i < b.tasks.size(); ++i) out += "---:|";
-    out += "---:|---:|---:|---:|---:|\n";
-    for (const auto& r : b.rows) {
-      out += "| " + r.name + " |";
-      for (size_t i = 0; i < b.tasks.size(); ++i) out += " " + mean_std(column(r, i)) + " |";
-      out += " " + mean_std(r.union_acc) + " | " + mean_std(r.routing_acc) + " | " +
-             mean_std(r.oracle_union_acc) + " | " + (r.params ? thousands(r.params) : "—") + " | " +
-             seconds_text(r.seconds) + " |\n";
-    }
-    out +=
-        "\nRouting: share of test images whose own task gets the most probability (students: the "
-        "softmax mass of each task's slice). Union, oracle routing: each image scored within its "
-        "own task (the ceiling of perfect routing).\n";
-    if (!b.probes.empty())
-      out +=
-          "\nLinear probes (%): a linear classifier trained on the labeled validation split, "
-          "scored on the test split, per task (the paper objective's student).\n\n| task | CFL "
-          "student common h_s | teacher "
-          "common h_i | teacher raw f_i |\n|---|---:|---:|---:|\n";
-    for (const auto& p : b.probes)
-      out += "| " + p.task + " | " + percent(p.student_common) + " | " + percent(p.teacher_common) +
-             " | " + percent(p.teacher_raw) + " |\n";
-    if (const ReproduceRow* kd = kd_row(b)) {
-      out +=
-          "\nPaired with KD seed by seed (same seeds, so the same initialisation and data "
-          "order): row minus KD in percentage points, mean [95% interval] and two-sided p "
-          "(Student's t over the seeds).\n\n| row |";
-      for (const auto& t : b.tasks) out += " " + t.name + " |";
-      out += " union |\n|---|";
-      for (size_t i = 0; i <= b.tasks.size(); ++i) out += "---:|";
-      out += "\n";
-      for (const auto& r : b.rows) {
-        if (!compared_with_kd(r)) continue;
-        out += "| " + r.name + " |";
-        for (const auto& d : minus_kd(r, *kd, b.tasks.size()))
-          out += " " + difference_text(d) + " |";
-        out += "\n";
-      }
-    }
-    out += "\nBenchmark wall time: " + seconds_text(b.seconds) + "\n\n";
-  }
-  return out;
-}
-
-nlohmann::json reproduce_json(const ReproduceResult& result) {
-  nlohmann::json benchmarks = nlohmann::json::array();
-  for (const auto& b : result.benchmarks) {
-    nlohmann::json rows = nlohmann::json::array();
-    for (const auto& r : b.rows) {
-      nlohmann::json acc = nlohmann::json::array();
-      for (const auto& seed : r.task_acc) {
-        nlohmann::json per_task = nlohmann::json::array();
-        for (double a : seed)
-          per_task.push_back(std::isnan(a) ? nlohmann::json() : nlohmann::json(a));
-        acc.push_back(per_task);
-      }
-      rows.push_back({{"name", r.name},
-                      {"description", r.description},
-                      {"task_acc", acc},
-                      {"union_acc", r.union_acc},
-                      {"routing_acc", r.routing_acc},
-                      {"oracle_union_acc", r.oracle_union_acc},
-                      {"params", r.params},
-                      {"seconds_per_seed", r.seconds}});
-    }
-    nlohmann::json probes = nlohmann::json::array();
-    for (const auto& p : b.probes)
-      probes.push_back({{"task", p.task},
-                        {"student_common", p.student_common},
-                        {"teacher_common", p.teacher_common},
-                        {"teacher_raw", p.teacher_raw}});
-    nlohmann::json benchmark = {{"name", b.name}, {"tasks", b.tasks}, {"teacher_arch", b.arch},
-                                {"rows", rows},   {"probes", probes}, {"seconds", b.seconds}};
-    // Every row against KD, paired by seed, in percentage points; the default student's also
-    // under "cfl_minus_kd" (issue 15's key).
-    if (const ReproduceRow* kd = kd_row(b)) {
-      nlohmann::json paired = nlohmann::json::object();
-      for (const auto& r : b.rows) {
-        if (!compared_with_kd(r)) continue;
-        const std::vector<PairedDifference> d = minus_kd(r, *kd, b.tasks.size());
-        nlohmann::json per_task = nlohmann::json::object();
-        for (size_t i = 0; i < b.tasks.size(); ++i) per_task[b.tasks[i].name] = to_json_value(d[i]);
-        per_task["union"] = to_json_value(d.back());
-        paired[r.name] = per_task;
-        if (r.name == kDefaultRow) benchmark["cfl_minus_kd"] = per_task;
-      }
-      benchmark["minus_kd"] = paired;
-    }
-    benchmarks.push_back(benchmark);
-  }
-  return {{"settings", result.settings}, {"benchmarks", benchmarks}, {"seconds", result.seconds}};
 }
 
 }  // namespace amalgam

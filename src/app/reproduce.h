@@ -19,7 +19,9 @@ struct ReproduceOptions {
   std::string json_path;                         ///< also write the results as JSON ("" = no)
   std::string markdown_path;                     ///< also write the markdown tables ("" = no)
   int64_t seeds = 3;                             ///< student seeds per row
-  bool quick = false;                            ///< small data, small models, few epochs
+  /// What the rows are scored on: "test" (reports) or "val" (choosing settings).
+  std::string split = "test";
+  bool quick = false;                   ///< small data, small models, few epochs
   int64_t train_limit = -1;             ///< training images kept (-1: the preset's; 0: all)
   int64_t student_epochs = 0;           ///< epochs of every student row (0: the preset's)
   std::vector<std::string> benchmarks;  ///< names to run (empty: all)
@@ -30,6 +32,9 @@ struct ReproduceOptions {
   int threads = 0;             ///< intra-op threads (0 = all cores)
   std::string device = "cpu";  ///< cpu | cuda[:N]
 };
+
+/// The name of the default student's row (its differences from KD are also "cfl_minus_kd").
+constexpr const char* kDefaultStudentRow = "CFL (default: expertise-aware)";
 
 /// One row: one way of producing a student (or the teachers), scored on every task.
 struct ReproduceRow {

@@ -141,7 +141,7 @@ class CflObjectiveImpl : public ObjectiveImpl {
       loss = loss + t * t * (weights[i] * per_image).mean();
       offset += sizes_[i];
     }
-    return uniform() ? loss / static_cast<double>(teachers.size()) : loss;
+    return loss;
   }
 
   // Cross-entropy of the student's task gate (its slices' softmax mass) against the routing:

@@ -235,8 +235,12 @@ std::string render_reproduce_report(const nlohmann::json& results) {
        << "<style>body{font-family:sans-serif;margin:24px;max-width:1200px}table{border-collapse:"
        << "collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
        << "th{background:#f3f3f3}pre{background:#f7f7f7;padding:8px}</style></head><body>"
-       << "<h1>amalgam reproduce</h1><p>Test accuracy (%), mean over seeds; whiskers and ± are the "
-          "standard deviation over seeds.</p>";
+       << "<h1>amalgam reproduce</h1><p>"
+       << (results.value("settings", nlohmann::json::object()).value("split", "test") == "val"
+               ? "Validation"
+               : "Test")
+       << " accuracy (%), mean over seeds; whiskers and ± are the standard deviation over "
+          "seeds.</p>";
   const nlohmann::json benchmarks = results.value("benchmarks", nlohmann::json::array());
   for (const auto& b : benchmarks) {
     std::vector<std::string> tasks;
