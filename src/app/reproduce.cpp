@@ -118,6 +118,7 @@ Teacher reload_as_torchscript(const Teacher& trained, const std::string& path, c
                                   {"input_size", {in.height, in.width}},
                                   {"mean", 0.0},
                                   {"std", 1.0}};
+  // In place of the export's own sidecar: a user's file says only what the TorchScript path reads.
   write_text_atomically(sidecar_path(path), sidecar.dump(2) + "\n");
   Teacher teacher = load_teacher(path + ":body", device);
   teacher.task = trained.task;  // the file's classes count from 0; the benchmark's ids are kept
@@ -234,15 +235,12 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     result.arch.push_back(t.spec.arch);
     const int64_t epochs = t.epochs > 0 ? t.epochs : preset.teacher_epochs;
     const std::string source = plan.cross_domain ? o.data_dir + " + " + o.digits_path : o.data_dir;
-    const std::string path = o.out_dir + "/" + plan.name + "/teachers/" + t.task.name + ".pt";
+    const std::string stem = o.out_dir + "/" + plan.name + "/teachers/" + t.task.name;
     const Teacher trained =
-        obtain_teacher(t, data.teacher_data(), path, train_options(o, preset, epochs, 0), source,
-                       false, &teacher_seconds);
+        obtain_teacher(t, data.teacher_data(), stem + ".pt", train_options(o, preset, epochs, 0),
+                       source, false, &teacher_seconds);
     teachers.push_back(plan.torchscript
-                           ? reload_as_torchscript(trained,
-                                                   o.out_dir + "/" + plan.name + "/teachers/" +
-                                                       t.task.name + ".torchscript.pt",
-                                                   device)
+                           ? reload_as_torchscript(trained, stem + ".torchscript.pt", device)
                            : trained);
   }
   HeadLayout head;

@@ -21,12 +21,14 @@ struct ReproduceOptions {
   int64_t seeds = 3;                             ///< student seeds per row
   /// What the rows are scored on: "test" (reports) or "val" (choosing settings).
   std::string split = "test";
-  bool quick = false;                   ///< small data, small models, few epochs
-  int64_t train_limit = -1;             ///< training images kept (-1: the preset's; 0: all)
-  int64_t student_epochs = 0;           ///< epochs of every student row (0: the preset's)
-  std::vector<std::string> benchmarks;  ///< names to run (empty: all)
-  /// Row keys to run (empty: all): supervised, kd, fitnet, cfl-paper, cfl, cfl-no-routing,
-  /// cfl-teachers-routing, cfl-no-mmd, cfl-no-recon, cfl-fixed-space, single.
+  bool quick = false;          ///< small data, small models, few epochs
+  int64_t train_limit = -1;    ///< training images kept (-1: the preset's; 0: all)
+  int64_t student_epochs = 0;  ///< epochs of every student row (0: the preset's)
+  /// Names to run (empty: all): fmnist-2, fmnist-3, cross-domain, small-rgb.
+  std::vector<std::string> benchmarks;
+  /// Row keys to run (empty: all): supervised, kd, fitnet, cfl-paper, cfl-paper-no-mmd,
+  /// cfl-paper-no-recon, cfl-paper-fixed-space, cfl, cfl-common-space, cfl-teachers-routing,
+  /// cfl-uniform, single.
   std::vector<std::string> rows;
   bool probes = true;          ///< linear probes of the default CFL row's common space (seed 0)
   int threads = 0;             ///< intra-op threads (0 = all cores)
