@@ -1,5 +1,5 @@
-"""Reference implementation of amalgam's CFL training loop in plain PyTorch (Debian's
-python3-torch), written the way a practitioner would: the same architectures, objective,
+"""Reference implementation of amalgam's CFL training loop in plain PyTorch (the pinned wheel's
+torch in .venv), written the way a practitioner would: the same architectures, objective,
 optimizer, schedule, batch size and threads, teachers run under no_grad on every batch.
 
 It reads the state `amalgam bench --state FILE` wrote (initial weights, transfer images, the
@@ -305,7 +305,9 @@ def main():
     ours = json.load(open(args.amalgam_json))
     threads = args.threads or ours["threads"]
     torch.set_num_threads(threads)
-    state = torch.load(args.state)
+    # Written by `amalgam bench` a moment ago; it holds TorchScript type tags, which PyTorch 2.6+
+    # refuses under its weights_only default.
+    state = torch.load(args.state, weights_only=False)
     cfg = ours["config"]
     images_u8 = state["transfer_images"]
     batch, epochs = ours["batch_size"], ours["epochs"]
@@ -319,14 +321,21 @@ def main():
     teachers, student, block, opt = build(state, cfg, layout)
     student.train()
     block.train()
-    worst = 0.0
+    # torch.optim.Adam (Python, PyTorch >= 2.0) updates its moments with lerp_, LibTorch's C++
+    # Adam with mul_ and add_: the same arithmetic while the moments start from zero (the first
+    # update), rounding apart from the second. Steps 0 and 1 (losses before the first and second
+    # updates) must agree bitwise; later steps are reported apart (measured 6.6e-6 at step 2).
+    worst = later = 0.0
     rows = []
     for k, expected in enumerate(ours["check_steps"]):
         images = images_u8[state["check_indices"][k]].float() / 255.0
         got = step(cfg, teachers, student, block, opt, images, k, total_steps, layout)
         for name in ("total", "kd", "mmd", "recon"):
             rel = abs(got[name] - expected[name]) / max(abs(expected[name]), 1e-12)
-            worst = max(worst, rel)
+            if k < 2:
+                worst = max(worst, rel)
+            else:
+                later = max(later, rel)
         rows.append({"step": k, "reference": got, "amalgam": {n: expected[n] for n in got}})
 
     # 2. Timed epochs from the same initial weights: the plain loop a practitioner writes
@@ -358,6 +367,7 @@ def main():
     epoch_seconds = timed["fp32"]
     out = {"threads": threads, "reference_epoch_s": sum(epoch_seconds) / len(epoch_seconds),
            "epoch_seconds": epoch_seconds, "first_steps_max_rel_diff": worst,
+           "later_steps_max_rel_diff": later,
            "first_steps": rows, "flops_per_step": flops_per_step,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
            "torch": torch.__version__}

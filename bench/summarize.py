@@ -1,6 +1,6 @@
 """Combines `amalgam bench` and bench/reference.py results into one table and one JSON.
 
-usage: python3 summarize.py AMALGAM.json REFERENCE.json [--reference-blas J] [--json OUT]
+usage: python3 summarize.py AMALGAM.json REFERENCE.json [--json OUT]
 """
 import argparse
 import json
@@ -8,7 +8,6 @@ import json
 ap = argparse.ArgumentParser()
 ap.add_argument("amalgam")
 ap.add_argument("reference")
-ap.add_argument("--reference-blas")
 ap.add_argument("--json")
 args = ap.parse_args()
 ours = json.load(open(args.amalgam))
@@ -31,6 +30,7 @@ summary = {
     "amalgam_fp32_epoch_s": a32["amalgam_epoch_s"],
     "fp32_ratio": a32["amalgam_epoch_s"] / ref["reference_epoch_s"],
     "first_steps_max_rel_diff": ref["first_steps_max_rel_diff"],
+    "later_steps_max_rel_diff": ref["later_steps_max_rel_diff"],
     "peak_gflops": peak,
     "achieved_gflops": achieved,
     "peak_fraction": achieved / peak,
@@ -57,9 +57,6 @@ for fp32_step, reduced_step in zip(ours["check_steps"][:1], ours.get("check_step
 summary["first_step_precision_max_rel_diff"] = reduced_diff
 if ref.get("profile"):
     summary["profile"] = ref["profile"]
-if args.reference_blas:
-    summary["levers"]["reference_blas_epoch_s"] = \
-        json.load(open(args.reference_blas))["amalgam"]["steady_epoch_s"]
 
 print(f"CFL amalgamation, demo setup: {ours['images']} transfer images, batch {ours['batch_size']}, "
       f"{ours['epochs']} epoch(s), {ours['threads']} threads, default precision {precision}")
@@ -75,8 +72,9 @@ if precision == "bf16":
     print(f"  reference bf16 {same_precision_reference:7.2f} s/epoch (torch.autocast)")
 print(f"  ratio amalgam {precision} / reference fp32 {summary['ratio']:.2f}; same precision "
       f"{summary['same_precision_ratio']:.2f}; both fp32 {summary['fp32_ratio']:.2f}")
-print(f"  fp32: first {len(ref['first_steps'])} steps' loss terms max relative difference "
-      f"{ref['first_steps_max_rel_diff']:.2g} (vs the reference)")
+print(f"  fp32: first 2 steps' loss terms max relative difference "
+      f"{ref['first_steps_max_rel_diff']:.2g} (vs the reference); later steps "
+      f"{ref['later_steps_max_rel_diff']:.2g} (Python's Adam rounds its moments apart)")
 if precision != "fp32":
     print(f"  {precision}: first step's loss terms max relative difference {reduced_diff:.2g} "
           f"(vs amalgam at fp32, same weights and batch; tolerance 0.05)")

@@ -7,16 +7,16 @@
   tv-vit        tv-small with a Vision Transformer (scripted, tapped at `encoder`: a class token
                 and 8x8 patch tokens) as the first teacher instead of the ResNet
 
-Teachers are trained here (Debian's python3-torch, labels used only for them), then every student
+Teachers are trained here (the PyTorch wheel's torch (scripts/setup.sh), labels used only for them), then every student
 is made and scored by the amalgam CLI exactly as a user would run it: `amalgamate` on the unlabeled
 folder (with `--val-data`, a labeled validation folder of images no other split uses, where the
 set-up has them), `eval` on a labeled test folder. Nothing here is a test; it prints a markdown
 table and writes JSON.
 
-usage: /usr/bin/python3 bench/user_setups.py AMALGAM OUT_DIR [--seeds 3] [--setups a,b]
+usage: .venv/bin/python bench/user_setups.py AMALGAM OUT_DIR [--seeds 3] [--setups a,b]
        [--methods kd,cfl,cfl-paper] [--threads 1] [--extra "FLAGS"] [--no-val] [--table]
-Needs Debian's python3-sklearn (its digits file; not installed by scripts/setup.sh) besides
-python3-torch/torchvision.
+Needs Debian's python3-sklearn (its digits file, which scripts/setup.sh installs) and the
+wheel's torch/torchvision in .venv.
 """
 import argparse
 import gzip

@@ -21,10 +21,13 @@ OBJ="$OUT/obj"
 LIB="$ROOT/build/libamalgam.a"
 mkdir -p "$OBJ"
 [ -f "$LIB" ] || { echo "fuzz/run.sh: $LIB is missing: cmake --build build --target amalgam_lib" >&2; exit 1; }
-FLAGS=(-std=c++17 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
-       -I"$ROOT/src" -I"$ROOT/tools" -I"$ROOT/fuzz" -I/usr/include/torch/csrc/api/include
-       -I/usr/include/stb)
-LIBS=(-ltorch -ltorch_cpu -lc10 -lz -lstb -lgloo -lglog -lpthread)
+# LibTorch from the project's PyTorch wheel (scripts/setup.sh), C++20 as its headers require.
+TORCH=$("$ROOT/.venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))') || {
+  echo "fuzz/run.sh: no PyTorch wheel in $ROOT/.venv: run scripts/setup.sh" >&2; exit 1; }
+FLAGS=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
+       -I"$ROOT/src" -I"$ROOT/tools" -I"$ROOT/fuzz" -isystem "$TORCH/include"
+       -isystem "$TORCH/include/torch/csrc/api/include" -I/usr/include/stb)
+LIBS=(-L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -ltorch -ltorch_cpu -lc10 -lz -lstb -lpthread)
 
 # The sources compiled with coverage for each target: the harness and the readers it drives.
 sources() {

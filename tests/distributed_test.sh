@@ -79,6 +79,32 @@ wait $! && pass "explicit rank 1" || fail "explicit rank 1"
 exists "rank 0's outputs" r0/student.pt r0/checkpoint.pt
 absent "rank 1 writes nothing" r1 r1.pt
 
+# Ranks as torchrun (or a SLURM script) starts them: no rank flags, only the launcher's variables.
+PORT=$(free_port)
+ENV_RANK="env MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT WORLD_SIZE=2"
+$ENV_RANK RANK=1 LOCAL_RANK=1 $A $RUN --epochs 2 --lr 1e-4 --threads 1 --out e1 >/dev/null 2>e1.err &
+ok "rank 0 from MASTER_ADDR/MASTER_PORT/WORLD_SIZE/RANK" $ENV_RANK RANK=0 LOCAL_RANK=0 $A $RUN \
+  --epochs 2 --lr 1e-4 --threads 1 --out e0 --export e0.pt
+wait $! && pass "rank 1 from the environment" || fail "rank 1 from the environment: $(tail -1 e1.err)"
+close "ranks from the environment = --nproc 2" two.pt e0.pt 1e-6
+grep -q '"world_size": 2' e0/config.json && pass "the environment's world size is recorded" ||
+  fail "the environment's world size is recorded"
+bad "WORLD_SIZE without RANK" "RANK (environment): unset while WORLD_SIZE is 2" \
+  env MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT WORLD_SIZE=2 $AMALGAM $RUN --epochs 1 --out e2
+bad "a RANK that is not a number" "RANK (environment): expected a non-negative integer, got 'one'" \
+  env MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT WORLD_SIZE=2 RANK=one $AMALGAM $RUN --epochs 1 --out e3
+absent "nothing written (environment errors)" e2 e3
+# torchrun itself (the wheel's): its agent holds the store at MASTER_PORT, each rank a client.
+TORCHRUN="$(dirname "$PY")/torchrun"
+if [ -x "$TORCHRUN" ]; then
+  ok "torchrun --nproc-per-node 2 --no-python amalgam" "$TORCHRUN" --nproc-per-node 2 \
+    --master-port "$(free_port)" --no-python $A $RUN --epochs 2 --lr 1e-4 --threads 1 --out tr \
+    --export tr.pt
+  close "torchrun's 2 ranks = --nproc 2" two.pt tr.pt 1e-6
+else
+  fail "torchrun missing beside $PY"
+fi
+
 # Two hosts: network namespaces joined by a veth pair (needs root and iproute2's ip). Rank 1
 # finds the interface that routes to rank 0 by itself; then once more with --dist-iface.
 NS=am$$

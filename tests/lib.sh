@@ -1,8 +1,8 @@
 # Helpers shared by the shell tests: each check prints "ok" or "FAIL" and is counted.
 # Sourcing it makes a scratch folder $W, removed on exit.
 W=$(mktemp -d)
-PY=${PYTHON:-/usr/bin/python3}  # Debian's python3 with torch, for fixtures and checks
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=${PYTHON:-$(dirname "$HERE")/.venv/bin/python}  # the wheel's torch (scripts/setup.sh)
 trap 'rm -rf "$W"' EXIT
 passed=0
 failed=0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Modern teachers (fixtures saved by Debian's python3-torch): a ViT's token sequence with and
+# Modern teachers (fixtures saved by the wheel's torch): a ViT's token sequence with and
 # without a class token, a Swin's channels-last map, ConvNeXt's channels-first map — each read in
 # its layout, recorded in config.json — and a shape that fits two layouts, refused until declared.
 set -u

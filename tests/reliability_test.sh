@@ -5,7 +5,6 @@
 # half-written output.
 set -u
 AMALGAM=$(realpath "${1:?usage: reliability_test.sh path/to/amalgam}")
-PY=${PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib.sh"
 cd "$W" || exit 1

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -292,4 +293,66 @@ TEST(Distributed, SynchronisedBatchNormMatchesTheWholeBatch) {
                                   expected_buffers[i].to(torch::kFloat64), 1e-5, 1e-6))
           << "buffer " << i << " on rank " << group.rank();
   });
+}
+
+namespace {
+
+// A launcher environment for read_launch_environment: the variables of one test at a time.
+std::map<std::string, std::string> g_environment;
+const char* fake_getenv(const char* name) {
+  const auto it = g_environment.find(name);
+  return it == g_environment.end() ? nullptr : it->second.c_str();
+}
+
+}  // namespace
+
+TEST(LaunchEnvironment, ReadsTorchrunVariables) {
+  g_environment = {{"MASTER_ADDR", "10.0.0.7"}, {"MASTER_PORT", "29500"},
+                   {"WORLD_SIZE", "4"},         {"RANK", "3"},
+                   {"LOCAL_RANK", "1"},         {"TORCHELASTIC_USE_AGENT_STORE", "True"}};
+  const amalgam::LaunchEnvironment env = amalgam::read_launch_environment(fake_getenv);
+  EXPECT_TRUE(env.present());
+  EXPECT_EQ(env.url, "tcp://10.0.0.7:29500");
+  EXPECT_EQ(env.world_size, 4);
+  EXPECT_EQ(env.rank, 3);
+  EXPECT_EQ(env.local_rank, 1);
+  EXPECT_TRUE(env.agent_store);
+  g_environment["MASTER_ADDR"] = "fe80::1";  // an IPv6 address is bracketed in the url
+  EXPECT_EQ(amalgam::read_launch_environment(fake_getenv).url, "tcp://[fe80::1]:29500");
+}
+
+TEST(LaunchEnvironment, ReadsSlurmOnlyBesideMasterAddr) {
+  g_environment = {{"SLURM_NTASKS", "2"}, {"SLURM_PROCID", "1"}, {"SLURM_LOCALID", "0"}};
+  EXPECT_FALSE(amalgam::read_launch_environment(fake_getenv).present());  // an allocation alone
+  g_environment["MASTER_ADDR"] = "node1";
+  g_environment["MASTER_PORT"] = "1234";
+  const amalgam::LaunchEnvironment env = amalgam::read_launch_environment(fake_getenv);
+  EXPECT_TRUE(env.present());
+  EXPECT_EQ(env.world_size, 2);
+  EXPECT_EQ(env.rank, 1);
+  EXPECT_FALSE(env.agent_store);
+}
+
+TEST(LaunchEnvironment, RefusesIncompleteOrMalformedVariables) {
+  const auto message = [] {
+    try {
+      amalgam::read_launch_environment(fake_getenv);
+    } catch (const amalgam::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  g_environment = {{"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}, {"WORLD_SIZE", "2"}};
+  EXPECT_NE(message().find("RANK (environment): unset while WORLD_SIZE is 2"), std::string::npos);
+  g_environment["RANK"] = "-1";
+  EXPECT_NE(message().find("expected a non-negative integer, got '-1'"), std::string::npos);
+  g_environment = {{"WORLD_SIZE", "2"}, {"RANK", "0"}};
+  EXPECT_NE(message().find("MASTER_ADDR (environment): unset"), std::string::npos);
+  g_environment = {};
+  EXPECT_FALSE(amalgam::read_launch_environment(fake_getenv).present());
+}
+
+TEST(LaunchEnvironment, NcclIsCompiledWithTheCudaLibTorch) {
+  // The wheel's LibTorch has CUDA and NCCL: a CUDA run's ranks can meet over NCCL.
+  EXPECT_TRUE(amalgam::nccl_compiled());
 }

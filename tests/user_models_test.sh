@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A user's models and data: torchvision networks saved with torch.jit.save (one scripted, one
 # traced) as teachers, folders of PNG/JPEG files as data, the documented command, and the
-# exported student loaded back in Python. Fixtures are made here by Debian's python3-torch.
+# exported student loaded back in Python. Fixtures are made here by the wheel's torch.
 set -u
 AMALGAM=$(realpath "${1:?usage: user_models_test.sh path/to/amalgam}")
 source "$(dirname "$0")/lib.sh"

@@ -1,7 +1,6 @@
 // amalgam: the command-line front end. It declares the options of every command and dispatches to
 // the library; nothing else happens here.
 #include <torch/torch.h>
-#include <torch/version.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -180,6 +179,21 @@ void add_distributed_options(CLI::App* cmd, AmalgamateCommand& c) {
                 "Data-parallel: the student's BatchNorm uses the whole batch's moments");
 }
 
+// torchrun and SLURM describe each rank in environment variables: what the flags leave unset
+// comes from there (a CUDA run's rank takes the GPU LOCAL_RANK names).
+void apply_launch_environment(const CLI::App& cmd, AmalgamateCommand& a) {
+  const LaunchEnvironment env = read_launch_environment();
+  if (!env.present() || cmd.count("--nproc") > 0) return;
+  if (cmd.count("--world-size") == 0) a.dist.world_size = env.world_size;
+  if (cmd.count("--rank") == 0) a.dist.rank = env.rank;
+  if (cmd.count("--dist-url") == 0) {
+    a.dist.url = env.url;
+    a.dist.launcher_store = env.agent_store;
+  }
+  if (env.local_rank >= 0 && a.config.train.device == "cuda")
+    a.config.train.device = "cuda:" + std::to_string(env.local_rank);
+}
+
 // ---- One registration function per command: its options, then its runner. ----
 
 Runner add_teach(CLI::App* cmd, CliState&) {
@@ -255,6 +269,7 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
     require_data_for_user_models(cmd, a.teachers);
     a.config.cache_teachers = !c->no_teacher_cache;
     AMALGAM_CHECK(a.nproc >= 0, "--nproc: must be >= 0");
+    apply_launch_environment(*cmd, a);
     AMALGAM_CHECK(!a.resume.empty() || !a.teachers.empty(),
                   "--teacher: at least one teacher is needed");
     if (a.nproc > 0 && !a.dry_run) return launch_amalgamate(a, state.args);
@@ -489,10 +504,8 @@ int main(int argc, char** argv) {
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "Print results only");
   app.add_flag("-v,--verbose", state.verbose, "Print more progress");
-  app.set_version_flag("--version", std::string("amalgam ") + AMALGAM_VERSION + " (LibTorch " +
-                                        std::to_string(TORCH_VERSION_MAJOR) + "." +
-                                        std::to_string(TORCH_VERSION_MINOR) + "." +
-                                        std::to_string(TORCH_VERSION_PATCH) + ")");
+  app.set_version_flag(
+      "--version", std::string("amalgam ") + AMALGAM_VERSION + " (" + build_description() + ")");
   std::vector<std::pair<CLI::App*, Runner>> commands;
   for (const auto& entry : command_table()) {
     CLI::App* cmd = app.add_subcommand(entry.name, entry.help);

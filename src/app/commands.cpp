@@ -23,6 +23,7 @@
 #include "data/dataset.h"
 #include "distributed/launcher.h"
 #include "evaluation/evaluate.h"
+#include "models/aoti_network.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
@@ -124,6 +125,11 @@ Network user_student(const std::string& text, const DataOptions& d, const std::s
   AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path),
                 "--student: unknown architecture '" + text +
                     "' (expected resnet, vgg, mobilenetv2, or a TorchScript file PATH.pt:LAYER)");
+  AMALGAM_CHECK(!is_aoti_package(ref.path),
+                "--student: " + ref.path +
+                    " is an AOTInductor package: compiled and frozen, it can be a teacher but not "
+                    "a student; give the student as TorchScript (PATH.pt:LAYER) or a zoo "
+                    "architecture");
   AMALGAM_CHECK(
       !ref.layer.empty(),
       "--student: " + ref.path + " needs :LAYER, the submodule whose output is its feature map");
@@ -194,6 +200,10 @@ nlohmann::json network_record(const std::string& ref, NetworkImpl& network) {
   if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(&network)) {
     record["layer"] = scripted->layer();
     record["layout"] = feature_layout_name(scripted->layout());
+  } else if (auto* package = dynamic_cast<AotiNetworkImpl*>(&network)) {
+    record["format"] = "aoti";
+    record["package_device"] = package->package_device();
+    record["layout"] = feature_layout_name(package->layout());
   } else {
     record["layout"] = feature_layout_name(FeatureLayout::kNCHW);  // every zoo network
   }
@@ -409,6 +419,10 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
 
 int run_amalgamate(AmalgamateCommand c) {
   validate(c.dist);
+  if (c.dist.enabled()) {  // a CUDA run's ranks meet over NCCL on their GPUs
+    const c10::Device device = parse_device(c.config.train.device);
+    if (device.is_cuda()) c.dist.nccl_device = device.has_index() ? device.index() : 0;
+  }
   std::shared_ptr<ProcessGroup> group;
   if (c.dist.enabled() && !c.dry_run) group = std::make_shared<ProcessGroup>(c.dist);
   return amalgamate_in_group(std::move(c), std::move(group));
@@ -565,7 +579,9 @@ int run_inspect(const InspectCommand& c) {
   const ModelRef ref = parse_model_ref(c.model, "inspect");
   AMALGAM_CHECK(std::filesystem::is_regular_file(ref.path), ref.path + ": no such model file");
   const InputSpec input = resolve_conventions(ref, c.data.input).input;
-  std::printf("%s", inspect_torchscript(ref.path, input).c_str());
+  std::printf("%s", (is_aoti_package(ref.path) ? inspect_aoti(ref.path, input)
+                                               : inspect_torchscript(ref.path, input))
+                        .c_str());
   return 0;
 }
 

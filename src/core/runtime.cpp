@@ -1,6 +1,8 @@
 #include "core/runtime.h"
 
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <malloc.h>
 
@@ -24,6 +26,20 @@ void configure_allocator() {
   // and are recycled from the heap; the heap is trimmed only past 1 GiB of free top memory.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+std::string build_description() {
+  std::string text = "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." +
+                     std::to_string(TORCH_VERSION_MINOR) + "." +
+                     std::to_string(TORCH_VERSION_PATCH);
+  // libtorch_cuda registers its hooks when it loads; a CPU-only LibTorch has none.
+  const auto& cuda = at::detail::getCUDAHooks();
+  if (!cuda.hasCUDART()) return text + ", CPU only";
+  const long version = cuda.versionCUDART();  // e.g. 13020
+  const int64_t devices = torch::cuda::device_count();
+  return text + ", CUDA " + std::to_string(version / 1000) + "." +
+         std::to_string(version % 1000 / 10) + " compiled in (" + std::to_string(devices) +
+         (devices == 1 ? " GPU" : " GPUs") + " visible)";
 }
 
 c10::Device parse_device(const std::string& text, const std::string& option) {

@@ -18,6 +18,10 @@ int configure_threads(int requested);
 /// 28.0 s with 3.9 s after (same losses to the last digit). Called once by the CLI's main.
 void configure_allocator();
 
+/// What this build runs on, for --version: "LibTorch 2.15.0, CUDA 13.2 compiled in (2 GPUs
+/// visible)" or "LibTorch 2.15.0, CPU only".
+std::string build_description();
+
 /// Parses "cpu" or "cuda[:N]"; throws Error naming `option` for anything else or for CUDA
 /// when this LibTorch has none.
 c10::Device parse_device(const std::string& text, const std::string& option = "--device");

@@ -8,8 +8,15 @@
 #define AMALGAM_HAVE_GLOO 1
 // c10d's headers compile their Gloo parts only with this defined (LibTorch's own build defines it).
 #define USE_C10D_GLOO 1
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+// NCCL: LibTorch's CUDA build defines USE_C10D_NCCL; the header comes with the wheel's NCCL.
+#if defined(AMALGAM_HAVE_GLOO) && defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define AMALGAM_HAVE_NCCL 1
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 #include <arpa/inet.h>
@@ -20,6 +27,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 
@@ -61,6 +69,56 @@ void validate(const DistributedOptions& o) {
     parse_dist_url(o.url);
   }
 }
+
+LaunchEnvironment read_launch_environment(const char* (*get)(const char*)) {
+  const auto value = [get](const char* name) -> std::string {
+    const char* text = get != nullptr ? get(name) : std::getenv(name);
+    return text != nullptr ? text : "";
+  };
+  const auto number = [&value](const char* name) -> int {
+    const std::string text = value(name);
+    if (text.empty()) return -1;
+    AMALGAM_CHECK(
+        text.find_first_not_of("0123456789") == std::string::npos && text.size() <= 6,
+        std::string(name) + " (environment): expected a non-negative integer, got '" + text + "'");
+    return std::stoi(text);
+  };
+  LaunchEnvironment env;
+  const std::string address = value("MASTER_ADDR");
+  int world = number("WORLD_SIZE");
+  int rank = number("RANK");
+  int local = number("LOCAL_RANK");
+  if (world < 0 && !address.empty()) {  // srun: SLURM numbers the tasks, the script the address
+    world = number("SLURM_NTASKS");
+    rank = number("SLURM_PROCID");
+    local = number("SLURM_LOCALID");
+  }
+  if (world > 1) {
+    const std::string size = std::to_string(world);
+    AMALGAM_CHECK(rank >= 0, "RANK (environment): unset while WORLD_SIZE is " + size);
+    AMALGAM_CHECK(!address.empty(), "MASTER_ADDR (environment): unset while WORLD_SIZE is " + size);
+    const std::string port = value("MASTER_PORT");
+    AMALGAM_CHECK(!port.empty(),
+                  "MASTER_PORT (environment): unset while MASTER_ADDR is " + address);
+    const bool ipv6 = address.find(':') != std::string::npos && address.front() != '[';
+    env.url = "tcp://" + (ipv6 ? "[" + address + "]" : address) + ":" + port;
+  }
+  env.world_size = std::max(world, 0);
+  env.rank = rank;
+  env.local_rank = local;
+  env.agent_store = value("TORCHELASTIC_USE_AGENT_STORE") == "True";
+  return env;
+}
+
+#ifdef AMALGAM_HAVE_NCCL
+bool nccl_compiled() {
+  return true;
+}
+#else
+bool nccl_compiled() {
+  return false;
+}
+#endif
 
 #ifdef AMALGAM_HAVE_GLOO
 
@@ -150,24 +208,56 @@ int64_t digest(const std::string& text) {
   return out;
 }
 
-// Gloo reads and writes contiguous CPU memory; tensors elsewhere go through a CPU copy.
-at::Tensor staged(const at::Tensor& t) {
-  return t.is_cpu() && t.is_contiguous() ? t : t.to(torch::kCPU).contiguous();
+// Gloo reads and writes contiguous CPU memory, NCCL memory on its GPU; tensors elsewhere go
+// through a copy there.
+at::Tensor staged(const at::Tensor& t, c10::Device device) {
+  return t.device() == device && t.is_contiguous() ? t : t.to(device).contiguous();
 }
 
 // Runs an in-place collective on `t` (through a staged copy that gives the result back).
-void in_place(at::Tensor& t,
+void in_place(at::Tensor& t, c10::Device device,
               const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& op) {
-  std::vector<at::Tensor> buffer = {staged(t)};
+  std::vector<at::Tensor> buffer = {staged(t, device)};
   op(buffer)->wait();
   if (!buffer[0].is_same(t)) t.copy_(buffer[0]);
+}
+
+c10::intrusive_ptr<c10d::Backend> gloo_group(const c10::intrusive_ptr<c10d::Store>& store,
+                                             const DistributedOptions& o,
+                                             const DistributedAddress& address) {
+  auto gloo_options = c10d::ProcessGroupGloo::Options::create(milliseconds(o.timeout_s));
+  if (!o.interface.empty())
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
+  else if (is_loopback(address.host))
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else if (const std::string local = local_address_towards(address.host, address.port);
+           !local.empty())
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
+  else
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, gloo_options);
+}
+
+c10::intrusive_ptr<c10d::Backend> nccl_group(const c10::intrusive_ptr<c10d::Store>& store,
+                                             const DistributedOptions& o) {
+#ifdef AMALGAM_HAVE_NCCL
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(o.nccl_device));
+  auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+  nccl_options->timeout = milliseconds(o.timeout_s);
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, nccl_options);
+#else
+  (void)store;
+  throw Error("--device cuda:" + std::to_string(o.nccl_device) +
+              ": this amalgam was built without NCCL, so a CUDA run cannot be data-parallel");
+#endif
 }
 
 }  // namespace
 
 struct ProcessGroup::Impl {
-  c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> group;
+  c10::Device device{c10::kCPU};  // where the backend's collectives read and write
 };
 
 ProcessGroup::ProcessGroup(const DistributedOptions& options)
@@ -183,11 +273,14 @@ ProcessGroup::ProcessGroup(const DistributedOptions& options)
   try {
     c10d::TCPStoreOptions store_options;
     store_options.port = static_cast<uint16_t>(address.port);
-    store_options.isServer = options_.rank == 0;
+    // Under torchrun the agent already serves a store at MASTER_PORT: every rank is a client.
+    store_options.isServer = options_.rank == 0 && !options_.launcher_store;
     store_options.numWorkers = static_cast<size_t>(options_.world_size);
     store_options.waitWorkers = false;
     store_options.timeout = milliseconds(options_.timeout_s);
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(address.host, store_options);
+    // Our keys apart from any a launcher keeps in the same store.
+    impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+        "amalgam", c10::make_intrusive<c10d::TCPStore>(address.host, store_options));
   } catch (const std::exception& e) {
     const std::string what = message_of(e);
     if (contains(what, "already in use"))
@@ -199,19 +292,14 @@ ProcessGroup::ProcessGroup(const DistributedOptions& options)
     throw Error(where + ": rendezvous failed: " + what);
   }
   try {
-    auto gloo_options = c10d::ProcessGroupGloo::Options::create(milliseconds(options_.timeout_s));
-    if (!options_.interface.empty())
-      gloo_options->devices.push_back(
-          c10d::ProcessGroupGloo::createDeviceForInterface(options_.interface));
-    else if (is_loopback(address.host))
-      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    else if (const std::string local = local_address_towards(address.host, address.port);
-             !local.empty())
-      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
-    else
-      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, options_.rank,
-                                                               options_.world_size, gloo_options);
+    if (options_.nccl_device >= 0) {
+      impl_->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options_.nccl_device));
+      impl_->group = nccl_group(impl_->store, options_);
+    } else {
+      impl_->group = gloo_group(impl_->store, options_, address);
+    }
+  } catch (const Error&) {
+    throw;
   } catch (const std::exception& e) {
     const std::string what = message_of(e);
     if (contains(what, "imeout") || contains(what, "timed out"))
@@ -237,7 +325,7 @@ void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
     c10d::AllreduceOptions reduce;
     reduce.reduceOp = c10d::ReduceOp::SUM;
     for (auto& t : tensors)
-      in_place(t, [&](auto& b) { return impl_->group->allreduce(b, reduce); });
+      in_place(t, impl_->device, [&](auto& b) { return impl_->group->allreduce(b, reduce); });
   } catch (const std::exception& e) {
     fail("all-reduce", e);
   }
@@ -247,7 +335,7 @@ void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
   try {
     c10d::AllreduceOptions reduce;
     reduce.reduceOp = c10d::ReduceOp::MAX;
-    in_place(tensor, [&](auto& b) { return impl_->group->allreduce(b, reduce); });
+    in_place(tensor, impl_->device, [&](auto& b) { return impl_->group->allreduce(b, reduce); });
   } catch (const std::exception& e) {
     fail("all-reduce", e);
   }
@@ -257,7 +345,7 @@ void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
   try {
     c10d::BroadcastOptions from;
     from.rootRank = root;
-    in_place(tensor, [&](auto& b) { return impl_->group->broadcast(b, from); });
+    in_place(tensor, impl_->device, [&](auto& b) { return impl_->group->broadcast(b, from); });
   } catch (const std::exception& e) {
     fail("broadcast", e);
   }
@@ -265,7 +353,7 @@ void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
 
 at::Tensor ProcessGroup::all_gather(const at::Tensor& local) {
   try {
-    std::vector<at::Tensor> input = {staged(local)};
+    std::vector<at::Tensor> input = {staged(local, impl_->device)};
     std::vector<std::vector<at::Tensor>> output(1);
     for (int r = 0; r < size(); ++r) output[0].push_back(torch::empty_like(input[0]));
     impl_->group->allgather(output, input)->wait();

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "data/dataset.h"
+#include "models/aoti_network.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_network.h"
 #include "models/zoo.h"
@@ -37,23 +38,38 @@ void save_teacher(const torch::nn::Module& network, const ModelSpec& spec, const
 
 namespace {
 
-Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
-                                 const InputConventions& conventions, TeacherUse use) {
+// A user's file as a network: a TorchScript file tapped at :LAYER, or an AOTInductor package
+// whose outputs are (features, logits) or logits alone.
+Network load_user_network(const ModelRef& ref, const FileConventions& conv, c10::Device device,
+                          TeacherUse use) {
+  if (is_aoti_package(ref.path)) {
+    AMALGAM_CHECK(ref.layer.empty(),
+                  ref.path + ": an AOTInductor package has no layers to tap; drop ':" + ref.layer +
+                      "' (its features are its first output, see amalgam inspect)");
+    const FeatureLayout layout = conv.layout.empty()
+                                     ? FeatureLayout::kAuto
+                                     : parse_feature_layout(conv.layout, sidecar_path(ref.path));
+    return load_aoti_network(ref.path, conv.input, layout, device);
+  }
   AMALGAM_CHECK(!ref.layer.empty() || use == TeacherUse::kLogitsOnly,
                 ref.path +
                     ": a TorchScript teacher needs :LAYER, the submodule whose output is its "
                     "feature map (amalgam inspect " +
                     ref.path + " lists them)");
+  return load_torchscript_network(ref.path, layer_with_layout(ref.layer, conv), conv.input, device);
+}
+
+Teacher load_user_teacher(const ModelRef& ref, c10::Device device,
+                          const InputConventions& conventions, TeacherUse use) {
   const FileConventions conv = resolve_conventions(ref, conventions);
-  Network network =
-      load_torchscript_network(ref.path, layer_with_layout(ref.layer, conv), conv.input, device);
+  Network network = load_user_network(ref, conv, device, use);
   freeze(*network);
   int64_t outputs = 0;
   const std::string traced_in_train_mode =
       ref.path +
       ": it answers in train mode (BatchNorm over the batch, or dropout) although amalgam set it "
-      "to eval mode: torch.jit.trace records the mode it ran in; call model.eval() before "
-      "tracing and save it again";
+      "to eval mode: torch.jit.trace and torch.export record the mode they ran in; call "
+      "model.eval() before tracing or exporting and save it again";
   try {
     torch::NoGradGuard no_grad;
     // Two different images in [0,1] without touching the random generator runs are seeded by.
@@ -64,7 +80,12 @@ Teacher load_torchscript_teacher(const ModelRef& ref, c10::Device device,
                                .mul(0.5)
                                .add(0.5)
                                .view({2, conv.input.channels, conv.input.height, conv.input.width});
-    const at::Tensor pair = network->forward(two).logits;
+    const ModelOutput both = network->forward(two);
+    AMALGAM_CHECK(both.features.defined() || use == TeacherUse::kLogitsOnly,
+                  ref.path +
+                      ": the package returns logits only; amalgamation needs (features, logits) "
+                      "from the exported module's forward");
+    const at::Tensor pair = both.logits;
     outputs = pair.size(1);
     // A frozen teacher answers each image alone, the same every time.
     const at::Tensor alone = network->forward(two.slice(0, 0, 1)).logits;
@@ -109,8 +130,9 @@ Teacher load_teacher(const std::string& text, c10::Device device,
   if (sidecar_format(ref.path) != "amalgam-network") {
     AMALGAM_CHECK(is_torchscript_file(ref.path),
                   ref.path + ": neither a teacher written by amalgam teach (its sidecar " +
-                      sidecar_path(ref.path) + " is missing) nor a TorchScript file");
-    return load_torchscript_teacher(ref, device, conventions, use);
+                      sidecar_path(ref.path) +
+                      " is missing) nor a TorchScript file or AOTInductor package");
+    return load_user_teacher(ref, device, conventions, use);
   }
   AMALGAM_CHECK(ref.layer.empty(), ref.path +
                                        ": written by amalgam teach, its feature map is its last "
@@ -204,7 +226,8 @@ std::vector<Teacher> load_teachers(const std::vector<std::string>& refs, c10::De
   std::vector<Teacher> teachers;
   for (const auto& ref : refs) teachers.push_back(load_teacher(ref, device, conventions, use));
   const auto is_user_file = [](const Teacher& t) {
-    return dynamic_cast<TorchScriptNetworkImpl*>(t.network.get()) != nullptr;
+    return dynamic_cast<TorchScriptNetworkImpl*>(t.network.get()) != nullptr ||
+           dynamic_cast<AotiNetworkImpl*>(t.network.get()) != nullptr;
   };
   // A user's teacher numbers its classes 0..k-1: give them ids no other teacher uses.
   std::set<int64_t> used;
