@@ -27,7 +27,11 @@ TORCH=$("$ROOT/.venv/bin/python" -c 'import os, torch; print(os.path.dirname(tor
 FLAGS=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -I"$ROOT/src" -I"$ROOT/tools" -I"$ROOT/fuzz" -isystem "$TORCH/include"
        -isystem "$TORCH/include/torch/csrc/api/include" -I/usr/include/stb)
-LIBS=(-L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -ltorch -ltorch_cpu -lc10 -lz -lstb -lpthread)
+# libamalgam.a holds the NCCL backend too: libtorch_cuda, found with the wheel's CUDA libraries.
+NVIDIA=$(dirname "$TORCH")/nvidia
+LIBS=(-L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -ltorch -ltorch_cpu -ltorch_cuda -lc10_cuda -lc10
+      -Wl,-rpath-link,"$(echo "$NVIDIA"/cu[0-9]*/lib)" -Wl,-rpath-link,"$NVIDIA/nccl/lib" -lz -lstb
+      -lpthread)
 
 # The sources compiled with coverage for each target: the harness and the readers it drives.
 sources() {
