@@ -170,6 +170,14 @@ TEST(Fuzzed, IdxDimensionsWhoseProductOverflowsAreRefused) {
   expect_idx_refused(bytes, sizeof bytes, "implausibly large");
 }
 
+TEST(Fuzzed, EmptyIdxArrayWithHugeSizesIsRefused) {
+  // fuzz/run.sh found this 20-byte header on LibTorch 2.15: 1157638438 x 0 x 4211081215 x
+  // 4294918461 holds no element, but allocating it threw c10::Error (stride overflow).
+  const unsigned char bytes[] = {0x00, 0x00, 0x08, 0x04, 0x45, 0x00, 0x29, 0x26, 0x00, 0x00,
+                                 0x00, 0x00, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0x41, 0x3d};
+  expect_idx_refused(bytes, sizeof bytes, "implausibly large");
+}
+
 TEST(Fuzzed, PnmPromisingMorePixelsThanItHoldsIsRefused) {
   // fuzz/run.sh (ASan) found this 19-byte PGM: Debian's stb read past the buffer decoding it.
   const std::string crash = "P51157 55571 555711";

@@ -71,6 +71,7 @@ at::Tensor read_idx(const std::string& path) {
                 " is not in 1..4");
   std::vector<int64_t> dims(ndims);
   int64_t elements = 1;
+  int64_t extent = 1;  // the product of the non-zero sizes: the tensor's largest stride
   for (int d = 0; d < ndims; ++d) {
     std::array<unsigned char, 4> be{};
     if (read_bytes(file.get(), path, be.data(), 4) != 4)
@@ -78,9 +79,12 @@ at::Tensor read_idx(const std::string& path) {
     dims[d] = (int64_t{be[0]} << 24) | (int64_t{be[1]} << 16) | (int64_t{be[2]} << 8) | be[3];
     // Checked before multiplying: the product of four 32-bit sizes overflows int64 (found by
     // fuzzing).
-    if (dims[d] > 0 && elements > kMaxElements / dims[d])
+    // An empty array whose other sizes are huge is refused too: LibTorch 2.x cannot lay out
+    // its strides (fuzzing found 1157638438 x 0 x 4211081215 x 4294918461).
+    if (dims[d] > 0 && extent > kMaxElements / dims[d])
       throw Error(path + ": IDX header declares an implausibly large array");
     elements *= dims[d];
+    extent *= std::max<int64_t>(dims[d], 1);
   }
   // Read before allocating what the header claims: a few corrupt header bytes must not make us
   // reserve gigabytes (fuzzing found a 40-byte file that asked for 5.4 GB). Memory grows with
