@@ -4,10 +4,10 @@
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "models/torchscript_network.h"
 
 namespace amalgam {
 namespace {
@@ -36,11 +36,8 @@ constexpr int64_t kProbeBatch = 32;
 }  // namespace
 
 bool is_aoti_package(const std::string& path) {
-  if (std::filesystem::path(path).extension() != ".pt2") return false;
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+  // A .pt2 is a zip archive, as a TorchScript file is: the same magic check serves both.
+  return std::filesystem::path(path).extension() == ".pt2" && is_torchscript_file(path);
 }
 
 AotiNetworkImpl::AotiNetworkImpl(const std::string& path, InputSpec input, FeatureLayout layout,

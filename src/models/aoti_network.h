@@ -51,8 +51,6 @@ class AotiNetworkImpl : public NetworkImpl {
   InputSpec input_;
   FeatureLayout declared_layout_ = FeatureLayout::kAuto;
   FeatureLayout layout_ = FeatureLayout::kAuto;
-  at::Tensor mean_;
-  at::Tensor std_;
 };
 
 /// Whether `path` names an AOTInductor package (a zip archive whose name ends in .pt2).
