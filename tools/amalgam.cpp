@@ -229,9 +229,10 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
                   "the submodule whose output is its feature map (repeat for each)");
   cmd->add_flag("--dry-run", a.dry_run,
                 "Print the resolved options and a model summary, then exit without training");
-  cmd->add_option("--resume", a.resume,
-                  "Continue the run in RUN_DIR from its last checkpoint (other options come "
-                  "from RUN_DIR/config.json; --threads may be given)");
+  cmd->add_option(
+      "--resume", a.resume,
+      "Continue the run in RUN_DIR from its last checkpoint (other options come "
+      "from RUN_DIR/config.json; --threads, --epochs, --lr, --max-loss-growth may be given)");
   cmd->add_option("--log-every", a.config.log_every,
                   "Steps between progress lines and metrics records")
       ->capture_default_str();
@@ -258,6 +259,10 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
   cmd->add_flag("--teachers-see-clean-images", a.config.teachers_see_clean_images,
                 "With --crop-padding/--flip: teachers see the un-augmented image (their outputs "
                 "stay cached), the student the augmented one");
+  cmd->add_option("--max-loss-growth", a.config.train.max_loss_growth,
+                  "Divergence guard: stop when the loss exceeds this many times max(1, its first "
+                  "step's) (0 = off)")
+      ->capture_default_str();
   cmd->add_flag("--no-teacher-cache", c->no_teacher_cache,
                 "Run the teachers on every batch instead of caching their outputs once");
   add_train_options(cmd, a.config.train, a.out);
@@ -278,9 +283,15 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
       state.who = "rank " + std::to_string(a.dist.rank) + ": ";
       if (a.dist.rank > 0 && !state.verbose) set_log_level(LogLevel::kQuiet);
     }
-    if (!a.resume.empty())
-      return resume_amalgamate(a.resume, a.config.train.threads,
-                               cmd->count("--epochs") > 0 ? a.config.train.epochs : 0, a.dist);
+    if (!a.resume.empty()) {
+      ResumeOverrides overrides;
+      overrides.threads = a.config.train.threads;
+      if (cmd->count("--epochs") > 0) overrides.epochs = a.config.train.epochs;
+      if (cmd->count("--lr") > 0) overrides.lr = a.config.train.lr;
+      if (cmd->count("--max-loss-growth") > 0)
+        overrides.max_loss_growth = a.config.train.max_loss_growth;
+      return resume_amalgamate(a.resume, overrides, a.dist);
+    }
     return run_amalgamate(a);
   };
 }

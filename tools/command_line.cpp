@@ -121,7 +121,7 @@ void refuse_options_on_resume(const CLI::App& cmd) {
   static const std::set<std::string> allowed = {
       "--resume",   "--threads", "--nproc",        "--rank",       "--world-size",
       "--dist-url", "--epochs",  "--dist-timeout", "--dist-iface", "--quiet",
-      "--verbose",  "--config",  "--help"};
+      "--verbose",  "--config",  "--help",         "--lr",         "--max-loss-growth"};
   for (const CLI::Option* option : cmd.get_options()) {
     const std::string name = option->get_name(false, false);
     if (option->count() == 0 || allowed.count(name)) continue;

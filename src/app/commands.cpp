@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <new>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -17,6 +19,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/precision.h"
+#include "core/run_lock.h"
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/batch_loader.h"
@@ -282,6 +285,7 @@ int run_teach(TeachCommand c) {
   spec.num_classes = data.task.size();
   make_network(spec);  // validates the architecture before any training
   ensure_directory(c.out);
+  const RunLock lock(c.out, "--out");
   const TeachResult result = teach(spec, data.task, data.split.train, data.split.val, c.train);
   nlohmann::json extra = {{"epochs", c.train.epochs}, {"seconds", result.seconds}};
   if (!result.val_accuracy.empty()) extra["val_accuracy"] = result.val_accuracy.back();
@@ -342,7 +346,29 @@ nlohmann::json recorded_routing_check(const std::string& dir) {
   return read_run_config(read_whole_file(path), path).routing_check;
 }
 
-// run_amalgamate once the process group (if any) has formed.
+// Whether `e` is an allocation that failed: host memory (std::bad_alloc, LibTorch's "can't
+// allocate memory") or a GPU's (c10::OutOfMemoryError).
+bool is_out_of_memory(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e) || dynamic_cast<const c10::OutOfMemoryError*>(&e))
+    return true;
+  const std::string what = e.what();
+  return what.find("can't allocate memory") != std::string::npos ||
+         what.find("out of memory") != std::string::npos;
+}
+
+// Adds to a run's error what the user can do with the run directory now.
+Error with_resume_hint(const Error& e, const std::string& dir) {
+  const std::string what = e.what();
+  if (what.find("--resume") != std::string::npos) return Error(what);
+  const bool checkpointed = std::filesystem::exists(dir + "/checkpoint.pt");
+  return Error(what +
+               (checkpointed ? "; continue the run with: amalgam amalgamate --resume "
+                             : "; no checkpoint yet: amalgam amalgamate --resume ") +
+               dir + (checkpointed ? "" : " starts the run again from its first step"));
+}
+
+// run_amalgamate once the process group (if any) has formed; rank 0 holds the run directory's
+// lock from before its first file is written to the end of the run.
 int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group) {
   // First: a background process starts with SIGINT ignored, and loading can take seconds; a stop
   // asked for meanwhile is kept and honoured after the first step (checkpoint, exit 130/143).
@@ -353,6 +379,12 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   validate(config.train);
   if (c.out.empty()) c.out = default_run_dir("amalgamate");
   const bool writer = !group || group->rank() == 0;
+  // The lock is taken at once where the directory exists (a second run on it is refused before
+  // it loads anything), otherwise when this run creates it; either way before the existing-run
+  // check, which a run that got there first would otherwise pass with this one.
+  std::optional<RunLock> lock;
+  if (writer && !c.dry_run && std::filesystem::is_directory(c.out))
+    lock.emplace(c.out, c.resume.empty() ? "--out" : "--resume");
   if (writer && c.resume.empty() && !c.dry_run) check_new_run_outputs(c);
   RunContext context;
   context.group = std::move(group);
@@ -388,6 +420,10 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
     return 0;
   }
   ensure_directory(c.out);
+  if (!lock) {
+    lock.emplace(c.out, "--out");
+    if (c.resume.empty()) check_new_run_outputs(c);  // a run that started meanwhile and ended
+  }
   if (c.resume.empty()) remove_old_run(c.out);  // refused above unless --overwrite
   // Written once every input has been accepted.
   nlohmann::json run = run_config(c, world_size);
@@ -396,22 +432,34 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
       c.resume.empty() ? nlohmann::json(routing_check) : recorded_routing_check(c.out);
   write_text_atomically(c.out + "/config.json", run.dump(2) + "\n");
   context.checkpoint_path = c.out + "/checkpoint.pt";
-  RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);
-  recorder.attach(context);
-  AmalgamationResult result = amalgamate(teachers, transfer, config, context);
-  const std::string path = c.out + "/student.pt";
-  const nlohmann::json provenance = {{"method", config.objective.method}, {"teachers", c.teachers}};
-  save_student(result, path, provenance);
-  std::printf("student (%s, %s, %lld params, %lld outputs) -> %s\n",
-              config.objective.method.c_str(), result.student_spec.arch.c_str(),
-              static_cast<long long>(count_parameters(*result.student)),
-              static_cast<long long>(result.head.total()), path.c_str());
-  if (!c.export_path.empty()) {
-    const double diff = export_student(*result.student, result.head, c.export_path, provenance);
-    std::printf("exported TorchScript student -> %s (reloaded: max |logit difference| %.2g)\n",
-                c.export_path.c_str(), diff);
+  try {
+    RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);
+    recorder.attach(context);
+    AmalgamationResult result = amalgamate(teachers, transfer, config, context);
+    const std::string path = c.out + "/student.pt";
+    const nlohmann::json provenance = {{"method", config.objective.method},
+                                       {"teachers", c.teachers}};
+    save_student(result, path, provenance);
+    std::printf("student (%s, %s, %lld params, %lld outputs) -> %s\n",
+                config.objective.method.c_str(), result.student_spec.arch.c_str(),
+                static_cast<long long>(count_parameters(*result.student)),
+                static_cast<long long>(result.head.total()), path.c_str());
+    if (!c.export_path.empty()) {
+      const double diff = export_student(*result.student, result.head, c.export_path, provenance);
+      std::printf("exported TorchScript student -> %s (reloaded: max |logit difference| %.2g)\n",
+                  c.export_path.c_str(), diff);
+    }
+    std::printf("report -> %s\n", recorder.finish(result).c_str());
+  } catch (const Interrupted&) {
+    throw;  // its message says where the checkpoint is
+  } catch (const Error& e) {
+    throw with_resume_hint(e, c.out);
+  } catch (const std::exception& e) {  // std::bad_alloc, c10::OutOfMemoryError, c10::Error
+    if (!is_out_of_memory(e)) throw;
+    throw with_resume_hint(Error("amalgamate: out of memory at --batch-size " +
+                                 std::to_string(config.train.batch_size) + "; lower --batch-size"),
+                           c.out);
   }
-  std::printf("report -> %s\n", recorder.finish(result).c_str());
   return 0;
 }
 
@@ -428,7 +476,7 @@ int run_amalgamate(AmalgamateCommand c) {
   return amalgamate_in_group(std::move(c), std::move(group));
 }
 
-int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
+int resume_amalgamate(const std::string& run_dir, const ResumeOverrides& overrides,
                       const DistributedOptions& dist) {
   const std::string config_path = run_dir + "/config.json";
   validate(dist);
@@ -436,10 +484,15 @@ int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
   if (writer) {
     AMALGAM_CHECK(std::filesystem::is_regular_file(config_path),
                   "--resume: " + config_path + " is missing; is " + run_dir + " a run directory?");
+  }
+  // Stopped before its first checkpoint (killed while caching teacher outputs, a full disk):
+  // nothing was trained, so the run starts again from its first step with its own config.
+  const bool from_start =
+      writer && !dist.enabled() && !std::filesystem::is_regular_file(run_dir + "/checkpoint.pt");
+  if (writer && dist.enabled())
     AMALGAM_CHECK(
         std::filesystem::is_regular_file(run_dir + "/checkpoint.pt"),
         "--resume: " + run_dir + "/checkpoint.pt is missing: the run wrote no checkpoint yet");
-  }
   AmalgamateCommand c;
   c.dist = dist;
   c.out = run_dir;
@@ -463,12 +516,20 @@ int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
   c.teachers = std::move(recorded.command.teachers);
   c.export_path = std::move(recorded.command.export_path);
   c.val_dir = std::move(recorded.command.val_dir);
-  if (threads > 0) c.config.train.threads = threads;
-  if (epochs > 0) {
-    AMALGAM_CHECK(epochs >= c.config.train.epochs,
+  if (overrides.threads > 0) c.config.train.threads = overrides.threads;
+  if (overrides.lr > 0) c.config.train.lr = overrides.lr;
+  if (overrides.max_loss_growth >= 0) c.config.train.max_loss_growth = overrides.max_loss_growth;
+  if (overrides.epochs > 0) {
+    AMALGAM_CHECK(overrides.epochs >= c.config.train.epochs,
                   "--epochs: " + run_dir + " has " + std::to_string(c.config.train.epochs) +
                       " epochs; --resume can extend a run, not shorten it");
-    c.config.train.epochs = epochs;
+    c.config.train.epochs = overrides.epochs;
+  }
+  if (from_start) {
+    log_info("amalgamate: " + run_dir +
+             " has no checkpoint yet; starting the run again from its first step");
+    c.resume.clear();
+    c.overwrite = true;  // its own files
   }
   return amalgamate_in_group(std::move(c), std::move(group));
 }

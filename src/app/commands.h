@@ -62,11 +62,18 @@ struct AmalgamateCommand {
 };
 int run_amalgamate(AmalgamateCommand command);
 
+/// What `--resume` may change in a run (each 0 = keep the run's own).
+struct ResumeOverrides {
+  int threads = 0;     ///< --threads (bitwise equality with an uninterrupted run needs the same)
+  int64_t epochs = 0;  ///< --epochs: extends the run, a finished one included
+  double lr = 0;       ///< --lr: e.g. a lower rate after the divergence guard stopped the run
+  double max_loss_growth = -1;  ///< --max-loss-growth (-1 = keep the run's own)
+};
+
 /// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
-/// checkpoint.pt (`threads` > 0 overrides the thread count; bitwise equality needs the same;
-/// `epochs` > 0 extends the run to that many epochs, a finished run included).
+/// checkpoint.pt; a run stopped before its first checkpoint starts again from its first step.
 /// A data-parallel run resumes with as many ranks as it had; only rank 0 needs RUN_DIR.
-int resume_amalgamate(const std::string& run_dir, int threads, int64_t epochs,
+int resume_amalgamate(const std::string& run_dir, const ResumeOverrides& overrides,
                       const DistributedOptions& dist);
 
 /// `amalgamate --nproc N`: starts N ranks of this command line (`args`, argv without the program)

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 
 namespace amalgam {
 namespace fs = std::filesystem;
@@ -68,7 +69,12 @@ void write_bytes_atomically(const std::string& path, const std::string& bytes) {
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (fault_fails_write(path)) {  // tests: a full disk half-way through this file
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+      out.setstate(std::ios::badbit);
+    } else {
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
     out.flush();
     if (!out) throw Error(path + ": write failed (disk full or file size limit?)");
   });

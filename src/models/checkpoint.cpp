@@ -49,8 +49,9 @@ void save_network(const torch::nn::Module& network, const std::string& path, nlo
     network.save(archive);
     archive.save_to(bytes);
   }
-  write_bytes_atomically(path, bytes.str());
+  // The sidecar first: the model file appears last, so a present model file is a whole one.
   write_text_atomically(sidecar_path(path), meta.dump(2) + "\n");
+  write_bytes_atomically(path, bytes.str());
 }
 
 SavedNetwork load_network(const std::string& path) {

@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "models/checkpoint.h"
 #include "models/layers.h"
 #include "models/mobilenetv2.h"
@@ -174,8 +175,10 @@ void export_torchscript(NetworkImpl& network, const std::string& path, nlohmann:
   sidecar["input"]["range"] = "[0,1], normalised inside forward";
   std::ostringstream bytes;  // in memory first: see save_network
   exported.save(bytes, {{kExportMetadataFile, sidecar.dump(2)}});
-  write_bytes_atomically(path, bytes.str());
+  fault_point(kFaultExport);  // tests: a signal between tracing and writing
+  // The sidecar first: the model file appears last, so a present .pt is a whole export.
   write_text_atomically(sidecar_path(path), sidecar.dump(2) + "\n");
+  write_bytes_atomically(path, bytes.str());
 }
 
 }  // namespace amalgam

@@ -109,6 +109,8 @@ RunFiles parse_run_files(const std::string& config, const std::string& metrics,
   for (std::string line; std::getline(lines, line);) {
     ++number;
     if (line.empty()) continue;
+    // A running amalgam appends records; the last line may be one it is still writing.
+    if (lines.eof() && metrics.back() != '\n') break;
     const std::string where = run_dir + "/metrics.jsonl line " + std::to_string(number);
     files.metrics.push_back(parse_json(line, where));
     check_metrics_record(files.metrics.back(), where);

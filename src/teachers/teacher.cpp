@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "core/log.h"
 #include "data/dataset.h"
 #include "models/aoti_network.h"
@@ -168,7 +169,17 @@ std::vector<ModelOutput> teacher_outputs(const std::vector<Teacher>& teachers,
   torch::NoGradGuard no_grad;
   std::vector<ModelOutput> outputs;
   outputs.reserve(teachers.size());
-  for (const auto& teacher : teachers) outputs.push_back(teacher.network->forward(images));
+  for (const auto& teacher : teachers) {
+    outputs.push_back(teacher.network->forward(images));
+    // A teacher that answers NaN or Inf (a broken export, a wrong normalisation far outside its
+    // range) would poison every loss term: refused here, where its outputs are taken, by name.
+    const ModelOutput& out = outputs.back();
+    AMALGAM_CHECK(torch::isfinite(out.logits).all().item<bool>() &&
+                      (!out.features.defined() || torch::isfinite(out.features).all().item<bool>()),
+                  "--teacher: " + (teacher.path.empty() ? teacher.task.name : teacher.path) +
+                      " gives non-finite outputs (NaN or Inf) on the transfer images; check the "
+                      "file and its input conventions (--mean, --std, --input-size)");
+  }
   return outputs;
 }
 
@@ -204,6 +215,8 @@ TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
   const auto kept = precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
   std::vector<std::vector<at::Tensor>> features(teachers.size()), logits(teachers.size());
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+    if (begin > 0 && begin - batch_size < images.size(0) / 2 && begin >= images.size(0) / 2)
+      fault_point(kFaultTeacherCache);  // tests: a signal half-way through the cache
     const at::Tensor input = to_network_input(images.slice(0, begin, begin + batch_size), device);
     std::vector<ModelOutput> outputs;
     {

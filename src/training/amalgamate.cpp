@@ -27,8 +27,11 @@ const std::vector<std::string>& resumable_fields() {
   // Threads change speed, not results beyond rounding; checkpoint_every and log_every only what
   // is written when; more epochs extend a run (the learning-rate schedule stretched over the new
   // total from the step where it stands).
-  static const std::vector<std::string> fields = {"/train/threads", "/train/epochs",
-                                                  "/checkpoint_every", "/log_every"};
+  // A lower learning rate (and the divergence guard's bound) may continue a diverged run from its
+  // last good checkpoint.
+  static const std::vector<std::string> fields = {
+      "/train/threads",    "/train/epochs",          "/train/lr",
+      "/checkpoint_every", "/train/max_loss_growth", "/log_every"};
   return fields;
 }
 
@@ -40,8 +43,15 @@ std::string transfer_checksum(const TransferSet& transfer) {
   return std::to_string(crc32_of(images.data_ptr(), images.nbytes()));
 }
 
+// The CRC-32 of a teacher's file: a teacher replaced between a run and its --resume is caught.
+uint32_t teacher_file_checksum(const Teacher& teacher) {
+  if (teacher.path.empty()) return 0;  // built in memory
+  const std::string bytes = read_whole_file(teacher.path);
+  return crc32_of(bytes.data(), bytes.size());
+}
+
 // What must not change between a run and its resumption: the config without resumable_fields(),
-// the teachers, the transfer set's size and the world size.
+// the teachers (their files' checksums too), the transfer set's size and the world size.
 nlohmann::json run_fingerprint(const AmalgamateConfig& config, const std::vector<Teacher>& teachers,
                                const TransferSet& transfer, int64_t world_size) {
   nlohmann::json j = config;
@@ -49,7 +59,10 @@ nlohmann::json run_fingerprint(const AmalgamateConfig& config, const std::vector
     const nlohmann::json::json_pointer pointer(field);
     j[pointer.parent_pointer()].erase(pointer.back());
   }
-  for (const auto& t : teachers) j["teachers"].push_back(t.path);
+  for (const auto& t : teachers) {
+    j["teachers"].push_back(t.path);
+    j["teacher_checksums"].push_back(teacher_file_checksum(t));
+  }
   j["transfer_images"] = transfer.size();
   j["world_size"] = world_size;
   return j;
@@ -109,6 +122,42 @@ void check_finite(const LossValues& loss, int64_t epoch, int64_t step, const Run
                       " (try a lower --lr or --block-lr-mult)" + run.checkpointer.kept());
 }
 
+// Stops the run at a step whose total loss has grown past train.max_loss_growth times the run's
+// first step's (at least 1, so a tiny first loss does not make ordinary noise a divergence),
+// before the step updates anything: a finite but exploding loss (--lr 1e6 reached 2.8e14 in one
+// epoch) would otherwise end in a saved, useless student.
+void check_bounded(const LossValues& loss, const RunProgress& at, const Run& run) {
+  const double growth = run.config.train.max_loss_growth;
+  if (growth <= 0 || at.reference_loss <= 0) return;
+  const double bound = growth * std::max(1.0, at.reference_loss);
+  const double total = loss.get("total");
+  if (total <= bound) return;
+  std::string largest = "total";  // the term that grew: the one that is largest now
+  double largest_value = 0;
+  for (const auto& [term, value] : loss.terms())
+    if (term != "total" && value > largest_value) largest = term, largest_value = value;
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "total %.4g exceeds %g x its first step's %.4g; term '%s' is %.4g", total, growth,
+                at.reference_loss, largest.c_str(), largest_value);
+  throw Error("amalgamate: the loss diverged at epoch " + std::to_string(at.epoch + 1) + ", step " +
+              std::to_string(at.step) + " (" + text + "; lower --lr, or raise --max-loss-growth)" +
+              run.checkpointer.kept());
+}
+
+// Stops the run when a gradient is NaN or Inf, before the optimiser applies it.
+void check_finite_gradients(const Run& run, const RunProgress& at) {
+  at::Tensor finite = torch::ones({}, torch::kBool);
+  for (const auto* module : {static_cast<const torch::nn::Module*>(&run.student),
+                             static_cast<const torch::nn::Module*>(&run.objective)})
+    for (const auto& p : module->parameters())
+      if (p.grad().defined()) finite = finite.logical_and(torch::isfinite(p.grad()).all().cpu());
+  AMALGAM_CHECK(finite.item<bool>(),
+                "amalgamate: a gradient is NaN or Inf at epoch " + std::to_string(at.epoch + 1) +
+                    ", step " + std::to_string(at.step) + " (try a lower --lr or --block-lr-mult)" +
+                    run.checkpointer.kept());
+}
+
 // The objective's terms on `images`: the student, the teachers run on the batch (when not
 // cached) and the objective's own parts (adapters, common space) compute at the run's precision;
 // what reaches the losses is float32 and the losses sum in float32 (method/losses.cpp).
@@ -149,8 +198,10 @@ LossValues train_step(Run& run, const Batch& batch, const RunProgress& at, int& 
   signal = stop_signal();
   run.replicas.agree(values, signal);
   check_finite(values, epoch + 1, step, run);
+  check_bounded(values, at, run);
   loss.total.backward();
   run.replicas.average_gradients();
+  check_finite_gradients(run, at);
   run.optimizer.step();
   return values;
 }
@@ -201,6 +252,7 @@ void train_epoch(Run& run, RunProgress& progress) {
     const LossValues loss = train_step(run, *batch, progress, signal);
     const int64_t images = batch->images.size(0) * run.replicas.ranks();
     progress.partial.accumulate(loss, static_cast<double>(images));
+    if (progress.reference_loss <= 0) progress.reference_loss = loss.get("total");
     progress.seen += images;
     report_step(run, *batch, loss, lrs, progress, step_start);
     ++progress.step;
@@ -216,7 +268,13 @@ void train_epoch(Run& run, RunProgress& progress) {
   stats.seconds = now_seconds() - start;
   stats.images_per_second = static_cast<double>(progress.seen) / stats.seconds;
   progress.history.push_back(stats);
-  progress = {epoch + 1, 0, progress.global_step, LossValues(), 0, progress.history};
+  progress = {epoch + 1,
+              0,
+              progress.global_step,
+              LossValues(),
+              0,
+              progress.history,
+              progress.reference_loss};
   save_checkpoint(run, progress);
   char line[512];
   std::snprintf(line, sizeof line, "amalgamate %s: epoch %lld/%lld loss %.4f (%s) %.0f img/s",

@@ -20,6 +20,8 @@ void validate(const TrainOptions& o) {
   AMALGAM_CHECK(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
   AMALGAM_CHECK(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
   AMALGAM_CHECK(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
+  AMALGAM_CHECK(o.max_loss_growth >= 0 && std::isfinite(o.max_loss_growth),
+                "--max-loss-growth: must be >= 0 (0 = no divergence guard)");
   parse_precision(o.precision, c10::Device(c10::kCPU));  // names --precision when unknown
 }
 

@@ -43,6 +43,9 @@ struct TrainOptions {
   std::string device = "cpu";             ///< cpu | cuda[:N]
   std::string precision = "fp32";         ///< fp32 | bf16 | auto (core/precision.h)
   AugmentOptions augment;                 ///< applied to every training batch (off by default)
+  /// Divergence guard: a step whose total loss exceeds this many times max(1, the run's first
+  /// step's total) stops the run before it updates anything (0 = off).
+  double max_loss_growth = 100.0;
 };
 
 /// Throws Error naming the option for any nonsense value.

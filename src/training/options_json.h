@@ -23,7 +23,8 @@ Schedule parse_schedule(const std::string& name);
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, crop_padding, horizontal_flip)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, epochs, batch_size, lr, head_lr_mult,
                                                 block_lr_mult, weight_decay, schedule, step_epochs,
-                                                gamma, seed, threads, device, precision, augment)
+                                                gamma, seed, threads, device, precision, augment,
+                                                max_loss_growth)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AmalgamateConfig, student, objective, train,
                                                 cache_teachers, teacher_cache_limit,
                                                 checkpoint_every, log_every, channels_last,

@@ -81,7 +81,8 @@ void read_module(torch::serialize::InputArchive& root, const std::string& key,
 // the resume with its name, not resume at a wrong step.
 RunProgress read_progress(const nlohmann::json& meta, const std::string& where) {
   const JsonFields fields(meta, where);
-  fields.only({"epoch", "step", "global_step", "partial", "seen", "history", "fingerprint"});
+  fields.only({"epoch", "step", "global_step", "partial", "seen", "history", "reference_loss",
+               "fingerprint"});
   RunProgress progress;
   progress.epoch = fields.get<int64_t>("epoch");
   progress.step = fields.get<int64_t>("step");
@@ -99,17 +100,41 @@ RunProgress read_progress(const nlohmann::json& meta, const std::string& where) 
   progress.partial = partial.get<LossValues>();
   progress.history =
       read_struct<std::vector<EpochStats>>(fields.at("history"), where + " \"history\"");
+  if (meta.contains("reference_loss")) {  // checkpoints before the divergence guard lack it
+    progress.reference_loss = fields.get<double>("reference_loss");
+    if (!std::isfinite(progress.reference_loss) || progress.reference_loss < 0)
+      throw fields.error("reference_loss", "must be a finite number >= 0");
+  }
   return progress;
+}
+
+// The first key where the fingerprint a checkpoint recorded and this run's differ ("" = none).
+// Fields resumable today, and keys a checkpoint of an older amalgam did not record, are skipped.
+std::string fingerprint_change(nlohmann::json recorded, const nlohmann::json& current) {
+  if (!recorded.is_object() || !current.is_object()) return "fingerprint";
+  for (const auto& field : resumable_fields()) {
+    const nlohmann::json::json_pointer pointer(field);
+    if (recorded.contains(pointer)) recorded[pointer.parent_pointer()].erase(pointer.back());
+  }
+  for (const auto& [key, value] : current.items())
+    if (recorded.contains(key) && recorded.at(key) != value) return key;
+  for (const auto& [key, value] : recorded.items())
+    if (!current.contains(key)) return key;
+  return "";
 }
 
 }  // namespace
 
 void save_run_checkpoint(const std::string& path, const RunModules& modules,
                          const RunProgress& progress, const nlohmann::json& fingerprint) {
-  const nlohmann::json meta = {
-      {"epoch", progress.epoch},     {"step", progress.step}, {"global_step", progress.global_step},
-      {"partial", progress.partial}, {"seen", progress.seen}, {"history", progress.history},
-      {"fingerprint", fingerprint}};
+  const nlohmann::json meta = {{"epoch", progress.epoch},
+                               {"step", progress.step},
+                               {"global_step", progress.global_step},
+                               {"partial", progress.partial},
+                               {"seen", progress.seen},
+                               {"history", progress.history},
+                               {"reference_loss", progress.reference_loss},
+                               {"fingerprint", fingerprint}};
   torch::serialize::OutputArchive root;
   root.write("format", c10::IValue(std::string(kFormat)));
   root.write("progress", c10::IValue(meta.dump()));
@@ -160,10 +185,16 @@ RunProgress load_run_checkpoint_bytes(const std::string& bytes, const std::strin
     throw Error(path + ": not an amalgam run checkpoint (" + first_line(e.what()) + ")");
   }
   const RunProgress progress = read_progress(meta, path + " (progress record)");
-  AMALGAM_CHECK(meta.value("fingerprint", nlohmann::json()) == fingerprint,
+  const std::string change =
+      fingerprint_change(meta.value("fingerprint", nlohmann::json()), fingerprint);
+  AMALGAM_CHECK(change != "teacher_checksums",
                 path +
-                    ": written by a run with other options, teachers or data; resume it with the "
-                    "run's own config.json");
+                    ": a teacher file has changed since the run began (its checksum differs); "
+                    "--resume cannot continue it: put the run's own teacher files back, or "
+                    "start a new run");
+  AMALGAM_CHECK(change.empty(),
+                path + ": written by a run with other options, teachers or data (\"" + change +
+                    "\" differs); --resume continues a run only with its own config.json");
   try {
     read_module(root, "student", modules.student);
     read_module(root, "objective", modules.objective);

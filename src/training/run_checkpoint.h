@@ -20,6 +20,7 @@ struct RunProgress {
   LossValues partial;               ///< loss sums (x images) of the epoch's completed steps
   int64_t seen = 0;                 ///< images of the epoch's completed steps
   std::vector<EpochStats> history;  ///< completed epochs
+  double reference_loss = 0;        ///< the run's first step's total loss (0 = no step yet)
 };
 
 /// The modules a checkpoint holds.
