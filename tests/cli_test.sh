@@ -12,6 +12,26 @@ ok "teach resnet on A=0-4" $A teach --task A=0-4 --arch resnet --width 8 $SMALL 
 exists "teacher A files" "$W/a/teacher.pt" "$W/a/teacher.json"
 ok "teach vgg on B=5-9" $A teach --task B=5-9 --arch vgg --width 8 $SMALL --out "$W/b"
 ok "teach mobilenetv2 on C=5-9" $A teach --task C=5-9 --arch mobilenetv2 --width 8 $SMALL --out "$W/c"
+# --dry-run for every method (the names from the refusal of an unknown one): the run's own plan
+# printed as JSON, both teachers' head slices, nothing written.
+methods=$($A amalgamate --method nosuch --teacher "$W/a/teacher.pt" 2>&1 |
+  sed -n "s/.*expected one of \(.*\), got .*/\1/p" | tr -d ',')
+[ -n "$methods" ] && pass "every method: $methods" || fail "no method list in the refusal"
+for method in $methods; do
+  ok "--dry-run --method $method" $A amalgamate --method "$method" --teacher "$W/a/teacher.pt" \
+    --teacher "$W/b/teacher.pt" --student-width 8 --dry-run --out "$W/dry-$method"
+  "$PY" -c "
+import json, sys
+s = json.load(open(sys.argv[1]))['summary']
+assert [h['task'] for h in s['head']] == ['A', 'B'] and s['head'][1]['end'] == 10, s['head']
+assert s['student']['parameters'] > 0 and len(s['student']['feature_shape']) == 3, s['student']
+" "$W/out" && pass "--dry-run --method $method: the plan" || fail "--dry-run --method $method: $(head -c 300 "$W/out")"
+  absent "--dry-run --method $method: nothing written" "$W/dry-$method"
+  # The lines of --method's help: from "The objective:" to the next option.
+  $A amalgamate --help | awk '/The objective:/ {on = 1; next} on && /^ *-/ {on = 0} on' |
+    grep -q "^ *$method: [a-z]" && pass "--help says what $method is" ||
+    fail "--help has no summary of $method"
+done
 ok "amalgamate cfl with the common space" $A amalgamate --teacher "$W/a/teacher.pt" \
   --teacher "$W/b/teacher.pt" --student resnet --student-width 8 --lambda-cf 1 $SMALL --out "$W/s"
 exists "student files" "$W/s/student.pt" "$W/s/student.json" "$W/s/student.block.pt"

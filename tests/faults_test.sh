@@ -164,6 +164,24 @@ cp ta2/teacher.pt ta2/teacher.json tx/
 bad "--resume after its teacher was replaced" "a teacher file has changed since the run began" \
   $A amalgamate --resume swap --epochs 2
 
+# --- A teacher that answers NaN on the transfer images: refused before training, by name.
+"$PY" - <<'PY' || fail "the NaN teacher could not be made"
+import torch
+class Broken(torch.nn.Module):  # a broken export: every logit NaN
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4, 5)
+    def forward(self, x):
+        return self.fc(self.body(x).mean((2, 3))) * float("nan")
+torch.jit.trace(Broken().eval(), torch.rand(1, 1, 28, 28)).save("nan.pt")  # no source file: traced
+PY
+bad "a teacher with NaN outputs" "--teacher: nan.pt gives non-finite outputs (NaN or Inf)" \
+  $A amalgamate --teacher "nan.pt:body,channels=1,input-size=28,task=N,class-names=a,b,c,d,e" \
+  --teacher tb/teacher.pt --data /usr/share/datasets/fashion-mnist --student-width 8 --limit 300 \
+  --epochs 1 --out nanrun
+absent "a teacher with NaN outputs: nothing trained" nanrun/checkpoint.pt nanrun/student.pt
+
 # --- Out of memory, degenerate sizes.
 bad "an out-of-memory batch" "out of memory at --batch-size 20000; lower --batch-size" \
   bash -c "ulimit -v 3500000; $A amalgamate $TEACHERS --limit 20000 --batch-size 20000 --epochs 1 --out oom"

@@ -81,7 +81,7 @@ ok "--export into a new folder" $A amalgamate --teacher a.pt:layer4 --teacher b.
 exists "export in the new folder" new/dir/s.pt
 bad "--resume with --export" "--export: not applied on --resume (the run continues with the options in its config.json); export a finished run with: amalgam export RUN_DIR --out FILE.pt" \
   $A amalgamate --resume lim --export y.pt
-bad "--resume with a new option" "--lr: not applied on --resume" $A amalgamate --resume lim --lr 0.1
+bad "--resume with a new option" "--batch-size: not applied on --resume" $A amalgamate --resume lim --batch-size 32
 ok "--resume --epochs extends a finished run" $A amalgamate --resume lim --epochs 2
 [ "$(grep -c '"type":"epoch"' lim/metrics.jsonl)" = 2 ] && pass "the extended run trained epoch 2" ||
   fail "after --epochs 2: $(grep -c '"type":"epoch"' lim/metrics.jsonl) epoch records"

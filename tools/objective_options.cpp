@@ -66,13 +66,16 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
   cmd->add_flag("--no-routing-check{false}", r.check,
                 "cfl: keep the routing rule even where, on labeled validation images, the "
                 "teachers' calibrated scores route no better than their concatenated logits (by "
-                "default the rule then becomes none)");
+                "default the rule then becomes concatenated)");
 }
 
 }  // namespace
 
 void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
-  cmd->add_option("--method", o.method, method_names())->capture_default_str();
+  std::string method_help = "The objective:";
+  for (const auto& method : methods())
+    method_help += std::string("\n  ") + method.name + ": " + method.summary;
+  cmd->add_option("--method", o.method, method_help)->capture_default_str();
   cmd->add_flag("--no-mmd{false}", o.use_mmd, "cfl ablation: drop the MMD term");
   cmd->add_flag("--no-reconstruction{false}", o.use_reconstruction,
                 "cfl ablation: drop the reconstruction term");

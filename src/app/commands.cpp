@@ -36,6 +36,7 @@
 #include "teachers/teacher.h"
 #include "training/options_json.h"
 #include "training/routing_check.h"
+#include "training/run_plan.h"
 #include "training/student_io.h"
 #include "training/teach.h"
 
@@ -229,42 +230,30 @@ nlohmann::json networks_record(const AmalgamateCommand& c, const Network& user_s
   return record;
 }
 
-// --dry-run: the resolved config and what would be built, without touching data or disk.
+// --dry-run: the resolved config and what the run would build (its own plan), without touching
+// data or disk.
 void print_dry_run(const AmalgamateCommand& c, const Network& user_student,
                    const std::vector<Teacher>& teachers, int world_size) {
-  HeadLayout head;
-  for (const auto& t : teachers) head.tasks.push_back(t.task);
-  Network student = user_student;
-  ModelSpec spec = c.config.student;
-  if (!student) {
-    spec.input = transfer_input(teachers);
-    spec.num_classes = head.total();
-    student = make_network(spec);
-  }
-  ObjectiveSetup setup;
-  setup.config = c.config.objective;
-  setup.student_shape = feature_shape(*student);
-  setup.head = head;
-  setup.parts_lr_mult = c.config.train.block_lr_mult;
+  const RunPlan plan =
+      plan_amalgamation(teachers, c.config, user_student, parse_device(c.config.train.device));
   nlohmann::json summary = {{"out", c.out},
                             {"teachers", nlohmann::json::array()},
                             {"student",
-                             {{"arch", spec.arch},
-                              {"parameters", count_parameters(*student)},
-                              {"feature_shape", setup.student_shape}}},
+                             {{"arch", c.config.student.arch},
+                              {"parameters", count_parameters(*plan.student)},
+                              {"feature_shape", plan.objective.student_shape}}},
                             {"head", nlohmann::json::array()}};
   for (size_t i = 0; i < teachers.size(); ++i) {
-    setup.teacher_shapes.push_back(teachers[i].feature_shape);
     summary["teachers"].push_back({{"ref", c.teachers[i]},
                                    {"task", teachers[i].task.name},
                                    {"classes", teachers[i].task.size()},
                                    {"parameters", count_parameters(*teachers[i].network)},
                                    {"feature_shape", teachers[i].feature_shape}});
-    summary["head"].push_back({{"task", head.tasks[i].name},
-                               {"begin", head.offset(i)},
-                               {"end", head.offset(i) + head.tasks[i].size()}});
+    summary["head"].push_back({{"task", plan.head.tasks[i].name},
+                               {"begin", plan.head.offset(i)},
+                               {"end", plan.head.offset(i) + plan.head.tasks[i].size()}});
   }
-  const nlohmann::json parts = make_objective(setup)->summary();
+  const nlohmann::json parts = make_objective(plan.objective)->summary();
   if (parts.is_object()) summary.update(parts);
   std::printf(
       "%s\n",

@@ -54,6 +54,15 @@ RunLock::RunLock(const std::string& dir, const std::string& option) {
   }
 }
 
+bool RunLock::held(const std::string& dir) {
+  const std::string path = dir + "/" + file_name();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // no run ever locked it
+  const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return busy;
+}
+
 RunLock::RunLock(RunLock&& other) noexcept : fd_(other.fd_) {
   other.fd_ = -1;
 }

@@ -18,6 +18,8 @@ class RunLock {
   RunLock& operator=(const RunLock&) = delete;
   ~RunLock();
 
+  /// Whether a process holds the lock on `dir` now (a run is writing there).
+  static bool held(const std::string& dir);
   /// The lock file's name inside a run directory.
   static const char* file_name();
 

@@ -27,7 +27,9 @@ class CflObjectiveImpl : public ObjectiveImpl {
       : config_(setup.config), lr_mult_(setup.parts_lr_mult) {
     for (const auto& task : setup.head.tasks) sizes_.push_back(task.size());
     if (config_.lambda_cf > 0) block_ = register_module("block", make_common_feature_block(setup));
-    if (config_.routing.rule != RoutingRule::kNone && sizes_.size() > 1) {
+    // Without transfer logits (a --dry-run, which reads no images) the routing is planned, not
+    // estimated: summary() shows its options.
+    if (config_.routing.rule != RoutingRule::kNone && sizes_.size() > 1 && setup.transfer_logits) {
       routing_ = route_by_teachers(setup.transfer_logits(), config_.routing);
       log_routing(setup.head);
     }
@@ -79,6 +81,9 @@ class CflObjectiveImpl : public ObjectiveImpl {
                         {"routed_share", routed_shares()},
                         {"confident", routing_.confident.sum().item<int64_t>()},
                         {"bias", routing_.bias}};
+    } else if (config_.routing.rule != RoutingRule::kNone && sizes_.size() > 1) {
+      out["routing"] = {{"options", config_.routing},
+                        {"estimated", "from the teachers' logits on the transfer images"}};
     }
     return out;
   }

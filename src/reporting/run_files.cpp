@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/json_file.h"
 #include "core/names.h"
+#include "core/run_lock.h"
 
 namespace amalgam {
 namespace {
@@ -99,7 +100,8 @@ void check_embedding(const nlohmann::json& embedding, const std::string& where) 
 }  // namespace
 
 RunFiles parse_run_files(const std::string& config, const std::string& metrics,
-                         const std::string& embedding, const std::string& run_dir) {
+                         const std::string& embedding, const std::string& run_dir,
+                         bool run_in_progress) {
   RunFiles files;
   const std::string config_path = run_dir + "/config.json";
   files.config = parse_json(config, config_path);
@@ -109,8 +111,9 @@ RunFiles parse_run_files(const std::string& config, const std::string& metrics,
   for (std::string line; std::getline(lines, line);) {
     ++number;
     if (line.empty()) continue;
-    // A running amalgam appends records; the last line may be one it is still writing.
-    if (lines.eof() && metrics.back() != '\n') break;
+    // A running amalgam appends records: its last line may be one it is still writing. Once no
+    // run holds the folder, an unterminated line is a damaged file, refused below.
+    if (run_in_progress && lines.eof() && metrics.back() != '\n') break;
     const std::string where = run_dir + "/metrics.jsonl line " + std::to_string(number);
     files.metrics.push_back(parse_json(line, where));
     check_metrics_record(files.metrics.back(), where);
@@ -133,7 +136,7 @@ RunFiles read_run_files(const std::string& run_dir) {
     return std::filesystem::is_regular_file(path) ? read_whole_file(path) : std::string();
   };
   return parse_run_files(read_whole_file(config), optional("metrics.jsonl"),
-                         optional("embedding.json"), run_dir);
+                         optional("embedding.json"), run_dir, RunLock::held(run_dir));
 }
 
 }  // namespace amalgam

@@ -17,12 +17,16 @@ struct RunFiles {
   nlohmann::json embedding;             ///< embedding.json (an empty object when absent)
 };
 
-/// The files of `run_dir` (parse_run_files); throws Error when config.json is missing.
+/// The files of `run_dir` (parse_run_files, a run in progress when one holds its lock); throws
+/// Error when config.json is missing.
 RunFiles read_run_files(const std::string& run_dir);
 
 /// The report inputs from the files' contents (`embedding` "" = no embedding.json); throws Error
-/// naming the file in `run_dir`, the line and the key for anything the report cannot draw.
+/// naming the file in `run_dir`, the line and the key for anything the report cannot draw. With
+/// `run_in_progress` (a run holds the folder's lock) an unterminated last metrics line, a record
+/// being written, is left out.
 RunFiles parse_run_files(const std::string& config, const std::string& metrics,
-                         const std::string& embedding, const std::string& run_dir);
+                         const std::string& embedding, const std::string& run_dir,
+                         bool run_in_progress = false);
 
 }  // namespace amalgam

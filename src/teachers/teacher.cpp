@@ -119,6 +119,7 @@ Teacher load_user_teacher(const ModelRef& ref, c10::Device device,
       task.class_names.push_back(task.name + ":" + std::to_string(i));
   Teacher teacher = make_teacher(network, std::move(task));
   teacher.path = ref.layer.empty() ? ref.path : ref.path + ":" + ref.layer;
+  teacher.file = ref.path;
   return teacher;
 }
 
@@ -161,6 +162,7 @@ Teacher load_teacher(const std::string& text, c10::Device device,
   saved.network->to(device);
   Teacher teacher = make_teacher(saved.network, std::move(task));
   teacher.path = path;
+  teacher.file = path;
   return teacher;
 }
 

@@ -18,9 +18,10 @@ namespace amalgam {
 
 /// A frozen teacher: its network, its task and where it came from.
 struct Teacher {
-  std::string path;                    ///< file it was loaded from ("" when built in memory)
-  Network network;                     ///< in eval mode, no parameter requires a gradient
-  TaskSpec task;                       ///< the classes its logits stand for, in order
+  std::string path;  ///< what it was loaded from: FILE or FILE:LAYER ("" in memory)
+  std::string file;  ///< the file alone ("" when built in memory)
+  Network network;   ///< in eval mode, no parameter requires a gradient
+  TaskSpec task;     ///< the classes its logits stand for, in order
   std::vector<int64_t> feature_shape;  ///< {C,H,W} of its feature map (empty: logits only)
 };
 

@@ -14,11 +14,11 @@
 #include "data/augment.h"
 #include "data/batch_loader.h"
 #include "distributed/process_group.h"
-#include "models/torchscript_network.h"
 #include "models/zoo.h"
 #include "training/options_json.h"
 #include "training/replicas.h"
 #include "training/run_checkpoint.h"
+#include "training/run_plan.h"
 #include "training/teacher_targets.h"
 
 namespace amalgam {
@@ -45,8 +45,8 @@ std::string transfer_checksum(const TransferSet& transfer) {
 
 // The CRC-32 of a teacher's file: a teacher replaced between a run and its --resume is caught.
 uint32_t teacher_file_checksum(const Teacher& teacher) {
-  if (teacher.path.empty()) return 0;  // built in memory
-  const std::string bytes = read_whole_file(teacher.path);
+  if (teacher.file.empty()) return 0;  // built in memory
+  const std::string bytes = read_whole_file(teacher.file);
   return crc32_of(bytes.data(), bytes.size());
 }
 
@@ -66,36 +66,6 @@ nlohmann::json run_fingerprint(const AmalgamateConfig& config, const std::vector
   j["transfer_images"] = transfer.size();
   j["world_size"] = world_size;
   return j;
-}
-
-// The student a run trains: the context's ready-made network, or one built from the config. Its
-// head must cover every teacher's classes and it must give a feature map.
-Network build_student(const AmalgamateConfig& config, const RunContext& context,
-                      const InputSpec& input, int64_t classes, ModelSpec& spec,
-                      c10::Device device) {
-  spec = config.student;
-  spec.input = input;
-  spec.num_classes = classes;
-  Network student = context.student_network;
-  if (student) {
-    spec.arch = "torchscript";
-    if (auto* scripted = dynamic_cast<TorchScriptNetworkImpl*>(student.get()))
-      spec.layer = scripted->tap();
-    spec.input = student->input();
-  } else {
-    student = make_network(spec);
-  }
-  student->to(device);
-  for (auto& p : student->parameters()) p.set_requires_grad(true);
-  torch::NoGradGuard no_grad;
-  student->eval();
-  const auto probe = student->forward(torch::zeros({1, input.channels, input.height, input.width},
-                                                   torch::TensorOptions().device(device)));
-  AMALGAM_CHECK(probe.logits.size(1) == classes,
-                "--student: produces " + std::to_string(probe.logits.size(1)) +
-                    " logits but the teachers have " + std::to_string(classes) + " classes in all");
-  AMALGAM_CHECK(probe.features.defined(), "--student: no feature map (give PATH:LAYER)");
-  return student;
 }
 
 // Everything one run trains with, built once by amalgamate().
@@ -312,25 +282,19 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   validate(config.objective);
   check_teachers_compatible(teachers);
   const c10::Device device = parse_device(config.train.device);
-  // Each network conforms the images to its own geometry; the student is built for the largest.
-  const InputSpec input = transfer_input(teachers);
   ProcessGroup* group = context.group.get();
   check_ranks_agree(teachers, transfer, config, group);
   const double start = now_seconds();
 
   AmalgamationResult result;
-  for (const auto& t : teachers) result.head.tasks.push_back(t.task);
   torch::manual_seed(config.train.seed);
-  result.student =
-      build_student(config, context, input, result.head.total(), result.student_spec, device);
+  RunPlan plan = plan_amalgamation(teachers, config, context.student_network, device);
+  result.head = plan.head;
+  result.student_spec = plan.student_spec;
+  result.student = plan.student;
   NetworkImpl& student = *result.student;
   TeacherTargets targets(teachers, transfer, config, context.cache, group, device);
-  ObjectiveSetup setup;
-  setup.config = config.objective;
-  for (const auto& t : teachers) setup.teacher_shapes.push_back(t.feature_shape);
-  setup.student_shape = feature_shape(student);
-  setup.head = result.head;
-  setup.parts_lr_mult = config.train.block_lr_mult;
+  ObjectiveSetup& setup = plan.objective;
   setup.transfer_logits = [&] { return targets.transfer_logits(transfer); };
   result.objective = make_objective(setup);
   result.objective->to(device);

@@ -26,7 +26,7 @@ struct RoutingCheck {
   int64_t images = 0;       ///< validation images of the teachers' tasks
   double calibrated = 0;    ///< share the calibrated scores route to the image's task
   double concatenated = 0;  ///< share the concatenated logits route to the image's task
-  bool fall_back = false;   ///< the rule was set to none
+  bool fall_back = false;   ///< the rule was set to concatenated
   /// The teachers' scores as log-likelihoods of their tasks, fitted on the validation images
   /// with --estimate-task-shares (RoutingOptions::likelihood); otherwise not fitted.
   ScoreCalibration likelihood;
