@@ -19,7 +19,7 @@ else  # no demo teachers yet: quick ones (accuracy does not matter for timing)
   $A --quiet teach --task B=5-9 --arch vgg --width 16 --limit 6000 --epochs 1 --out "$OUT/tb"
   TA=$OUT/ta/teacher.pt TB=$OUT/tb/teacher.pt
 fi
-RUN="amalgamate --teacher $TA --teacher $TB --student resnet --student-width 20 --lambda-cf 1
+RUN="amalgamate --teacher $TA --teacher $TB --student resnet --student-width 20 --method routed-cfl
      --limit $IMAGES --val-size 0 --epochs $EPOCHS --batch-size 128 --log-every 0"
 
 declare -A WALL

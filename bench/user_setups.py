@@ -14,7 +14,7 @@ set-up has them), `eval` on a labeled test folder. Nothing here is a test; it pr
 table and writes JSON.
 
 usage: .venv/bin/python bench/user_setups.py AMALGAM OUT_DIR [--seeds 3] [--setups a,b]
-       [--methods kd,cfl,cfl-paper] [--threads 1] [--extra "FLAGS"] [--no-val] [--table]
+       [--methods kd,routed-kd,cfl] [--threads 1] [--extra "FLAGS"] [--no-val] [--table]
 Needs Debian's python3-sklearn (its digits file, which scripts/setup.sh installs) and the
 wheel's torch/torchvision in .venv.
 """
@@ -240,7 +240,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--setups", default="cross-domain,tv-small")
-    p.add_argument("--methods", default="kd,cfl,cfl-paper")
+    p.add_argument("--methods", default="kd,routed-kd,cfl")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--extra", default="", help="more amalgamate flags for every student")
     p.add_argument("--table", action="store_true", help="only print OUT_DIR/results.json's tables")

@@ -6,8 +6,8 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "data/head_layout.h"
 #include "fuzz_files.h"
-#include "method/head_layout.h"
 #include "models/zoo.h"
 #include "teachers/conventions.h"
 

@@ -39,10 +39,10 @@ sources() {
     idx) echo src/data/idx.cpp ;;
     image) echo src/data/image_folder.cpp ;;
     sidecar) echo src/teachers/conventions.cpp src/core/json_file.cpp src/models/zoo.cpp \
-                  src/method/head_layout.cpp src/data/task.cpp ;;
+                  src/data/head_layout.cpp src/data/task.cpp ;;
     cli_config) echo tools/command_line.cpp src/core/json_file.cpp src/core/names.cpp ;;
     run_config) echo src/app/run_config.cpp src/core/json_file.cpp src/training/options_json.cpp \
-                     src/method/routing.cpp ;;
+                     src/routing/routing.cpp src/method/objective_config.cpp ;;
     report) echo src/reporting/run_files.cpp src/reporting/report.cpp src/core/json_file.cpp ;;
     checkpoint) echo src/training/run_checkpoint.cpp src/core/json_file.cpp \
                      src/method/loss_values.cpp ;;

@@ -29,11 +29,76 @@ assert s['student']['parameters'] > 0 and len(s['student']['feature_shape']) == 
   absent "--dry-run --method $method: nothing written" "$W/dry-$method"
   # The lines of --method's help: from "The objective:" to the next option.
   $A amalgamate --help | awk '/The objective:/ {on = 1; next} on && /^ *-/ {on = 0} on' |
-    grep -q "^ *$method: [a-z]" && pass "--help says what $method is" ||
+    grep -q "^ *$method: [A-Za-z]" && pass "--help says what $method is" ||
     fail "--help has no summary of $method"
 done
-ok "amalgamate cfl with the common space" $A amalgamate --teacher "$W/a/teacher.pt" \
-  --teacher "$W/b/teacher.pt" --student resnet --student-width 8 --lambda-cf 1 $SMALL --out "$W/s"
+# Every objective option x every method: a --dry-run that either applies the option (its value
+# in the plan's objective) or refuses it in one line naming the option and the method. What each
+# method has, written out here independently of the registry: routed targets (routed-kd,
+# routed-cfl), a common space (routed-cfl, cfl), hints (fitnet).
+"$PY" - "$AMALGAM" "$W/a/teacher.pt" "$W/b/teacher.pt" <<'PY' && pass "every objective option x method: applied or refused by name" || fail "objective option x method"
+import json, subprocess, sys
+amalgam, ta, tb = sys.argv[1:]
+routed, space, hints = {"routed-kd", "routed-cfl"}, {"routed-cfl", "cfl"}, {"fitnet"}
+methods = ["routed-kd", "routed-cfl", "kd", "cfl", "fitnet"]
+# option, its arguments, where its value lands in the objective, the value, the methods it fits
+options = [
+    ("--temperature", ["2.5"], "temperature", 2.5, set(methods)),
+    ("--lambda-kd", ["0.5"], "lambda_kd", 0.5, set(methods)),
+    ("--lambda-cf", ["0.25"], None, 0.25, space | hints),
+    ("--routing", ["teachers"], "routing.rule", "teachers", routed),
+    ("--routing-score", ["max-prob"], "routing.score", "max-prob", routed),
+    ("--energy-temperature", ["3"], "routing.energy_temperature", 3.0, routed),
+    ("--task-prior", ["1,3"], "routing.prior", [1.0, 3.0], routed),
+    ("--estimate-task-shares", [], "routing.estimate_prior", True, routed),
+    ("--confident-share", ["0.3"], "routing.confident_share", 0.3, routed),
+    ("--lambda-task", ["2"], "routing.lambda_task", 2.0, routed),
+    ("--gate-forget", ["0.1"], "routing.gate_forget", 0.1, routed),
+    ("--slice-weights", ["uniform"], "routing.slice_weights", "uniform", routed),
+    ("--no-gate-calibration", [], "routing.calibrate_gate", False, routed),
+    ("--no-routing-check", [], "routing.check", False, routed),
+    ("--no-mmd", [], "common_space.use_mmd", False, space),
+    ("--no-reconstruction", [], "common_space.use_reconstruction", False, space),
+    ("--fixed-common-space", [], "common_space.fixed", True, space),
+    ("--beta", ["2"], "common_space.beta", 2.0, space),
+    ("--mmd-sigmas", ["0.5,2"], "common_space.sigmas", [0.5, 2.0], space),
+    ("--common-channels", ["8"], "common_space.channels", 8, space),
+    ("--extractor-blocks", ["1"], "common_space.extractor_blocks", 1, space),
+    ("--feature-warmup", ["0.2"], "common_space.warmup", 0.2, space),
+]
+wrong = []
+for method in methods:
+    for name, args, path, value, fits in options:
+        run = subprocess.run([amalgam, "--quiet", "amalgamate", "--teacher", ta, "--teacher", tb,
+                              "--student-width", "8", "--dry-run", "--method", method, name, *args],
+                             capture_output=True, text=True)
+        errors = run.stderr.strip().splitlines()
+        if method not in fits:
+            want = f"amalgam: error: {name}: --method {method} "
+            if run.returncode == 0 or len(errors) != 1 or not errors[0].startswith(want):
+                wrong.append(f"{method} {name}: not refused by name ({run.returncode}, {errors})")
+            continue
+        if run.returncode != 0:
+            wrong.append(f"{method} {name}: refused: {errors}")
+            continue
+        objective = json.loads(run.stdout)["config"]["options"]["objective"]
+        if objective["method"] != method:
+            wrong.append(f"{method} {name}: the plan's method is {objective['method']}")
+        if path is None:  # --lambda-cf: the weight of whichever feature term the method has
+            path = "common_space.weight" if method in space else "hints.weight"
+        got = objective
+        for key in path.split("."):
+            got = got.get(key) if isinstance(got, dict) else None
+        if got != value:
+            wrong.append(f"{method} {name}: {path} is {got}, not {value}")
+for w in wrong:
+    print("   ", w)
+print(f"    {len(methods)} methods x {len(options)} options, {len(wrong)} wrong")
+sys.exit(1 if wrong else 0)
+PY
+ok "amalgamate routed-cfl (the common space)" $A amalgamate --teacher "$W/a/teacher.pt" \
+  --teacher "$W/b/teacher.pt" --student resnet --student-width 8 --method routed-cfl $SMALL \
+  --out "$W/s"
 exists "student files" "$W/s/student.pt" "$W/s/student.json" "$W/s/student.block.pt"
 grep '"type":"epoch"' "$W/s/metrics.jsonl" | grep -q '"task":' &&
   pass "the default method routes and logs its task term" ||

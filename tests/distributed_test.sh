@@ -10,7 +10,7 @@ make_fixtures make_dist_models.py
 cd "$W" || exit 1
 A="$AMALGAM --quiet"
 RUN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --student student.pt:features
-     --data images --batch-size 16 --log-every 0 --lambda-cf 1"
+     --data images --batch-size 16 --log-every 0 --method routed-cfl"
 free_port() { "$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 
 # close NAME A.pt B.pt TOL: every parameter within TOL (prints the largest difference).
@@ -34,8 +34,8 @@ ok "2 ranks x 8 (cfl, --nproc 2)" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --out t
 # routed terms add reductions (measured 1.5e-6 where the paper objective gave < 1e-6).
 TOL=5e-6
 close "cfl: 2 ranks x B/2 = 1 rank x B after 12 steps" one.pt two.pt $TOL
-ok "1 rank x 16 (kd)" $A $RUN --epochs 2 --method kd --threads 1 --out kd1 --export kd1.pt
-ok "2 ranks x 8 (kd)" $A $RUN --epochs 2 --method kd --nproc 2 --out kd2 --export kd2.pt
+ok "1 rank x 16 (kd)" $A ${RUN/routed-cfl/kd} --epochs 2 --threads 1 --out kd1 --export kd1.pt
+ok "2 ranks x 8 (kd)" $A ${RUN/routed-cfl/kd} --epochs 2 --nproc 2 --out kd2 --export kd2.pt
 close "kd: 2 ranks x B/2 = 1 rank x B after 12 steps" kd1.pt kd2.pt 1e-6
 ok "2 ranks, no teacher cache" $A $RUN --epochs 2 --lr 1e-4 --nproc 2 --no-teacher-cache \
   --out nocache --export nocache.pt
@@ -50,9 +50,11 @@ exists "rank 0 wrote the run directory" two/config.json two/checkpoint.pt two/me
 grep -q '"world_size": 2' two/config.json && pass "config.json records the world size" ||
   fail "config.json records the world size"
 # A zoo student with BatchNorm: per-rank statistics by default (as DDP), the whole batch's with
-# --sync-batchnorm, which makes 2 ranks x 8 equal 1 rank x 16 again.
+# --sync-batchnorm, which makes 2 ranks x 8 equal 1 rank x 16 again. The paper's objective (cfl):
+# of the methods its reductions reorder least, so the check is of the BatchNorm alone (measured
+# here, sync against 1 rank: cfl 2.4e-7, kd 2.1e-6, routed-cfl 6.9e-6; per-rank BatchNorm 8.7e-4).
 BN="amalgamate --teacher t1.pt:features --teacher t2.pt:features --data images --batch-size 16
-    --log-every 0 --epochs 2 --lr 1e-4 --student resnet --student-width 8 --lambda-cf 1"
+    --log-every 0 --epochs 2 --lr 1e-4 --student resnet --student-width 8 --method cfl"
 ok "BatchNorm student, 1 rank x 16" $A $BN --threads 1 --out bn1 --export bn1.pt
 ok "BatchNorm student, 2 ranks x 8" $A $BN --nproc 2 --out bn2 --export bn2.pt
 ok "BatchNorm student, 2 ranks x 8, --sync-batchnorm" $A $BN --nproc 2 --sync-batchnorm \

@@ -9,6 +9,8 @@ set -u
 AMALGAM=$(realpath "${1:?usage: faults_test.sh path/to/amalgam}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib.sh"
+# Background runs this test starts are ended with it, whatever stops it (a ctest timeout too).
+trap 'kill -KILL ${pid:-} ${p1:-} ${p2:-} 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W" || exit 1
 A="$AMALGAM --quiet"
 
@@ -132,6 +134,15 @@ last=$(tail -n 1 fsize.err)
   pass "file size limit -> $last" || fail "file size limit: exit $rc: $last"
 absent "file size limit: no half-written student or checkpoint" fsize/student.pt fsize/checkpoint.pt
 no_temporaries "file size limit" fsize
+ok "file size limit: --resume without the limit finishes" $A amalgamate --resume fsize
+exists "file size limit: the student after --resume" fsize/student.pt fsize/student.json
+
+# --- A model file that cannot be written replaces nothing: the older export of the same path is
+# removed first, so no older .pt is left beside the newer sidecar.
+ok "an export to replace" $A amalgamate $BASE --epochs 1 --export stale.pt --out stale1
+AMALGAM_FAULT=write:stale.pt bad "a failed export over an older one" "stale.pt: write failed" \
+  $A amalgamate $BASE --epochs 1 --seed 3 --export stale.pt --out stale2
+absent "a failed export over an older one: no older stale.pt beside the new sidecar" stale.pt
 
 # --- Signals while caching teacher outputs and while exporting.
 AMALGAM_FAULT=teacher-cache:KILL signalled "SIGKILL while caching" 137 \
@@ -167,16 +178,17 @@ bad "--resume after its teacher was replaced" "a teacher file has changed since 
 # --- A teacher that answers NaN on the transfer images: refused before training, by name.
 "$PY" - <<'PY' || fail "the NaN teacher could not be made"
 import torch
-class Broken(torch.nn.Module):  # a broken export: every logit NaN
+class Broken(torch.nn.Module):  # fine on amalgam's bright probe images, NaN on darker ones
     def __init__(self):
         super().__init__()
         self.body = torch.nn.Conv2d(1, 4, 3)
         self.fc = torch.nn.Linear(4, 5)
     def forward(self, x):
-        return self.fc(self.body(x).mean((2, 3))) * float("nan")
+        broken = torch.where(x.mean((1, 2, 3)) < 0.45, float("nan"), 1.0).unsqueeze(1)
+        return self.fc(self.body(x).mean((2, 3))) * broken
 torch.jit.trace(Broken().eval(), torch.rand(1, 1, 28, 28)).save("nan.pt")  # no source file: traced
 PY
-bad "a teacher with NaN outputs" "--teacher: nan.pt gives non-finite outputs (NaN or Inf)" \
+bad "a teacher with NaN outputs" "--teacher: nan.pt:body gives non-finite outputs (NaN or Inf) on the transfer images" \
   $A amalgamate --teacher "nan.pt:body,channels=1,input-size=28,task=N,class-names=a,b,c,d,e" \
   --teacher tb/teacher.pt --data /usr/share/datasets/fashion-mnist --student-width 8 --limit 300 \
   --epochs 1 --out nanrun

@@ -5,7 +5,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v clang-format >/dev/null || { echo "FAIL clang-format is not installed (scripts/test.sh installs it)"; exit 1; }
 cd "$ROOT" || exit 1
-mapfile -t files < <(find src tools tests fuzz bench -name '*.cpp' -o -name '*.h' | sort)
+mapfile -t files < <(find src tools experiments tests fuzz bench -name '*.cpp' -o -name '*.h' | sort)
 if clang-format --dry-run --Werror "${files[@]}"; then
   echo "format: ${#files[@]} files as .clang-format lays them out"
 else

@@ -13,7 +13,7 @@ A="$AMALGAM --quiet"
 ok "teacher A" $A teach --task A=0-4 --arch resnet --width 8 --limit 1500 --val-size 500 --epochs 1 --out ta
 ok "teacher B" $A teach --task B=5-9 --arch vgg --width 8 --limit 1500 --val-size 500 --epochs 1 --out tb
 BASE="--teacher ta/teacher.pt --teacher tb/teacher.pt --student-width 8 --limit 3000 --val-size 500
-      --batch-size 64 --threads 2 --flip --lambda-cf 1"  # the common feature block resumes too
+      --batch-size 64 --threads 2 --flip --method routed-cfl"  # the common feature block resumes too
 RUN="$BASE --epochs 3 --checkpoint-every 5"
 SECONDS=0
 ok "uninterrupted run" $A amalgamate $RUN --out full
@@ -67,7 +67,12 @@ ok "resume after SIGINT" $A amalgamate --resume sigINT
 same "SIGINT then resume: same student" full/student.pt sigINT/student.pt
 
 # A diverging run stops at the first non-finite term and keeps its last good checkpoint.
-bad "NaN/Inf loss" "last good checkpoint" $A amalgamate $BASE --epochs 1 --lr 1e10 --checkpoint-every 1 --out nan
+# The growth guard is off here (--max-loss-growth 0), so the non-finite guard itself is what stops it.
+bad "NaN/Inf loss" "last good checkpoint" $A amalgamate $BASE --epochs 1 --lr 1e10 --checkpoint-every 1 \
+  --max-loss-growth 0 --out nan
+grep -qE "loss term '[a-z]+' is -?(nan|inf)|a gradient" "$W/err" &&
+  pass "NaN/Inf loss: the error names the term (or a gradient)" ||
+  fail "NaN/Inf loss: $(tail -n 1 "$W/err")"
 exists "the last good checkpoint is kept" nan/checkpoint.pt
 absent "no student from a diverged run" nan/student.pt
 

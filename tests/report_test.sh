@@ -13,7 +13,7 @@ ok "teacher A" $A teach --task A=0-4 --arch resnet --width 8 --limit 1500 --val-
 ok "teacher B" $A teach --task B=5-9 --arch vgg --width 8 --limit 1500 --val-size 500 --epochs 1 --out tb
 ok "amalgamate writes a run directory" $A amalgamate --teacher ta/teacher.pt --teacher tb/teacher.pt \
   --student-width 8 --limit 2000 --val-size 500 --epochs 2 --batch-size 64 --log-every 5 \
-  --lambda-cf 1 --out run
+  --method routed-cfl --out run
 exists "run directory files" run/config.json run/metrics.jsonl run/checkpoint.pt run/student.pt \
   run/embedding.json run/report.html
 grep -q '"type":"step"' run/metrics.jsonl && grep -q '"type":"epoch"' run/metrics.jsonl &&

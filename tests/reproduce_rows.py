@@ -6,7 +6,7 @@ def check_student_rows(benchmark, floor, failures):
     union is above 10% (chance is 5% for 20 classes, 10% for 10) and at most the oracle-routing
     union. Appends what fails to `failures`."""
     rows = {r["name"]: r for r in benchmark["rows"]}
-    for name in ("Teachers", "KD", "CFL (default: expertise-aware)"):
+    for name in ("Teachers", "kd", "routed-kd (default)"):
         r = rows.get(name)
         if r is None:
             failures.append(f"no row {name}")

@@ -11,7 +11,7 @@ trap 'rm -rf "$W"' EXIT
 export PYTHONPATH="$(cd "$(dirname "$0")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"  # reproduce_rows.py
 "$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark fmnist-2 --out "$W/runs" \
   --json "$W/r.json" --markdown "$W/r.md" >"$W/stdout"
-grep -q "| CFL (default: expertise-aware) |" "$W/stdout" || { echo "FAIL: no CFL row printed"; exit 1; }
+grep -q "| routed-kd (default) |" "$W/stdout" || { echo "FAIL: no default row printed"; exit 1; }
 cmp -s "$W/stdout" "$W/r.md" || { echo "FAIL: --markdown differs from what was printed"; exit 1; }
 bars=$(grep -o '<rect' "$W/runs/report.html" | wc -l)
 [ "$bars" -ge 27 ] || { echo "FAIL: report.html has $bars bars, expected one per row and task"; exit 1; }
@@ -19,12 +19,9 @@ python3 - "$W/r.json" <<'PY'
 import json, math, sys
 d = json.load(open(sys.argv[1]))
 failures = []
-expected = ["Teachers", "Teachers, calibrated routing", "Supervised on labels", "KD",
-            "FitNet hints + KD", "CFL, paper objective", "CFL (paper) without MMD",
-            "CFL (paper) without reconstruction", "CFL (paper), fixed random common space",
-            "CFL (default: expertise-aware)", "CFL (default) + common space, λ_cf 1",
-            "CFL (default), routing by the teachers only",
-            "CFL (default), uniform slice weights",
+expected = ["Teachers", "Teachers, calibrated routing", "Supervised on labels",
+            "routed-kd (default)", "routed-cfl", "kd", "cfl", "fitnet", "cfl, no-mmd",
+            "cfl, no-recon", "cfl, fixed-space", "routed-kd, teachers", "routed-kd, uniform",
             "Default student from that teacher alone"]
 (b,) = d["benchmarks"]
 names = [r["name"] for r in b["rows"]]
@@ -51,8 +48,8 @@ for p in b["probes"]:
         if not (0.3 < p[key] <= 1):
             failures.append(f"probe {p['task']} {key} = {p[key]}")
 # Each row paired with KD by seed: one seed gives the mean difference only (no interval, no p).
-kd = next(r for r in b["rows"] if r["name"] == "KD")
-cfl = next(r for r in b["rows"] if r["name"] == "CFL (default: expertise-aware)")
+kd = next(r for r in b["rows"] if r["name"] == "kd")
+cfl = next(r for r in b["rows"] if r["name"] == "routed-kd (default)")
 diff = b.get("cfl_minus_kd", {})
 for i, t in enumerate(b["tasks"]):
     e = diff.get(t["name"], {})
@@ -61,7 +58,7 @@ for i, t in enumerate(b["tasks"]):
         failures.append(f"cfl_minus_kd {t['name']}: {e} (expected mean {want})")
 if "union" not in diff:
     failures.append("cfl_minus_kd has no union")
-unpaired = ("KD", "Teachers", "Teachers, calibrated routing", "Supervised on labels")
+unpaired = ("kd", "Teachers", "Teachers, calibrated routing", "Supervised on labels")
 if sorted(b.get("minus_kd", {})) != sorted(n for n in names if n not in unpaired):
     failures.append(f"minus_kd rows {sorted(b.get('minus_kd', {}))}")
 for f in failures:
@@ -71,7 +68,7 @@ sys.exit(1 if failures else 0)
 PY
 
 # Scored on the validation split (how settings are chosen): the tables and the JSON say so.
-"$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark cross-domain --rows kd,cfl --no-probes \
+"$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark cross-domain --rows kd,routed-kd --no-probes \
   --split val --out "$W/cross" --json "$W/c.json" --markdown "$W/c.md" >/dev/null
 grep -q "^Validation accuracy (%)" "$W/c.md" || { echo "FAIL: c.md does not name the split"; exit 1; }
 grep -q "Validation accuracy (%)" "$W/cross/report.html" ||
@@ -99,7 +96,7 @@ sys.exit(1 if failures else 0)
 PY
 # The small-data set-up: teachers that read 3x32x32 RGB, handed over as TorchScript files with
 # sidecars and loaded back at their feature layer; 3,000 transfer images at most.
-"$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark small-rgb --rows kd,cfl --no-probes \
+"$AMALGAM" --quiet reproduce --quick --seeds 1 --benchmark small-rgb --rows kd,routed-kd --no-probes \
   --out "$W/small" --json "$W/s.json" >/dev/null
 for f in A.torchscript.pt A.torchscript.json B.torchscript.pt B.torchscript.json; do
   [ -s "$W/small/small-rgb/teachers/$f" ] || { echo "FAIL: small-rgb wrote no teachers/$f"; exit 1; }

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "core/error.h"
 #include "method/common_feature_block.h"
@@ -21,14 +22,15 @@ CommonFeatureBlockOptions mixed_shapes() {
   return o;
 }
 
-// The objective of `method` for mixed_shapes() teachers and student.
-Objective objective_for(const std::string& method, ObjectiveConfig config = {}) {
+// The objective of `method` for mixed_shapes() teachers and student, `change` applied to its
+// config.
+Objective objective_for(const std::string& method,
+                        const std::function<void(ObjectiveConfig&)>& change = {}) {
   const auto shapes = mixed_shapes();
   ObjectiveSetup setup;
-  setup.config = config;
-  setup.config.method = method;
-  if (setup.config.lambda_cf == kMethodDefault) setup.config.lambda_cf = 1.0;  // the block's tests
-  setup.config.common_channels = shapes.common_channels;
+  setup.config = method_config(method);
+  if (setup.config.common_space) setup.config.common_space->channels = shapes.common_channels;
+  if (change) change(setup.config);
   setup.teacher_shapes = shapes.teacher_shapes;
   setup.student_shape = shapes.student_shape;
   return make_objective(setup);
@@ -99,9 +101,8 @@ TEST(CflObjective, WithoutMmdTheCommonSpaceSendsNoGradientToTheStudent) {
   // Reconstruction only involves teacher features, so with the MMD term off the student learns
   // from the soft targets alone: the "CFL without MMD" ablation trains the same student as KD.
   torch::manual_seed(3);
-  ObjectiveConfig options;
-  options.use_mmd = false;
-  Objective objective = objective_for("cfl", options);
+  Objective objective =
+      objective_for("cfl", [](ObjectiveConfig& c) { c.common_space->use_mmd = false; });
   auto student_features = torch::randn({6, 40, 7, 7}, torch::requires_grad());
   std::vector<ModelOutput> teachers;
   for (const auto& s : mixed_shapes().teacher_shapes)
@@ -137,7 +138,7 @@ TEST(CflObjective, KdIsTheSoftTargetTermAlone) {
   std::vector<ModelOutput> teachers = {{torch::randn({4, 8, 2, 2}), torch::randn({4, 2})},
                                        {torch::randn({4, 8, 2, 2}), torch::randn({4, 3})}};
   ObjectiveSetup setup;
-  setup.config.method = "kd";
+  setup.config = method_config("kd");
   setup.config.temperature = 2.0;
   Objective objective = make_objective(setup);
   const LossTerms terms = objective->loss({torch::randn({4, 8, 2, 2}), logits}, teachers, {});
@@ -171,10 +172,10 @@ LossTerms routed_terms(const std::vector<at::Tensor>& logits, const at::Tensor& 
                        SliceWeights weights, RoutingRule rule = RoutingRule::kGate,
                        double forget = 0.0, double progress = 0.0) {
   ObjectiveSetup setup;
-  setup.config.method = "cfl";
-  setup.config.routing.slice_weights = weights;
-  setup.config.routing.rule = rule;
-  setup.config.routing.gate_forget = forget;
+  setup.config = method_config("routed-kd");
+  setup.config.routing->slice_weights = weights;
+  setup.config.routing->rule = rule;
+  setup.config.routing->gate_forget = forget;
   for (const auto& z : logits) {
     TaskSpec task;
     for (int64_t c = 0; c < z.size(1); ++c) task.classes.push_back(c);

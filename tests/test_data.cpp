@@ -4,13 +4,13 @@
 #include <fstream>
 #include <set>
 
-#include "app/experiment.h"
 #include "core/error.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "data/digits.h"
 #include "data/task.h"
 #include "evaluation/evaluate.h"
+#include "experiments/experiment.h"
 #include "test_util.h"
 
 using namespace amalgam;

@@ -164,8 +164,8 @@ TEST(Distributed, TwoRanksGiveTheWholeBatchGradient) {
       {torch::randn({batch, 12, 4, 4}), torch::randn({batch, 3})},
       {torch::randn({batch, 6, 2, 2}), torch::randn({batch, 2})}};
   ObjectiveSetup setup;
-  setup.config.common_channels = shapes.common_channels;
-  setup.config.lambda_cf = 1.0;  // the common-space terms are what must see the whole batch
+  setup.config = method_config("cfl");  // the common-space terms must see the whole batch
+  setup.config.common_space->channels = shapes.common_channels;
   setup.teacher_shapes = shapes.teacher_shapes;
   setup.student_shape = shapes.student_shape;
   Objective reference = make_objective(setup);

@@ -56,9 +56,8 @@ AmalgamateConfig tiny_options(const std::string& method, int64_t epochs) {
   AmalgamateConfig o;
   o.student.arch = "resnet";
   o.student.width = 8;
-  o.objective.method = method;
-  o.objective.common_channels = 16;
-  o.objective.lambda_cf = 1.0;  // with the common space, the most parts to check
+  o.objective = method_config(method);
+  if (o.objective.common_space) o.objective.common_space->channels = 16;
   o.train.epochs = epochs;
   o.train.batch_size = 32;
   o.train.lr = 2e-3;
@@ -77,7 +76,7 @@ TEST(EndToEnd, TinyCflStudentIsWellAboveChanceOnEveryTask) {
   const Fixture& f = fixture();
   for (const auto& t : f.teachers) EXPECT_GT(evaluate_teacher(t, f.test, 256), 0.6) << t.task.name;
   const AmalgamationResult r =
-      amalgamate(f.teachers, strip_labels(f.data.train), tiny_options("cfl", 8));
+      amalgamate(f.teachers, strip_labels(f.data.train), tiny_options("routed-cfl", 8));
   ASSERT_NE(r.objective->common_space(), nullptr);
   EXPECT_LT(r.history.back().loss.get("total"), r.history.front().loss.get("total"))
       << "loss must go down";
@@ -103,22 +102,20 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
   // Every method and every routing rule (the routing is estimated from the teachers' outputs).
   std::vector<AmalgamateConfig> configs;
   for (const auto& method : methods()) configs.push_back(tiny_options(method.name, 1));
-  for (RoutingRule rule : {RoutingRule::kNone, RoutingRule::kTeachers}) {
-    configs.push_back(tiny_options("cfl", 1));
-    configs.back().objective.routing.rule = rule;
+  for (RoutingRule rule : {RoutingRule::kTeachers, RoutingRule::kConcatenated}) {
+    configs.push_back(tiny_options("routed-cfl", 1));
+    configs.back().objective.routing->rule = rule;
   }
   for (SliceWeights weights : {SliceWeights::kResponsibility, SliceWeights::kUniform}) {
-    configs.push_back(tiny_options("cfl", 1));
-    configs.back().objective.routing.slice_weights = weights;
+    configs.push_back(tiny_options("routed-cfl", 1));
+    configs.back().objective.routing->slice_weights = weights;
   }
   // The gate's small-loss rule ranks images by the student's loss against the routing.
-  configs.push_back(tiny_options("cfl", 1));
-  configs.back().objective.routing.gate_forget = 0.5;
-  configs.back().objective.routing.calibrate_gate = false;
-  configs.push_back(tiny_options("cfl", 1));
-  configs.back().objective.lambda_cf = kMethodDefault;
-  configs.push_back(tiny_options("cfl", 1));
-  configs.back().objective.routing.score = RoutingScore::kMaxLogit;
+  configs.push_back(tiny_options("routed-cfl", 1));
+  configs.back().objective.routing->gate_forget = 0.5;
+  configs.back().objective.routing->calibrate_gate = false;
+  configs.push_back(tiny_options("routed-kd", 1));
+  configs.back().objective.routing->score = RoutingScore::kMaxLogit;
   configs.back().teachers_see_clean_images = true;
   configs.back().train.augment.crop_padding = 2;
   for (const auto& config : configs) {
@@ -136,7 +133,7 @@ TEST(EndToEnd, TeacherCacheTrainsLikeLiveTeachers) {
   // float rounding, so the runs agree to a tight tolerance rather than bit for bit.
   const Fixture& f = fixture();
   const TransferSet transfer = strip_labels(subsample(f.data.train, 300, 6));
-  AmalgamateConfig live = tiny_options("cfl", 1), cached = live;
+  AmalgamateConfig live = tiny_options("routed-cfl", 1), cached = live;
   live.cache_teachers = false;
   cached.cache_teachers = true;
   const auto a = amalgamate(f.teachers, transfer, live);
@@ -151,8 +148,8 @@ TEST(EndToEnd, TeacherCacheTrainsLikeLiveTeachers) {
 
 TEST(EndToEnd, FixedCommonSpaceStaysAtItsInitialisation) {
   const Fixture& f = fixture();
-  AmalgamateConfig options = tiny_options("cfl", 1);
-  options.objective.fixed_common_space = true;
+  AmalgamateConfig options = tiny_options("routed-cfl", 1);
+  options.objective.common_space->fixed = true;
   auto r = amalgamate(f.teachers, strip_labels(subsample(f.data.train, 200, 7)), options);
   // Rebuild the state amalgamate started from: same seed, same construction order.
   torch::manual_seed(options.train.seed);
@@ -181,7 +178,8 @@ TEST(EndToEnd, TeachersStayFrozen) {
     for (const auto& p : t.network->parameters()) before.push_back(p.clone());
   for (const auto& t : f.teachers)
     for (const auto& b : t.network->buffers()) before.push_back(b.clone());
-  amalgamate(f.teachers, strip_labels(subsample(f.data.train, 200, 5)), tiny_options("cfl", 1));
+  amalgamate(f.teachers, strip_labels(subsample(f.data.train, 200, 5)),
+             tiny_options("routed-cfl", 1));
   size_t k = 0;
   for (const auto& t : f.teachers)
     for (const auto& p : t.network->parameters()) EXPECT_TRUE(torch::equal(p, before[k++]));

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "app/experiment.h"
 #include "core/error.h"
 #include "core/signals.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "experiments/experiment.h"
 #include "models/zoo.h"
 #include "teachers/teacher.h"
 #include "test_util.h"
@@ -51,8 +51,8 @@ const Setup& setup() {
 AmalgamateConfig config_for() {
   AmalgamateConfig o;
   o.student = zoo_spec("resnet", 8, 1);
-  o.objective.common_channels = 8;
-  o.objective.lambda_cf = 1.0;  // the common feature block must resume too
+  o.objective = method_config("routed-cfl");  // the common feature block must resume too
+  o.objective.common_space->channels = 8;
   o.train.epochs = 3;
   o.train.batch_size = 32;
   o.train.augment.horizontal_flip = true;  // the augmentation draws must resume too

@@ -7,9 +7,9 @@
 
 #include "core/error.h"
 #include "method/objective.h"
-#include "method/routing.h"
+#include "routing/routing.h"
+#include "routing/routing_check.h"
 #include "teachers/teacher.h"
-#include "training/routing_check.h"
 
 using namespace amalgam;
 
@@ -121,19 +121,22 @@ TEST(RoutingCheck, HandsItsOffsetsToTheRoutingUnlessAPriorIsGivenOrItFellBack) {
   RoutingCheck check;
   check.checked = true;
   check.likelihood.offsets = {0.5, -0.5};
-  ObjectiveConfig kept;
-  apply(check, kept);
-  EXPECT_EQ(kept.routing.likelihood.offsets, check.likelihood.offsets);
-  EXPECT_EQ(kept.routing.rule, RoutingRule::kGate);
-  ObjectiveConfig given;
-  given.routing.prior = {1, 3};
-  apply(check, given);
-  EXPECT_FALSE(given.routing.likelihood.fitted());
+  std::optional<RoutingOptions> kept = RoutingOptions{};
+  apply_routing_check(check, kept);
+  EXPECT_EQ(kept->likelihood.offsets, check.likelihood.offsets);
+  EXPECT_EQ(kept->rule, RoutingRule::kGate);
+  std::optional<RoutingOptions> given = RoutingOptions{};
+  given->prior = {1, 3};
+  apply_routing_check(check, given);
+  EXPECT_FALSE(given->likelihood.fitted());
   check.fall_back = true;
-  ObjectiveConfig fell;
-  apply(check, fell);
-  EXPECT_EQ(fell.routing.rule, RoutingRule::kConcatenated);
-  EXPECT_FALSE(fell.routing.likelihood.fitted());
+  std::optional<RoutingOptions> fell = RoutingOptions{};
+  apply_routing_check(check, fell);
+  EXPECT_EQ(fell->rule, RoutingRule::kConcatenated);
+  EXPECT_FALSE(fell->likelihood.fitted());
+  std::optional<RoutingOptions> none;  // concatenated targets: nothing to route, nothing set
+  apply_routing_check(check, none);
+  EXPECT_FALSE(none.has_value());
 }
 
 TEST(Routing, ConfidentImagesAreBalancedPerPredictedClassAndMoreOftenRight) {

@@ -3,15 +3,15 @@
 
 #include <cmath>
 
-#include "app/experiment.h"
 #include "core/error.h"
 #include "core/precision.h"
 #include "evaluation/evaluate.h"
+#include "experiments/experiment.h"
 #include "method/losses.h"
-#include "method/routing.h"
 #include "models/zoo.h"
+#include "routing/gate_calibration.h"
+#include "routing/routing.h"
 #include "teachers/teacher.h"
-#include "training/gate_calibration.h"
 #include "training/optimizer.h"
 #include "training/options_json.h"
 

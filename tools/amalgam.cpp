@@ -11,10 +11,7 @@
 #include <memory>
 #include <set>
 
-#include "app/bench.h"
 #include "app/commands.h"
-#include "app/demo.h"
-#include "app/reproduce.h"
 #include "command_line.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -22,6 +19,9 @@
 #include "core/names.h"
 #include "core/runtime.h"
 #include "core/signals.h"
+#include "experiments/bench.h"
+#include "experiments/demo.h"
+#include "experiments/reproduce.h"
 #include "method/objective.h"
 #include "objective_options.h"
 #include "teachers/conventions.h"
@@ -219,6 +219,7 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
   struct Cli {
     CliData data;
     AmalgamateCommand command;
+    ObjectiveOptions objective;
     bool no_teacher_cache = false;
   };
   auto c = std::make_shared<Cli>();
@@ -250,7 +251,7 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
   cmd->add_flag("--overwrite", a.overwrite,
                 "Let a new run replace the run already in --out (otherwise refused)");
   add_model_options(cmd, a.config.student, "student-");
-  add_objective_options(cmd, a.config.objective);
+  add_objective_options(cmd, c->objective);
   cmd->add_option("--block-lr-mult", a.config.train.block_lr_mult,
                   "Learning rate of the objective's parts (common feature block) = lr x this")
       ->capture_default_str();
@@ -271,6 +272,7 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
     AmalgamateCommand& a = c->command;
     a.data = resolved(c->data);
     if (!a.resume.empty()) refuse_options_on_resume(*cmd);
+    a.config.objective = objective_config(*cmd, c->objective);
     require_data_for_user_models(cmd, a.teachers);
     a.config.cache_teachers = !c->no_teacher_cache;
     AMALGAM_CHECK(a.nproc >= 0, "--nproc: must be >= 0");

@@ -1,13 +1,74 @@
 #include "objective_options.h"
 
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "method/losses.h"
-#include "method/routing.h"
 
 namespace amalgam {
 namespace {
+
+// The part of the objective config an option sets.
+enum class Part { kAll, kRouting, kCommonSpace, kFeatureTerm };
+
+// Every objective option but --method, with its part, as declared below.
+const std::vector<std::pair<const char*, Part>>& option_parts() {
+  static const std::vector<std::pair<const char*, Part>> parts = {
+      {"--temperature", Part::kAll},
+      {"--lambda-kd", Part::kAll},
+      {"--lambda-cf", Part::kFeatureTerm},
+      {"--routing", Part::kRouting},
+      {"--routing-score", Part::kRouting},
+      {"--energy-temperature", Part::kRouting},
+      {"--task-prior", Part::kRouting},
+      {"--estimate-task-shares", Part::kRouting},
+      {"--confident-share", Part::kRouting},
+      {"--lambda-task", Part::kRouting},
+      {"--gate-forget", Part::kRouting},
+      {"--slice-weights", Part::kRouting},
+      {"--no-gate-calibration", Part::kRouting},
+      {"--no-routing-check", Part::kRouting},
+      {"--no-mmd", Part::kCommonSpace},
+      {"--no-reconstruction", Part::kCommonSpace},
+      {"--fixed-common-space", Part::kCommonSpace},
+      {"--beta", Part::kCommonSpace},
+      {"--mmd-sigmas", Part::kCommonSpace},
+      {"--common-channels", Part::kCommonSpace},
+      {"--extractor-blocks", Part::kCommonSpace},
+      {"--feature-warmup", Part::kCommonSpace},
+  };
+  return parts;
+}
+
+bool has_part(const MethodInfo& method, Part part) {
+  switch (part) {
+    case Part::kRouting:
+      return method.targets == TargetRule::kRouted;
+    case Part::kCommonSpace:
+      return method.features == FeatureTerm::kCommonSpace;
+    case Part::kFeatureTerm:
+      return method.features != FeatureTerm::kNone;
+    case Part::kAll:
+      return true;
+  }
+  return true;
+}
+
+// "has concatenated targets, no routing (methods that route: routed-kd, routed-cfl)".
+std::string lacks(Part part) {
+  std::string with;
+  for (const auto& method : methods())
+    if (has_part(method, part)) with += (with.empty() ? "" : ", ") + std::string(method.name);
+  switch (part) {
+    case Part::kRouting:
+      return "has concatenated targets, no routing (methods that route: " + with + ")";
+    case Part::kCommonSpace:
+      return "has no common space (methods with one: " + with + ")";
+    default:
+      return "has no feature term (methods with one: " + with + ")";
+  }
+}
 
 // An option whose text the library parses (its parser throws Error naming the option).
 template <typename T>
@@ -27,81 +88,107 @@ CLI::Option* add_parsed_option(CLI::App* cmd, const std::string& name, T& value,
 
 void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
   add_parsed_option(cmd, "--routing", r.rule, &parse_routing_rule,
-                    "cfl: task factor of the soft targets: gate (the student learns it from the "
-                    "confidently routed images), teachers (calibrated teacher scores), "
+                    "routed: task factor of the soft targets: gate (the student learns it from "
+                    "the confidently routed images), teachers (calibrated teacher scores), "
                     "concatenated (the concatenated teacher logits' task shares, each teacher "
-                    "still imitated within its slice), none (plain KD's concatenated target)")
+                    "still imitated within its slice)")
       ->default_str("gate");
   add_parsed_option(cmd, "--routing-score", r.score, &parse_routing_score,
-                    "cfl: a teacher's score for an image: energy|max-logit|max-prob")
+                    "routed: a teacher's score for an image: energy|max-logit|max-prob")
       ->default_str("energy");
   cmd->add_option("--energy-temperature", r.energy_temperature,
-                  "cfl: temperature of the energy score, in units of each teacher's logit std")
+                  "routed: temperature of the energy score, in units of each teacher's logit std")
       ->capture_default_str();
   cmd->add_option("--task-prior", r.prior,
-                  "cfl: expected share of transfer images per teacher, in teacher order "
+                  "routed: expected share of transfer images per teacher, in teacher order "
                   "(default: in proportion to their class counts)")
       ->delimiter(',');
   cmd->add_flag("--estimate-task-shares", r.estimate_prior,
-                "cfl: with labeled validation images, fit the teachers' scores there as task "
+                "routed: with labeled validation images, fit the teachers' scores there as task "
                 "likelihoods and estimate the transfer set's task shares by EM");
   cmd->add_option("--confident-share", r.confident_share,
-                  "cfl: share of each predicted class's images taken as confidently routed")
+                  "routed: share of each predicted class's images taken as confidently routed")
       ->capture_default_str();
-  cmd->add_option("--lambda-task", r.lambda_task, "cfl: weight of the task-routing term")
+  cmd->add_option("--lambda-task", r.lambda_task, "routed: weight of the task-routing term")
       ->capture_default_str();
   cmd->add_option("--gate-forget", r.gate_forget,
-                  "cfl: share of each batch's confidently routed images whose routing the "
+                  "routed: share of each batch's confidently routed images whose routing the "
                   "student's gate disagrees with most, left out of its task term")
       ->capture_default_str();
   add_parsed_option(cmd, "--slice-weights", r.slice_weights, &parse_slice_weights,
-                    "cfl: how much an image carries each teacher's soft targets: expertise "
+                    "routed: how much an image carries each teacher's soft targets: expertise "
                     "(the larger of its responsibility and its share of the concatenated "
                     "targets), responsibility, uniform (every teacher on every image)")
       ->default_str("expertise");
   cmd->add_flag("--no-gate-calibration{false}", r.calibrate_gate,
-                "cfl: keep the student's task gate as trained (by default its task slices are "
+                "routed: keep the student's task gate as trained (by default its task slices are "
                 "shifted after training so it routes each task the share of transfer images "
                 "the teachers' routing gave it)");
   cmd->add_flag("--no-routing-check{false}", r.check,
-                "cfl: keep the routing rule even where, on labeled validation images, the "
+                "routed: keep the routing rule even where, on labeled validation images, the "
                 "teachers' calibrated scores route no better than their concatenated logits (by "
                 "default the rule then becomes concatenated)");
 }
 
-}  // namespace
-
-void add_objective_options(CLI::App* cmd, ObjectiveConfig& o) {
-  std::string method_help = "The objective:";
-  for (const auto& method : methods())
-    method_help += std::string("\n  ") + method.name + ": " + method.summary;
-  cmd->add_option("--method", o.method, method_help)->capture_default_str();
-  cmd->add_flag("--no-mmd{false}", o.use_mmd, "cfl ablation: drop the MMD term");
-  cmd->add_flag("--no-reconstruction{false}", o.use_reconstruction,
-                "cfl ablation: drop the reconstruction term");
-  cmd->add_flag("--fixed-common-space", o.fixed_common_space,
-                "cfl control: never train the align layers and extractor");
-  cmd->add_option("--temperature", o.temperature, "Soft-target temperature T")
+void add_common_space_options(CLI::App* cmd, CommonSpaceOptions& c) {
+  cmd->add_flag("--no-mmd{false}", c.use_mmd, "common space, ablation: drop the MMD term");
+  cmd->add_flag("--no-reconstruction{false}", c.use_reconstruction,
+                "common space, ablation: drop the reconstruction term");
+  cmd->add_flag("--fixed-common-space", c.fixed,
+                "common space, control: never train the align layers and extractor");
+  cmd->add_option("--beta", c.beta, "common space: weight of reconstruction")
       ->capture_default_str();
-  cmd->add_option("--lambda-kd", o.lambda_kd, "Weight of the soft-target term")
-      ->capture_default_str();
-  cmd->add_option("--lambda-cf", o.lambda_cf,
-                  "Weight of the feature terms (default: 0 for cfl, 1 for cfl-paper and fitnet)");
-  cmd->add_option("--beta", o.beta, "Weight of reconstruction")->capture_default_str();
   std::string defaults;
   for (double s : default_mmd_sigmas())
     defaults += (defaults.empty() ? "" : ",") + nlohmann::json(s).dump();
-  cmd->add_option("--mmd-sigmas", o.sigmas, "Comma-separated kernel bandwidths")
+  cmd->add_option("--mmd-sigmas", c.sigmas, "common space: comma-separated kernel bandwidths")
       ->delimiter(',')
       ->default_str(defaults);
-  cmd->add_option("--common-channels", o.common_channels, "h: channels of the common space")
+  cmd->add_option("--common-channels", c.channels, "common space: h, its channels")
       ->capture_default_str();
-  cmd->add_option("--extractor-blocks", o.extractor_blocks, "Residual units in the extractor")
+  cmd->add_option("--extractor-blocks", c.extractor_blocks,
+                  "common space: residual units in the extractor")
       ->capture_default_str();
-  cmd->add_option("--feature-warmup", o.feature_warmup,
-                  "cfl: share of the run over which the feature terms' weight rises from 0")
+  cmd->add_option("--feature-warmup", c.warmup,
+                  "common space: share of the run over which its weight rises from 0")
       ->capture_default_str();
+}
+
+}  // namespace
+
+void add_objective_options(CLI::App* cmd, ObjectiveOptions& o) {
+  std::string method_help =
+      "The objective: its soft targets (concatenated | routed) and its feature term (none | "
+      "common-space | hints):";
+  for (const auto& method : methods())
+    method_help += std::string("\n  ") + method.name + ": " + method.summary;
+  cmd->add_option("--method", o.method, method_help)->capture_default_str();
+  cmd->add_option("--temperature", o.shared.temperature, "Soft-target temperature T")
+      ->capture_default_str();
+  cmd->add_option("--lambda-kd", o.shared.lambda_kd, "Weight of the soft-target term")
+      ->capture_default_str();
+  cmd->add_option("--lambda-cf", o.feature_weight,
+                  "Weight of the feature term (the common space's or the hints')")
+      ->capture_default_str();
+  add_common_space_options(cmd, o.common_space);
   add_routing_options(cmd, o.routing);
+}
+
+ObjectiveConfig objective_config(const CLI::App& cmd, const ObjectiveOptions& o) {
+  const MethodInfo& method = find_method(o.method);
+  for (const auto& [name, part] : option_parts())
+    AMALGAM_CHECK(cmd.count(name) == 0 || has_part(method, part),
+                  std::string(name) + ": --method " + method.name + " " + lacks(part));
+  ObjectiveConfig config = method_config(method);
+  config.temperature = o.shared.temperature;
+  config.lambda_kd = o.shared.lambda_kd;
+  if (config.routing) config.routing = o.routing;
+  if (config.common_space) {
+    config.common_space = o.common_space;
+    config.common_space->weight = o.feature_weight;
+  }
+  if (config.hints) config.hints->weight = o.feature_weight;
+  return config;
 }
 
 }  // namespace amalgam

@@ -32,10 +32,10 @@
 #include "models/zoo.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
+#include "routing/routing_check.h"
 #include "teachers/conventions.h"
 #include "teachers/teacher.h"
 #include "training/options_json.h"
-#include "training/routing_check.h"
 #include "training/run_plan.h"
 #include "training/student_io.h"
 #include "training/teach.h"
@@ -266,6 +266,10 @@ int run_teach(TeachCommand c) {
   configure_threads(c.train.threads);
   validate(c.train);
   if (c.out.empty()) c.out = default_run_dir("teach");
+  // A folder that exists is taken before any data is read, so a second writer is refused at
+  // once; a new folder is made only once every input has been accepted.
+  std::optional<RunLock> lock;
+  if (std::filesystem::is_directory(c.out)) lock.emplace(c.out, "--out");
   const TeachingData data = teaching_data(c.data, c.task);
   ModelSpec spec = c.model;
   spec.input = data.input;
@@ -274,7 +278,7 @@ int run_teach(TeachCommand c) {
   spec.num_classes = data.task.size();
   make_network(spec);  // validates the architecture before any training
   ensure_directory(c.out);
-  const RunLock lock(c.out, "--out");
+  if (!lock) lock.emplace(c.out, "--out");
   const TeachResult result = teach(spec, data.task, data.split.train, data.split.val, c.train);
   nlohmann::json extra = {{"epochs", c.train.epochs}, {"seconds", result.seconds}};
   if (!result.val_accuracy.empty()) extra["val_accuracy"] = result.val_accuracy.back();
@@ -396,11 +400,8 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   if (!c.val_dir.empty()) val = load_validation_folder(c, teachers);
   // A new run settles its routing rule here and records it; a resumed one keeps its record.
   RoutingCheck routing_check;
-  if (c.resume.empty()) {
-    routing_check = check_routing(teachers, val, config.objective);
-    apply(routing_check, config.objective);
-    log_info("amalgamate: " + describe(routing_check));
-  }
+  if (c.resume.empty())
+    routing_check = settle_routing(teachers, val, config.objective.routing, "amalgamate");
   check_ranks_agree(teachers, transfer, config, context.group.get());
   context.resume = !c.resume.empty();
   if (!writer) {
@@ -426,11 +427,11 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
     recorder.attach(context);
     AmalgamationResult result = amalgamate(teachers, transfer, config, context);
     const std::string path = c.out + "/student.pt";
-    const nlohmann::json provenance = {{"method", config.objective.method},
+    const nlohmann::json provenance = {{"method", method_of(config.objective).name},
                                        {"teachers", c.teachers}};
     save_student(result, path, provenance);
     std::printf("student (%s, %s, %lld params, %lld outputs) -> %s\n",
-                config.objective.method.c_str(), result.student_spec.arch.c_str(),
+                method_of(config.objective).name, result.student_spec.arch.c_str(),
                 static_cast<long long>(count_parameters(*result.student)),
                 static_cast<long long>(result.head.total()), path.c_str());
     if (!c.export_path.empty()) {

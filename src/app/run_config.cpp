@@ -57,7 +57,17 @@ RecordedRun read_run_config(const std::string& text, const std::string& path) {
   c.export_path = fields.get<std::string>("export");
   c.val_dir = fields.get<std::string>("val_data", "");
   c.data = read_struct<DataOptions>(fields.at("data"), path + " \"data\"");
-  c.config = read_struct<AmalgamateConfig>(fields.at("options"), path + " \"options\"");
+  // The objective has a reader of its own: its parts follow its method, and it maps the names of
+  // older amalgams' configs.
+  nlohmann::json options = fields.at("options");
+  nlohmann::json objective;
+  if (options.is_object() && options.contains("objective")) {
+    objective = options.at("objective");
+    options.erase("objective");
+  }
+  c.config = read_struct<AmalgamateConfig>(options, path + " \"options\"");
+  if (!objective.is_null())
+    c.config.objective = read_objective_config(objective, path + " \"options\"");
   try {
     validate(c.config.objective);
     validate(c.config.train);

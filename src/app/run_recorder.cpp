@@ -15,7 +15,7 @@
 #include "models/zoo.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
-#include "training/gate_calibration.h"
+#include "routing/gate_calibration.h"
 
 namespace amalgam {
 
@@ -157,7 +157,7 @@ void RunRecorder::write_best_student(AmalgamationResult& result) {
   meta["role"] = "student";
   meta["model"] = result.student_spec;
   meta["head"] = result.head;
-  meta["method"] = config_.objective.method;
+  meta["method"] = method_of(config_.objective).name;
   meta["best_epoch"] = best_epoch_;
   meta["val"] = best_val_;
   save_network(student, dir_ + "/best_student.pt", meta);

@@ -10,17 +10,17 @@ CommonFeatureBlock make_common_feature_block(const ObjectiveSetup& setup) {
   CommonFeatureBlockOptions options;
   options.teacher_shapes = setup.teacher_shapes;
   options.student_shape = setup.student_shape;
-  options.common_channels = setup.config.common_channels;
-  options.extractor_blocks = setup.config.extractor_blocks;
+  options.common_channels = setup.config.common_space->channels;
+  options.extractor_blocks = setup.config.common_space->extractor_blocks;
   CommonFeatureBlock block(options);
-  if (setup.config.fixed_common_space)
+  if (setup.config.common_space->fixed)
     for (auto& p : block->common_space_parameters()) p.set_requires_grad(false);
   return block;
 }
 
 CommonSpaceLoss common_space_loss(CommonFeatureBlockImpl& block, const ModelOutput& student,
                                   const std::vector<ModelOutput>& teachers,
-                                  const ObjectiveConfig& config, const BatchGather& gather,
+                                  const CommonSpaceOptions& config, const BatchGather& gather,
                                   const std::vector<at::Tensor>& weights) {
   const auto& sigmas = config.sigmas.empty() ? default_mmd_sigmas() : config.sigmas;
   // MMD compares distributions, so in data-parallel runs it sees the whole batch.

@@ -11,7 +11,7 @@
 
 namespace amalgam {
 
-/// The common feature block for a run's teachers and student.
+/// The common feature block for a run's teachers and student (setup.config has a common space).
 CommonFeatureBlock make_common_feature_block(const ObjectiveSetup& setup);
 
 /// The two common-space terms of one batch, each summed over the teachers.
@@ -20,12 +20,12 @@ struct CommonSpaceLoss {
   at::Tensor recon;  ///< sum over teachers of MSE(dec_i(h_i), f_i)
 };
 
-/// Computes the terms config asks for (use_mmd, use_reconstruction; the others are zeros).
+/// Computes the terms `options` asks for (use_mmd, use_reconstruction; the others are zeros).
 /// `weights`, when not empty, hold per teacher each image's weight [B] for the MMD (its
 /// responsibility for the image); `gather` widens the MMD to the whole batch in data-parallel runs.
 CommonSpaceLoss common_space_loss(CommonFeatureBlockImpl& block, const ModelOutput& student,
                                   const std::vector<ModelOutput>& teachers,
-                                  const ObjectiveConfig& config, const BatchGather& gather,
+                                  const CommonSpaceOptions& options, const BatchGather& gather,
                                   const std::vector<at::Tensor>& weights = {});
 
 /// What --dry-run shows of a common feature block.

@@ -3,73 +3,92 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "method/common_space_loss.h"
 #include "method/losses.h"
 
 namespace amalgam {
 
-// Each method's objective lives in its own file; adding a method adds its file, its maker's
-// declaration here and its row in methods().
-Objective make_kd_objective(const ObjectiveSetup& setup);
-Objective make_fitnet_objective(const ObjectiveSetup& setup);
-Objective make_cfl_objective(const ObjectiveSetup& setup);
-Objective make_cfl_paper_objective(const ObjectiveSetup& setup);
-
-const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> table = {
-      {"cfl",
-       "expertise-aware common feature learning: each teacher imitated on the images it is "
-       "responsible for, the student's head learns which task an image belongs to, plus the "
-       "common-space terms (off by default: --lambda-cf 0, measured in docs/results.md)",
-       &make_cfl_objective, 0.0},
-      {"cfl-paper",
-       "common feature learning as published: soft targets from the concatenated teacher logits "
-       "+ MMD and reconstruction in a common space",
-       &make_cfl_paper_objective, 1.0},
-      {"kd", "knowledge distillation: soft targets only", &make_kd_objective, 0.0},
-      {"fitnet", "FitNet hints (student features regressed onto each teacher's) + soft targets",
-       &make_fitnet_objective, 1.0},
-  };
-  return table;
+ObjectiveImpl::ObjectiveImpl(const ObjectiveSetup& setup)
+    : config_(setup.config), lr_mult_(setup.parts_lr_mult), teachers_(setup.head.tasks.size()) {
+  if (config_.common_space) block_ = register_module("block", make_common_feature_block(setup));
+  if (config_.hints)
+    hints_ = register_module("hints", HintAdapters(setup.student_shape, setup.teacher_shapes));
+  // One teacher has nothing to route; without transfer logits (a --dry-run) the routing is
+  // planned, not estimated: summary() shows its options.
+  if (config_.routing && teachers_ > 1 && setup.transfer_logits)
+    routed_.emplace(setup.transfer_logits(), *config_.routing, setup.head.tasks,
+                    config_.temperature);
 }
 
-const MethodInfo& find_method(const std::string& name) {
-  for (const auto& method : methods())
-    if (name == method.name) return method;
-  throw Error("--method: expected one of " + method_names() + ", got '" + name + "'");
+LossTerms ObjectiveImpl::loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,
+                              const BatchContext& batch) {
+  std::vector<at::Tensor> teacher_logits;
+  for (const auto& t : teachers) teacher_logits.push_back(t.logits);
+  const std::vector<at::Tensor> weights =
+      routed_ ? routed_->teacher_weights(batch.indices, teacher_logits) : std::vector<at::Tensor>{};
+  LossTerms terms;
+  terms.add("kd", routed_ ? routed_->within_task_loss(student.logits, teacher_logits, weights)
+                          : soft_target_loss(student, teachers, config_.temperature));
+  at::Tensor total = config_.lambda_kd * terms.part("kd");
+  if (routed_) {
+    terms.add("task", routed_->task_loss(student.logits, teacher_logits, batch.indices,
+                                         batch.gather, batch.progress));
+    total = total + config_.routing->lambda_task * terms.part("task");
+  }
+  if (block_) {
+    const bool weighted = routed_ && !routed_->uniform();
+    const CommonSpaceLoss common =
+        common_space_loss(*block_, student, teachers, *config_.common_space, batch.gather,
+                          weighted ? weights : std::vector<at::Tensor>{});
+    terms.add("mmd", common.mmd);
+    terms.add("recon", common.recon);
+    total = total + feature_weight(batch.progress) *
+                        (common.mmd + config_.common_space->beta * common.recon);
+  }
+  if (hints_) {
+    at::Tensor hint = torch::zeros({}, student.logits.options());
+    for (size_t i = 0; i < teachers.size(); ++i)
+      hint = hint + torch::mse_loss(hints_->hint(i, student.features).to(torch::kFloat32),
+                                    teachers[i].features);
+    terms.add("hint", hint);
+    total = total + config_.hints->weight * hint;
+  }
+  terms.total = total;
+  return terms;
 }
 
-std::string method_names() {
-  std::string names;
-  for (const auto& method : methods())
-    names += (names.empty() ? "" : ", ") + std::string(method.name);
-  return names;
+std::vector<ParamGroup> ObjectiveImpl::parameter_groups() {
+  // The fixed-space control trains the decoders alone (they do not reach the student).
+  if (block_ && config_.common_space->fixed) return {{block_->decoder_parameters(), lr_mult_}};
+  if (block_) return {{block_->parameters(), lr_mult_}};
+  if (hints_) return {{hints_->parameters(), lr_mult_}};
+  return {};
 }
 
-void validate(const ObjectiveConfig& o) {
-  find_method(o.method);
-  AMALGAM_CHECK(o.temperature > 0, "--temperature: must be > 0");
-  AMALGAM_CHECK(o.lambda_kd >= 0, "--lambda-kd: must be >= 0");
-  AMALGAM_CHECK(o.lambda_cf >= 0 || o.lambda_cf == kMethodDefault, "--lambda-cf: must be >= 0");
-  AMALGAM_CHECK(o.beta >= 0, "--beta: must be >= 0");
-  for (double s : o.sigmas) AMALGAM_CHECK(s > 0, "--mmd-sigmas: every bandwidth must be > 0");
-  AMALGAM_CHECK(o.common_channels > 0, "--common-channels: must be > 0");
-  AMALGAM_CHECK(o.extractor_blocks > 0, "--extractor-blocks: must be > 0");
-  AMALGAM_CHECK(o.feature_warmup >= 0 && o.feature_warmup <= 1,
-                "--feature-warmup: must be in [0, 1]");
-  validate(o.routing);
+nlohmann::json ObjectiveImpl::summary() {
+  nlohmann::json out = block_ ? common_space_summary(*block_) : nlohmann::json::object();
+  if (routed_) {
+    out["routing"] = routed_->summary();
+  } else if (config_.routing && teachers_ > 1) {
+    out["routing"] = {{"options", *config_.routing},
+                      {"estimated", "from the teachers' logits on the transfer images"}};
+  }
+  return out.empty() ? nlohmann::json() : out;
 }
 
-ObjectiveConfig resolve_defaults(ObjectiveConfig config) {
-  if (config.lambda_cf == kMethodDefault)
-    config.lambda_cf = find_method(config.method).default_lambda_cf;
-  return config;
+std::vector<double> ObjectiveImpl::gate_shares() const {
+  return routed_ ? routed_->gate_shares() : std::vector<double>{};
+}
+
+double ObjectiveImpl::feature_weight(double progress) const {
+  const CommonSpaceOptions& c = *config_.common_space;
+  if (c.warmup <= 0 || progress >= c.warmup) return c.weight;
+  return c.weight * progress / c.warmup;
 }
 
 Objective make_objective(const ObjectiveSetup& setup) {
   validate(setup.config);
-  ObjectiveSetup resolved = setup;
-  resolved.config = resolve_defaults(setup.config);
-  return find_method(resolved.config.method).make(resolved);
+  return std::make_shared<ObjectiveImpl>(setup);
 }
 
 at::Tensor soft_target_loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,

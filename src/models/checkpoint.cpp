@@ -49,7 +49,9 @@ void save_network(const torch::nn::Module& network, const std::string& path, nlo
     network.save(archive);
     archive.save_to(bytes);
   }
-  // The sidecar first: the model file appears last, so a present model file is a whole one.
+  // An older model file goes first and the sidecar is written next: the model file appears last,
+  // so a present model file is a whole one and never an older one beside a newer sidecar.
+  std::filesystem::remove(path);
   write_text_atomically(sidecar_path(path), meta.dump(2) + "\n");
   write_bytes_atomically(path, bytes.str());
 }

@@ -3,6 +3,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
@@ -176,7 +177,9 @@ void export_torchscript(NetworkImpl& network, const std::string& path, nlohmann:
   std::ostringstream bytes;  // in memory first: see save_network
   exported.save(bytes, {{kExportMetadataFile, sidecar.dump(2)}});
   fault_point(kFaultExport);  // tests: a signal between tracing and writing
-  // The sidecar first: the model file appears last, so a present .pt is a whole export.
+  // An older export goes first and the sidecar is written next: the model file appears last, so a
+  // present .pt is a whole export and never an older one beside a newer sidecar.
+  std::filesystem::remove(path);
   write_text_atomically(sidecar_path(path), sidecar.dump(2) + "\n");
   write_bytes_atomically(path, bytes.str());
 }

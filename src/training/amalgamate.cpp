@@ -248,7 +248,7 @@ void train_epoch(Run& run, RunProgress& progress) {
   save_checkpoint(run, progress);
   char line[512];
   std::snprintf(line, sizeof line, "amalgamate %s: epoch %lld/%lld loss %.4f (%s) %.0f img/s",
-                run.config.objective.method.c_str(), static_cast<long long>(epoch + 1),
+                method_of(run.config.objective).name, static_cast<long long>(epoch + 1),
                 static_cast<long long>(run.config.train.epochs), stats.loss.get("total"),
                 stats.loss.parts_text().c_str(), stats.images_per_second);
   log_info(line);
@@ -265,11 +265,15 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
                 "transfer set: " + std::to_string(transfer.size()) +
                     " images, fewer than one --batch-size (" +
                     std::to_string(config.train.batch_size) + ") to split over the ranks");
-  // checkpoint_every and epochs are left out of the fingerprint (they may change on resume) but
-  // decide when the ranks meet to average BatchNorm statistics and how many steps they take.
+  // checkpoint_every, epochs, lr and max_loss_growth are left out of the fingerprint (they may
+  // change on resume) but decide when the ranks meet to average BatchNorm statistics, how many
+  // steps they take and what each step does.
   nlohmann::json fingerprint = run_fingerprint(config, teachers, transfer, group->size());
   fingerprint["train"].erase("device");  // each rank may have a GPU of its own
-  group->require_same(fingerprint.dump() + " checkpoint_every " +
+  char step_options[128];
+  std::snprintf(step_options, sizeof step_options, " lr %.17g max_loss_growth %.17g",
+                config.train.lr, config.train.max_loss_growth);
+  group->require_same(fingerprint.dump() + step_options + " checkpoint_every " +
                           std::to_string(config.checkpoint_every) + " epochs " +
                           std::to_string(config.train.epochs) + " transfer crc " +
                           transfer_checksum(transfer),

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "method/head_layout.h"
+#include "data/head_layout.h"
 #include "method/objective.h"
 #include "models/layers.h"
+#include "routing/gate_calibration.h"
 #include "teachers/teacher.h"
-#include "training/gate_calibration.h"
 #include "training/optimizer.h"
 
 namespace amalgam {

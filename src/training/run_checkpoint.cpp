@@ -112,6 +112,14 @@ RunProgress read_progress(const nlohmann::json& meta, const std::string& where) 
 // Fields resumable today, and keys a checkpoint of an older amalgam did not record, are skipped.
 std::string fingerprint_change(nlohmann::json recorded, const nlohmann::json& current) {
   if (!recorded.is_object() || !current.is_object()) return "fingerprint";
+  // An older amalgam recorded the objective in its flat form: compared as today's.
+  if (recorded.contains("objective")) {
+    try {
+      recorded["objective"] = nlohmann::json(recorded.at("objective").get<ObjectiveConfig>());
+    } catch (const std::exception&) {
+      return "objective";
+    }
+  }
   for (const auto& field : resumable_fields()) {
     const nlohmann::json::json_pointer pointer(field);
     if (recorded.contains(pointer)) recorded[pointer.parent_pointer()].erase(pointer.back());

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "method/head_layout.h"
+#include "data/head_layout.h"
 #include "method/objective.h"
 #include "models/network.h"
 #include "teachers/teacher.h"

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "method/head_layout.h"
+#include "data/head_layout.h"
 #include "models/network.h"
 #include "training/amalgamate.h"
 

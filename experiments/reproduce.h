@@ -26,22 +26,26 @@ struct ReproduceOptions {
   int64_t student_epochs = 0;  ///< epochs of every student row (0: the preset's)
   /// Names to run (empty: all): fmnist-2, fmnist-3, cross-domain, small-rgb.
   std::vector<std::string> benchmarks;
-  /// Row keys to run (empty: all): supervised, kd, fitnet, cfl-paper, cfl-paper-no-mmd,
-  /// cfl-paper-no-recon, cfl-paper-fixed-space, cfl, cfl-common-space, cfl-teachers-routing,
-  /// cfl-uniform, single.
+  /// Row keys to run (empty: all): supervised, each method's name (routed-kd, routed-cfl, kd,
+  /// cfl, fitnet), cfl-no-mmd, cfl-no-recon, cfl-fixed-space, routed-kd-teachers,
+  /// routed-kd-uniform, single.
   std::vector<std::string> rows;
-  bool probes = true;          ///< linear probes of the default CFL row's common space (seed 0)
+  bool probes = true;          ///< linear probes of the cfl row's common space (seed 0)
   int threads = 0;             ///< intra-op threads (0 = all cores)
   std::string device = "cpu";  ///< cpu | cuda[:N]
 };
 
 /// The name of the default student's row (its differences from KD are also "cfl_minus_kd").
-constexpr const char* kDefaultStudentRow = "CFL (default: expertise-aware)";
+constexpr const char* kDefaultStudentRow = "routed-kd (default)";
+
+/// The key of plain KD's row, which every other student row is paired with (the method's name).
+std::string kd_row_key();
 
 /// One row: one way of producing a student (or the teachers), scored on every task.
 struct ReproduceRow {
-  std::string name;                           ///< e.g. "CFL", "KD"
-  std::string description;                    ///< what the row is
+  std::string key;          ///< its --rows key ("" for the teachers' rows, which always run)
+  std::string name;         ///< e.g. "routed-kd (default)", "kd"
+  std::string description;  ///< what the row is
   std::vector<std::vector<double>> task_acc;  ///< [seed][task]; NaN where not applicable
   std::vector<double> union_acc;              ///< per seed; empty when not applicable
   std::vector<double> routing_acc;       ///< per seed: share of images routed to their own task

@@ -1,4 +1,4 @@
-#include "training/routing_check.h"
+#include "routing/routing_check.h"
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -6,19 +6,18 @@
 #include <cmath>
 #include <cstdio>
 
-#include "evaluation/evaluate.h"
-#include "method/head_layout.h"
+#include "core/log.h"
+#include "models/predict.h"
+#include "routing/teacher_scores.h"
 
 namespace amalgam {
 namespace {
 
 // Why the check cannot run for this objective and data ("" when it can).
 std::string not_checkable(const std::vector<Teacher>& teachers, const LabeledImages& val,
-                          const ObjectiveConfig& objective) {
-  if (objective.method != "cfl" || objective.routing.rule == RoutingRule::kNone ||
-      objective.routing.rule == RoutingRule::kConcatenated)
-    return "the method does not route";
-  if (!objective.routing.check) return "turned off (--no-routing-check)";
+                          const std::optional<RoutingOptions>& routing) {
+  if (!routing || routing->rule == RoutingRule::kConcatenated) return "the method does not route";
+  if (!routing->check) return "turned off (--no-routing-check)";
   if (teachers.size() < 2) return "one teacher";
   if (val.size() == 0) return "no labeled validation images (give --val-data)";
   std::vector<TaskSpec> tasks;
@@ -51,9 +50,9 @@ void fit_likelihood(const std::vector<at::Tensor>& logits, const at::Tensor& lab
 }  // namespace
 
 RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
-                           const ObjectiveConfig& objective) {
+                           const std::optional<RoutingOptions>& routing) {
   RoutingCheck check;
-  check.reason = not_checkable(teachers, val, objective);
+  check.reason = not_checkable(teachers, val, routing);
   if (!check.reason.empty()) return check;
   std::vector<TaskSpec> tasks;
   for (const auto& t : teachers) tasks.push_back(t.task);
@@ -63,7 +62,7 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
     logits.push_back(predict_logits(*t.network, all.images, kInferenceBatch));
   check.checked = true;
   check.images = all.size();
-  RoutingOptions o = objective.routing;
+  RoutingOptions o = *routing;
   if (o.estimate_prior && o.prior.empty()) fit_likelihood(logits, all.labels, tasks, check, o);
   const TeacherRoutingScores scores = teacher_routing_scores(logits, all.labels, tasks, o);
   check.calibrated = scores.calibrated_routing;
@@ -75,13 +74,21 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
   return check;
 }
 
-void apply(const RoutingCheck& check, ObjectiveConfig& objective) {
+void apply_routing_check(const RoutingCheck& check, std::optional<RoutingOptions>& routing) {
+  if (!routing) return;
   if (check.fall_back) {
-    objective.routing.rule = RoutingRule::kConcatenated;
+    routing->rule = RoutingRule::kConcatenated;
     return;
   }
-  if (objective.routing.prior.empty() && check.likelihood.fitted())
-    objective.routing.likelihood = check.likelihood;
+  if (routing->prior.empty() && check.likelihood.fitted()) routing->likelihood = check.likelihood;
+}
+
+RoutingCheck settle_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
+                            std::optional<RoutingOptions>& routing, const std::string& who) {
+  const RoutingCheck check = check_routing(teachers, val, routing);
+  apply_routing_check(check, routing);
+  log_info(who + ": " + describe(check));
+  return check;
 }
 
 std::string describe(const RoutingCheck& check) {

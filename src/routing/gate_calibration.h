@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "method/head_layout.h"
+#include "data/head_layout.h"
 #include "models/network.h"
 
 namespace amalgam {

@@ -1,4 +1,4 @@
-#include "app/experiment.h"
+#include "experiments/experiment.h"
 
 #include <torch/torch.h>
 

@@ -1,4 +1,4 @@
-#include "training/gate_calibration.h"
+#include "routing/gate_calibration.h"
 
 #include <torch/torch.h>
 
@@ -6,8 +6,8 @@
 #include <string>
 
 #include "core/log.h"
-#include "evaluation/evaluate.h"
-#include "method/routing.h"
+#include "models/predict.h"
+#include "routing/routing.h"
 
 namespace amalgam {
 namespace {

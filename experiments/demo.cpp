@@ -1,6 +1,6 @@
-#include "app/demo.h"
+#include "experiments/demo.h"
 
-#include "app/experiment.h"
+#include "experiments/experiment.h"
 
 #include <filesystem>
 
@@ -17,10 +17,10 @@
 #include "evaluation/evaluate.h"
 #include "models/zoo.h"
 #include "reporting/table.h"
+#include "routing/routing_check.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
 #include "training/options_json.h"
-#include "training/routing_check.h"
 #include "training/student_io.h"
 
 namespace amalgam {
@@ -97,10 +97,14 @@ DemoResult run_demo(const DemoOptions& o) {
   const TeacherOutputCache cache = cache_teacher_outputs(
       teachers, transfer.images(), kInferenceBatch, parse_device(o.device), precision);
   result.seconds["teacher_outputs"] = now_seconds() - cache_start;
-  std::map<std::string, StudentScores> test_scores;
+  // Plain KD first, then the default method: the two students of the table.
+  const std::vector<const MethodInfo*> students = {
+      &find_method(TargetRule::kConcatenated, FeatureTerm::kNone), &find_method(kDefaultMethod)};
+  std::vector<StudentScores> test_scores;
   nlohmann::json validation;
-  for (const std::string method : {"kd", "cfl"}) {
-    amalgam_options.objective.method = method;
+  for (const MethodInfo* student_method : students) {
+    const std::string method = student_method->name;
+    amalgam_options.objective = method_config(*student_method);
     // Each student gets a run directory (metrics, report) like `amalgamate` writes.
     const std::string run_dir = o.out_dir + "/students/" + method;
     ensure_directory(run_dir);
@@ -117,17 +121,15 @@ DemoResult run_demo(const DemoOptions& o) {
     RunContext context;
     context.cache = &cache;
     recorder.attach(context);
-    const RoutingCheck routing_check = check_routing(teachers, data.val, amalgam_options.objective);
-    apply(routing_check, amalgam_options.objective);
-    log_info("demo " + method + ": " + describe(routing_check));
+    settle_routing(teachers, data.val, amalgam_options.objective.routing, "demo " + method);
     AmalgamationResult amalgamated = amalgamate(teachers, transfer, amalgam_options, context);
     result.seconds["amalgamate_" + method] = amalgamated.seconds;
     result.params["student"] = count_parameters(*amalgamated.student);
     save_student(amalgamated, run_dir + "/student.pt", {{"method", method}});
     log_info("demo: " + method + " report -> " + recorder.finish(amalgamated));
     const double eval_start = now_seconds();
-    test_scores[method] =
-        evaluate_student(*amalgamated.student, amalgamated.head, test, kInferenceBatch);
+    test_scores.push_back(
+        evaluate_student(*amalgamated.student, amalgamated.head, test, kInferenceBatch));
     const StudentScores val =
         evaluate_student(*amalgamated.student, amalgamated.head, data.val, kInferenceBatch);
     validation[method] = {{"task_acc", val.task_accuracy},
@@ -141,21 +143,21 @@ DemoResult run_demo(const DemoOptions& o) {
     row.name = teachers[i].task.name;
     row.classes = teachers[i].task.classes;
     row.teacher_acc = evaluate_teacher(teachers[i], test, kInferenceBatch);
-    row.kd_acc = test_scores["kd"].task_accuracy[i];
-    row.cfl_acc = test_scores["cfl"].task_accuracy[i];
+    row.kd_acc = test_scores[0].task_accuracy[i];
+    row.default_acc = test_scores[1].task_accuracy[i];
     result.tasks.push_back(row);
     validation["teachers"].push_back(evaluate_teacher(teachers[i], data.val, kInferenceBatch));
     result.params["teacher_" + row.name] = count_parameters(*teachers[i].network);
   }
   result.union_teachers = evaluate_ensemble(teachers, test, kInferenceBatch);
-  result.union_kd = test_scores["kd"].union_accuracy;
-  result.union_cfl = test_scores["cfl"].union_accuracy;
+  result.union_kd = test_scores[0].union_accuracy;
+  result.union_default = test_scores[1].union_accuracy;
   const TeacherRoutingScores teacher_routing =
       evaluate_teacher_routing(teachers, test, RoutingOptions{}, kInferenceBatch);
-  result.routing = {teacher_routing.concatenated_routing, test_scores["kd"].routing_accuracy,
-                    test_scores["cfl"].routing_accuracy};
-  result.oracle_union = {teacher_routing.oracle, test_scores["kd"].oracle_union_accuracy,
-                         test_scores["cfl"].oracle_union_accuracy};
+  result.routing = {teacher_routing.concatenated_routing, test_scores[0].routing_accuracy,
+                    test_scores[1].routing_accuracy};
+  result.oracle_union = {teacher_routing.oracle, test_scores[0].oracle_union_accuracy,
+                         test_scores[1].oracle_union_accuracy};
   result.union_teachers_calibrated = teacher_routing.calibrated;
   validation["teachers_union"] = evaluate_ensemble(teachers, data.val, kInferenceBatch);
   result.validation = validation;
@@ -171,16 +173,18 @@ std::string format_demo(const DemoResult& r) {
     std::string classes;
     for (int64_t c : t.classes) classes += (classes.empty() ? "" : ",") + std::to_string(c);
     rows.push_back({t.name + " {" + classes + "}", percent(t.teacher_acc), percent(t.kd_acc),
-                    percent(t.cfl_acc)});
+                    percent(t.default_acc)});
   }
   rows.push_back({"union (task-agnostic)", percent(r.union_teachers), percent(r.union_kd),
-                  percent(r.union_cfl)});
+                  percent(r.union_default)});
   rows.push_back({"  routing: images given to their own task", percent(r.routing.teachers),
-                  percent(r.routing.kd), percent(r.routing.cfl)});
+                  percent(r.routing.kd), percent(r.routing.student)});
   rows.push_back({"  union under perfect routing (ceiling)", percent(r.oracle_union.teachers),
-                  percent(r.oracle_union.kd), percent(r.oracle_union.cfl)});
+                  percent(r.oracle_union.kd), percent(r.oracle_union.student)});
   std::string out = "Test accuracy (%), Fashion-MNIST test split\n" +
-                    format_table({"task", "teacher", "KD student", "CFL student"}, rows) +
+                    format_table({"task", "teacher", "KD student",
+                                  std::string("default student (") + kDefaultMethod + ")"},
+                                 rows) +
                     "(teachers' union with calibrated routing, no student: " +
                     percent(r.union_teachers_calibrated) + ")\n";
   std::vector<std::vector<std::string>> params;
@@ -199,16 +203,17 @@ nlohmann::json demo_json(const DemoResult& r) {
                      {"classes", t.classes},
                      {"teacher_acc", t.teacher_acc},
                      {"kd_acc", t.kd_acc},
-                     {"cfl_acc", t.cfl_acc}});
+                     {"default_acc", t.default_acc}});
   const auto row = [](const DemoUnionRow& u) {
-    return nlohmann::json{{"teachers_acc", u.teachers}, {"kd_acc", u.kd}, {"cfl_acc", u.cfl}};
+    return nlohmann::json{
+        {"teachers_acc", u.teachers}, {"kd_acc", u.kd}, {"default_acc", u.student}};
   };
   return {{"tasks", tasks},
           {"union",
            {{"teachers_acc", r.union_teachers},
             {"teachers_calibrated_acc", r.union_teachers_calibrated},
             {"kd_acc", r.union_kd},
-            {"cfl_acc", r.union_cfl}}},
+            {"default_acc", r.union_default}}},
           {"routing", row(r.routing)},
           {"oracle_union", row(r.oracle_union)},
           {"params", r.params},

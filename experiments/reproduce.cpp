@@ -1,4 +1,4 @@
-#include "app/reproduce.h"
+#include "experiments/reproduce.h"
 
 #include <torch/torch.h>
 
@@ -10,21 +10,22 @@
 #include <limits>
 #include <map>
 
-#include "app/experiment.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/runtime.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/linear_probe.h"
 #include "evaluation/paired_difference.h"
+#include "experiments/experiment.h"
 #include "method/common_feature_block.h"
 #include "models/checkpoint.h"
 #include "models/export.h"
 #include "reporting/report.h"
 #include "reporting/table.h"
+#include "routing/routing_check.h"
 #include "training/amalgamate.h"
-#include "training/routing_check.h"
 #include "training/teach.h"
 
 namespace amalgam {
@@ -136,12 +137,12 @@ TrainOptions train_options(const ReproduceOptions& o, const Preset& p, int64_t e
   return t;
 }
 
-// Finds or appends the row called `name`.
-ReproduceRow& row(std::vector<ReproduceRow>& rows, const std::string& name,
+// Finds or appends the row called `name`, run under --rows key `key`.
+ReproduceRow& row(std::vector<ReproduceRow>& rows, const std::string& key, const std::string& name,
                   const std::string& description) {
   for (auto& r : rows)
     if (r.name == name) return r;
-  rows.push_back({name, description, {}, {}, {}, {}, 0, 0});
+  rows.push_back({key, name, description, {}, {}, {}, {}, 0, 0});
   return rows.back();
 }
 
@@ -174,49 +175,50 @@ std::array<at::Tensor, 3> probe_features(NetworkImpl& student, CommonFeatureBloc
   return {torch::cat(hs), torch::cat(hi), torch::cat(fi)};
 }
 
-// One amalgamated row: a key for --rows, and how it sets the objective.
+// One amalgamated row: a key for --rows, and its objective.
 struct Variant {
   std::string key, name, description;
-  std::function<void(ObjectiveConfig&)> configure;
+  ObjectiveConfig objective;
+  bool probes = false;  ///< seed 0 probes its common space (--probes)
 };
 
+// A row per method (keyed by its name), then the ablations and controls of the paper's objective
+// (cfl-*) and of the default (routed-kd-*).
+std::vector<Variant> make_variants() {
+  std::vector<Variant> rows;
+  for (const auto& method : methods()) {
+    const bool is_default = std::string(method.name) == kDefaultMethod;
+    rows.push_back({method.name, is_default ? kDefaultStudentRow : method.name,
+                    std::string(target_rule_name(method.targets)) + " targets, " +
+                        feature_term_name(method.features) + " feature term",
+                    method_config(method)});
+  }
+  const MethodInfo& paper = find_method(TargetRule::kConcatenated, FeatureTerm::kCommonSpace);
+  const MethodInfo& routed = find_method(kDefaultMethod);
+  for (auto& row : rows) row.probes = row.key == paper.name;
+  const auto variant = [&](const MethodInfo& method, const std::string& suffix,
+                           const std::string& description, auto&& change) {
+    Variant row{method.name + std::string("-") + suffix, method.name + std::string(", ") + suffix,
+                description, method_config(method)};
+    change(row.objective);
+    rows.push_back(row);
+  };
+  variant(paper, "no-mmd", "ablation: --no-mmd",
+          [](ObjectiveConfig& c) { c.common_space->use_mmd = false; });
+  variant(paper, "no-recon", "ablation: --no-reconstruction",
+          [](ObjectiveConfig& c) { c.common_space->use_reconstruction = false; });
+  variant(paper, "fixed-space", "control: --fixed-common-space (align layers, extractor fixed)",
+          [](ObjectiveConfig& c) { c.common_space->fixed = true; });
+  variant(routed, "teachers", "ablation: --routing teachers",
+          [](ObjectiveConfig& c) { c.routing->rule = RoutingRule::kTeachers; });
+  variant(routed, "uniform",
+          "every teacher within its slice on every image: --slice-weights uniform",
+          [](ObjectiveConfig& c) { c.routing->slice_weights = SliceWeights::kUniform; });
+  return rows;
+}
+
 const std::vector<Variant>& variants() {
-  static const std::vector<Variant> table = {
-      {"kd", "KD", "soft targets only", [](ObjectiveConfig& c) { c.method = "kd"; }},
-      {"fitnet", "FitNet hints + KD", "student feature regressed onto each teacher's by an adapter",
-       [](ObjectiveConfig& c) { c.method = "fitnet"; }},
-      {"cfl-paper", "CFL, paper objective", "concatenated soft targets + MMD + reconstruction",
-       [](ObjectiveConfig& c) { c.method = "cfl-paper"; }},
-      {"cfl-paper-no-mmd", "CFL (paper) without MMD", "ablation",
-       [](ObjectiveConfig& c) {
-         c.method = "cfl-paper";
-         c.use_mmd = false;
-       }},
-      {"cfl-paper-no-recon", "CFL (paper) without reconstruction", "ablation",
-       [](ObjectiveConfig& c) {
-         c.method = "cfl-paper";
-         c.use_reconstruction = false;
-       }},
-      {"cfl-paper-fixed-space", "CFL (paper), fixed random common space",
-       "control: align layers and extractor never trained",
-       [](ObjectiveConfig& c) {
-         c.method = "cfl-paper";
-         c.fixed_common_space = true;
-       }},
-      {"cfl", kDefaultStudentRow, "routed soft targets and the head's task gate",
-       [](ObjectiveConfig& c) { c.method = "cfl"; }},
-      {"cfl-common-space", "CFL (default) + common space, λ_cf 1",
-       "the default with the responsibility-weighted common-space terms",
-       [](ObjectiveConfig& c) {
-         c.method = "cfl";
-         c.lambda_cf = 1.0;
-       }},
-      {"cfl-teachers-routing", "CFL (default), routing by the teachers only",
-       "ablation: --routing teachers",
-       [](ObjectiveConfig& c) { c.routing.rule = RoutingRule::kTeachers; }},
-      {"cfl-uniform", "CFL (default), uniform slice weights",
-       "every teacher imitated within its slice on every image: --slice-weights uniform",
-       [](ObjectiveConfig& c) { c.routing.slice_weights = SliceWeights::kUniform; }}};
+  static const std::vector<Variant> table = make_variants();
   return table;
 }
 
@@ -248,7 +250,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   const size_t n = teachers.size();
 
   ReproduceRow& teacher_row =
-      row(result.rows, "Teachers", "each teacher on its own task; union: their ensemble");
+      row(result.rows, "", "Teachers", "each teacher on its own task; union: their ensemble");
   std::vector<double> own;
   int64_t teacher_params = 0;
   for (const auto& t : teachers) {
@@ -263,7 +265,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   teacher_row.oracle_union_acc.push_back(routing.oracle);
   teacher_row.params = teacher_params;
   teacher_row.seconds = teacher_seconds;
-  ReproduceRow& calibrated = row(result.rows, "Teachers, calibrated routing",
+  ReproduceRow& calibrated = row(result.rows, "", "Teachers, calibrated routing",
                                  "their union with P(task) from calibrated energy scores");
   calibrated.union_acc.push_back(routing.calibrated);
   calibrated.routing_acc.push_back(routing.calibrated_routing);
@@ -297,7 +299,8 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
       const TeachResult supervised =
           teach(student, union_task, select_task(transfer_labeled, union_task), {}, train);
       const double seconds = now_seconds() - t0;
-      record(row(result.rows, "Supervised on labels", "reference: trained on the labeled union"),
+      record(row(result.rows, "supervised", "Supervised on labels",
+                 "reference: trained on the labeled union"),
              evaluate_student(*supervised.network, head, scored, kInferenceBatch),
              count_parameters(*supervised.network), seconds, o.seeds);
     }
@@ -308,21 +311,21 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     for (const auto& v : variants()) {
       if (!wanted(v.key)) continue;
       AmalgamateConfig options = base;
-      v.configure(options.objective);
+      options.objective = v.objective;
       const std::string key = nlohmann::json(options.objective).dump();
-      if (!routing_checks.count(key)) {
-        routing_checks[key] = check_routing(teachers, data.split.val, options.objective);
-        log_info(plan.name + ", " + v.key + ": " + describe(routing_checks[key]));
-      }
-      apply(routing_checks[key], options.objective);
+      if (!routing_checks.count(key))
+        routing_checks[key] = settle_routing(teachers, data.split.val, options.objective.routing,
+                                             plan.name + ", " + v.key);
+      else
+        apply_routing_check(routing_checks[key], options.objective.routing);
       RunContext context;
       context.cache = &cache;
       AmalgamationResult r = amalgamate(teachers, transfer, options, context);
-      record(row(result.rows, v.name, v.description),
+      record(row(result.rows, v.key, v.name, v.description),
              evaluate_student(*r.student, r.head, scored, kInferenceBatch),
              count_parameters(*r.student), r.seconds, o.seeds);
       CommonFeatureBlockImpl* block = r.objective->common_space();
-      if (v.key == "cfl-paper" && seed == 0 && block != nullptr && o.probes) {
+      if (v.probes && seed == 0 && block != nullptr && o.probes) {
         for (size_t i = 0; i < n; ++i) {
           const LabeledImages val_i = select_task(data.split.val, teachers[i].task);
           const LabeledImages test_i = select_task(data.test, teachers[i].task);
@@ -340,7 +343,7 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
     }
     if (!wanted("single")) continue;
     // One student per teacher, from that teacher alone, on the same transfer set.
-    ReproduceRow& single = row(result.rows, "Default student from that teacher alone",
+    ReproduceRow& single = row(result.rows, "single", "Default student from that teacher alone",
                                "control: one student per task, same transfer set, default method");
     std::vector<double> accs(n, kNaN);
     double seconds = 0;
@@ -362,17 +365,20 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
 
 }  // namespace
 
+std::string kd_row_key() {
+  return find_method(TargetRule::kConcatenated, FeatureTerm::kNone).name;
+}
+
 ReproduceResult run_reproduce(const ReproduceOptions& o) {
   AMALGAM_CHECK(o.seeds > 0, "--seeds: must be > 0");
   AMALGAM_CHECK(o.split == "test" || o.split == "val",
                 "--split: expected test or val, got '" + o.split + "'");
   for (const auto& key : o.rows) {
-    bool known = key == "supervised" || key == "single";
-    for (const auto& v : variants()) known = known || v.key == key;
-    AMALGAM_CHECK(known, "--rows: no row called '" + key +
-                             "' (supervised, kd, fitnet, cfl-paper, cfl-paper-no-mmd, "
-                             "cfl-paper-no-recon, cfl-paper-fixed-space, cfl, cfl-common-space, "
-                             "cfl-teachers-routing, cfl-uniform, single)");
+    std::vector<std::string> keys = {"supervised"};
+    for (const auto& v : variants()) keys.push_back(v.key);
+    keys.push_back("single");
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+      throw Error(unknown_choice("--rows", key, keys));
   }
   const int threads = configure_threads(o.threads);
   const Preset preset = preset_for(o);

@@ -6,8 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "app/reproduce.h"
 #include "evaluation/paired_difference.h"
+#include "experiments/reproduce.h"
+#include "method/objective_config.h"
 #include "reporting/table.h"
 
 namespace amalgam {
@@ -42,12 +43,12 @@ std::vector<double> column(const ReproduceRow& r, size_t task) {
 
 // Rows compared with KD seed by seed: every student row but KD and the supervised reference.
 bool compared_with_kd(const ReproduceRow& r) {
-  return r.name != "KD" && r.name.rfind("Teachers", 0) != 0 && r.name != "Supervised on labels";
+  return !r.key.empty() && r.key != kd_row_key() && r.key != "supervised";
 }
 
 const ReproduceRow* kd_row(const BenchmarkResult& b) {
   for (const auto& r : b.rows)
-    if (r.name == "KD") return &r;
+    if (r.key == kd_row_key()) return &r;
   return nullptr;
 }
 
@@ -150,7 +151,8 @@ nlohmann::json reproduce_json(const ReproduceResult& result) {
           per_task.push_back(std::isnan(a) ? nlohmann::json() : nlohmann::json(a));
         acc.push_back(per_task);
       }
-      rows.push_back({{"name", r.name},
+      rows.push_back({{"key", r.key},
+                      {"name", r.name},
                       {"description", r.description},
                       {"task_acc", acc},
                       {"union_acc", r.union_acc},
@@ -178,7 +180,7 @@ nlohmann::json reproduce_json(const ReproduceResult& result) {
         for (size_t i = 0; i < b.tasks.size(); ++i) per_task[b.tasks[i].name] = to_json_value(d[i]);
         per_task["union"] = to_json_value(d.back());
         paired[r.name] = per_task;
-        if (r.name == kDefaultStudentRow) benchmark["cfl_minus_kd"] = per_task;
+        if (r.key == kDefaultMethod) benchmark["cfl_minus_kd"] = per_task;
       }
       benchmark["minus_kd"] = paired;
     }

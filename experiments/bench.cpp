@@ -1,4 +1,4 @@
-#include "app/bench.h"
+#include "experiments/bench.h"
 
 #include <sys/resource.h>
 #include <torch/serialize.h>
@@ -6,12 +6,12 @@
 
 #include <algorithm>
 
-#include "app/experiment.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/precision.h"
 #include "core/runtime.h"
+#include "experiments/experiment.h"
 #include "method/common_feature_block.h"
 #include "method/losses.h"
 #include "models/zoo.h"
@@ -76,8 +76,8 @@ AmalgamateConfig bench_options(const BenchOptions& o, Precision precision) {
   AmalgamateConfig options;
   options.train.precision = precision_name(precision);
   options.student = zoo_spec("resnet", 20, 1);
-  options.objective.method = "cfl-paper";  // the objective bench/reference.py implements
-  options.objective.lambda_cf = 1.0;
+  options.objective = method_config(  // the objective bench/reference.py implements
+      find_method(TargetRule::kConcatenated, FeatureTerm::kCommonSpace));
   options.train.epochs = o.epochs;
   options.train.batch_size = o.batch_size;
   options.train.threads = o.threads;
@@ -249,24 +249,25 @@ nlohmann::json run_bench(const BenchOptions& o) {
     const std::vector<char> bytes = torch::pickle_save(state);
     write_bytes_atomically(o.state_path, std::string(bytes.begin(), bytes.end()));
     const AmalgamateConfig& a = options;
+    const CommonSpaceOptions& space = *a.objective.common_space;
     ModelSpec student = a.student;
     student.num_classes = 0;
     for (const auto& t : teachers) student.num_classes += t.task.size();
     nlohmann::json config = {
         {"student", student},
         {"teacher_specs", nlohmann::json::array()},
-        {"common_channels", a.objective.common_channels},
-        {"extractor_blocks", a.objective.extractor_blocks},
+        {"common_channels", space.channels},
+        {"extractor_blocks", space.extractor_blocks},
         {"lr", a.train.lr},
         {"head_lr_mult", a.train.head_lr_mult},
         {"block_lr_mult", a.train.block_lr_mult},
         {"weight_decay", a.train.weight_decay},
         {"temperature", a.objective.temperature},
         {"lambda_kd", a.objective.lambda_kd},
-        {"lambda_cf", a.objective.lambda_cf},
-        {"beta", a.objective.beta},
+        {"lambda_cf", space.weight},
+        {"beta", space.beta},
         {"channels_last", a.channels_last},
-        {"sigmas", a.objective.sigmas.empty() ? default_mmd_sigmas() : a.objective.sigmas}};
+        {"sigmas", space.sigmas.empty() ? default_mmd_sigmas() : space.sigmas}};
     for (const auto& t : teachers)
       config["teacher_specs"].push_back(dynamic_cast<ZooNetworkImpl&>(*t.network).spec());
     out["config"] = config;

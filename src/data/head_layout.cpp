@@ -1,4 +1,4 @@
-#include "method/head_layout.h"
+#include "data/head_layout.h"
 
 #include <nlohmann/json.hpp>
 

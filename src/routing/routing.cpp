@@ -1,4 +1,4 @@
-#include "method/routing.h"
+#include "routing/routing.h"
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,5 @@
-// The built-in demo: two heterogeneous Fashion-MNIST teachers amalgamated with CFL and with KD.
+// The built-in demo: two heterogeneous Fashion-MNIST teachers amalgamated by the default method
+// and by plain KD.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -28,14 +29,14 @@ struct DemoTaskRow {
   std::vector<int64_t> classes;  ///< data-set class ids
   double teacher_acc = 0;        ///< teacher on its own task
   double kd_acc = 0;             ///< KD student, task-aware
-  double cfl_acc = 0;            ///< CFL student, task-aware
+  double default_acc = 0;        ///< the default method's student, task-aware
 };
 
 /// One task-agnostic row of the demo table: the teachers' figure and each student's.
 struct DemoUnionRow {
   double teachers = 0;  ///< the teachers' ensemble (concatenated logits)
   double kd = 0;        ///< KD student
-  double cfl = 0;       ///< CFL student (the default objective)
+  double student = 0;   ///< the default method's student
 };
 
 /// Everything the demo measured.
@@ -43,7 +44,7 @@ struct DemoResult {
   std::vector<DemoTaskRow> tasks;         ///< per task, test split
   double union_teachers = 0;              ///< ensemble of teachers, union of tasks
   double union_kd = 0;                    ///< KD student, argmax over the whole head
-  double union_cfl = 0;                   ///< CFL student, argmax over the whole head
+  double union_default = 0;               ///< default student, argmax over the whole head
   DemoUnionRow routing;                   ///< share of images given to their own task's slice
   DemoUnionRow oracle_union;              ///< union were every image routed right (the ceiling)
   double union_teachers_calibrated = 0;   ///< the teachers' union under calibrated routing
@@ -58,7 +59,7 @@ DemoResult run_demo(const DemoOptions& options);
 /// The table printed by `amalgam demo`.
 std::string format_demo(const DemoResult& result);
 
-/// {"tasks":[{"name","classes","teacher_acc","kd_acc","cfl_acc"}],"union":{...},"routing":{...},
+/// {"tasks":[{"name","classes","teacher_acc","kd_acc","default_acc"}],"union":{...},"routing":{...},
 ///  "oracle_union":{...},"params":{...},"seconds":{...},"validation":{...}}
 nlohmann::json demo_json(const DemoResult& result);
 

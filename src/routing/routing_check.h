@@ -10,11 +10,12 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
-#include "method/objective.h"
+#include "routing/routing.h"
 #include "teachers/teacher.h"
 
 namespace amalgam {
@@ -36,17 +37,24 @@ struct RoutingCheck {
 /// Fewest validation images of each task the check needs.
 constexpr int64_t kRoutingCheckMinImages = 20;
 
-/// Runs the check for `objective` (a routed cfl objective with routing.check on) on `val`: it
-/// falls back where the calibrated scores route no better than the concatenated logits.
+/// Runs the check for `routing` (the routed targets' options; absent for concatenated targets,
+/// which have nothing to check) on `val`: it falls back where the calibrated scores route no
+/// better than the concatenated logits.
 RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
-                           const ObjectiveConfig& objective);
+                           const std::optional<RoutingOptions>& routing);
 
-/// Sets objective.routing.rule to concatenated where `check` fell back; otherwise hands its fitted
+/// Sets routing->rule to concatenated where `check` fell back; otherwise hands its fitted
 /// likelihood (--estimate-task-shares) to the routing, unless the user gave a --task-prior.
-void apply(const RoutingCheck& check, ObjectiveConfig& objective);
+void apply_routing_check(const RoutingCheck& check, std::optional<RoutingOptions>& routing);
 
 /// One line for the log: what was measured and what was decided.
 std::string describe(const RoutingCheck& check);
+
+/// The routing's one step before training, for every caller (amalgamate, demo, reproduce): the
+/// check on `val`, its decision applied to `routing`, and the line describing it logged after
+/// `who`. Returns what was measured, for config.json's "routing_check".
+RoutingCheck settle_routing(const std::vector<Teacher>& teachers, const LabeledImages& val,
+                            std::optional<RoutingOptions>& routing, const std::string& who);
 
 void to_json(nlohmann::json& j, const RoutingCheck& check);
 
