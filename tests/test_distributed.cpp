@@ -23,6 +23,7 @@
 #include "method/common_feature_block.h"
 #include "method/objective.h"
 #include "models/layers.h"
+#include "test_util.h"
 
 using namespace amalgam;
 
@@ -57,14 +58,7 @@ void run_ranks(int world, const std::function<void(ProcessGroup&)>& body) {
     if (e) std::rethrow_exception(e);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 }  // namespace
 

@@ -8,20 +8,14 @@
 
 #include "core/error.h"
 #include "method/objective.h"
+#include "test_util.h"
 #include "training/options_json.h"
 
 using namespace amalgam;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 ObjectiveConfig read(const std::string& text) {
   return read_objective_config(nlohmann::json::parse(text), "R/config.json");

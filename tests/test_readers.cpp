@@ -17,23 +17,14 @@
 #include "reporting/report.h"
 #include "reporting/run_files.h"
 #include "teachers/conventions.h"
+#include "test_util.h"
 #include "training/options_json.h"
 #include "training/run_checkpoint.h"
 
 namespace amalgam {
 namespace {
 
-// The message of the Error `f` throws ("" when it throws none); it must be one line.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    return what;
-  }
-  return "";
-}
+using test::error_of;
 
 #define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "core/log.h"
-#include "models/predict.h"
+#include "models/network.h"
 #include "routing/teacher_scores.h"
 
 namespace amalgam {
@@ -54,17 +54,14 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
   RoutingCheck check;
   check.reason = not_checkable(teachers, val, routing);
   if (!check.reason.empty()) return check;
-  std::vector<TaskSpec> tasks;
-  for (const auto& t : teachers) tasks.push_back(t.task);
-  const LabeledImages all = select_union(val, tasks);
-  std::vector<at::Tensor> logits;
-  for (const auto& t : teachers)
-    logits.push_back(predict_logits(*t.network, all.images, kInferenceBatch));
+  const TeacherLogits all = teacher_logits_on(teachers, val, kInferenceBatch);
   check.checked = true;
-  check.images = all.size();
+  check.images = all.images.size();
   RoutingOptions o = *routing;
-  if (o.estimate_prior && o.prior.empty()) fit_likelihood(logits, all.labels, tasks, check, o);
-  const TeacherRoutingScores scores = teacher_routing_scores(logits, all.labels, tasks, o);
+  if (o.estimate_prior && o.prior.empty())
+    fit_likelihood(all.logits, all.images.labels, all.tasks, check, o);
+  const TeacherRoutingScores scores =
+      teacher_routing_scores(all.logits, all.images.labels, all.tasks, o);
   check.calibrated = scores.calibrated_routing;
   check.concatenated = scores.concatenated_routing;
   // A routing no better than what the concatenated logits already imply teaches the student's

@@ -21,13 +21,18 @@ at::Tensor true_tasks(const at::Tensor& labels, const std::vector<TaskSpec>& tas
 TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teachers,
                                               const LabeledImages& data,
                                               const RoutingOptions& options, int64_t batch_size) {
-  std::vector<TaskSpec> tasks;
-  for (const auto& t : teachers) tasks.push_back(t.task);
-  const LabeledImages all = select_union(data, tasks);
-  std::vector<at::Tensor> logits;
+  const TeacherLogits t = teacher_logits_on(teachers, data, batch_size);
+  return teacher_routing_scores(t.logits, t.images.labels, t.tasks, options);
+}
+
+TeacherLogits teacher_logits_on(const std::vector<Teacher>& teachers, const LabeledImages& data,
+                                int64_t batch_size) {
+  TeacherLogits out;
+  for (const auto& t : teachers) out.tasks.push_back(t.task);
+  out.images = select_union(data, out.tasks);
   for (const auto& t : teachers)
-    logits.push_back(predict_logits(*t.network, all.images, batch_size));
-  return teacher_routing_scores(logits, all.labels, tasks, options);
+    out.logits.push_back(predict_logits(*t.network, out.images.images, batch_size));
+  return out;
 }
 
 TeacherRoutingScores teacher_routing_scores(const std::vector<at::Tensor>& logits,

@@ -28,6 +28,17 @@ struct TeacherRoutingScores {
   double oracle = 0;              ///< each image scored by its own task's teacher (the ceiling)
 };
 
+/// The teachers' outputs on the labeled images of any of their tasks.
+struct TeacherLogits {
+  std::vector<TaskSpec> tasks;     ///< the teachers' tasks, in teacher order
+  LabeledImages images;            ///< the images of `data` in one of the tasks
+  std::vector<at::Tensor> logits;  ///< per teacher [N,K_i], on the CPU
+};
+
+/// Runs every teacher on the images of `data` whose class is in one of their tasks.
+TeacherLogits teacher_logits_on(const std::vector<Teacher>& teachers, const LabeledImages& data,
+                                int64_t batch_size);
+
 /// Scores the teachers' ensemble on `data` under each rule. The calibration uses the images'
 /// pixels alone (no labels), with `options`' score and prior.
 TeacherRoutingScores evaluate_teacher_routing(const std::vector<Teacher>& teachers,
