@@ -450,7 +450,7 @@ Runner add_reproduce(CLI::App* cmd, CliState&) {
       ->delimiter(',');
   cmd->add_flag(
       "--no-probes", [o](int64_t) { o->probes = false; },
-      "Skip the linear probes of the default CFL row's common space");
+      "Skip the linear probes of the cfl row's common space (the paper's objective)");
   add_runtime_options(cmd, o->device, o->threads);
   return [o] {
     std::printf("%s", format_reproduce(run_reproduce(*o)).c_str());
@@ -480,7 +480,7 @@ const std::vector<CommandEntry>& command_table() {
        &add_export},
       {"report", "Write RUN_DIR/report.html (charts, tables, feature maps)", &add_report},
       {"bench", "Time CFL amalgamation on the demo's setup and the machine's peak", &add_bench},
-      {"demo", "Fashion-MNIST: two teachers, CFL vs KD students", &add_demo},
+      {"demo", "Fashion-MNIST: two teachers, the default method's student vs KD's", &add_demo},
       {"reproduce", "Baselines, ablations and controls of CFL over seeds, as markdown and JSON",
        &add_reproduce},
   };
