@@ -272,7 +272,7 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
     AmalgamateCommand& a = c->command;
     a.data = resolved(c->data);
     if (!a.resume.empty()) refuse_options_on_resume(*cmd);
-    a.config.objective = objective_config(*cmd, c->objective);
+    a.config.objective = objective_config(c->objective);
     require_data_for_user_models(cmd, a.teachers);
     a.config.cache_teachers = !c->no_teacher_cache;
     AMALGAM_CHECK(a.nproc >= 0, "--nproc: must be >= 0");

@@ -1,5 +1,6 @@
 #include "objective_options.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -9,37 +10,7 @@
 namespace amalgam {
 namespace {
 
-// The part of the objective config an option sets.
-enum class Part { kAll, kRouting, kCommonSpace, kFeatureTerm };
-
-// Every objective option but --method, with its part, as declared below.
-const std::vector<std::pair<const char*, Part>>& option_parts() {
-  static const std::vector<std::pair<const char*, Part>> parts = {
-      {"--temperature", Part::kAll},
-      {"--lambda-kd", Part::kAll},
-      {"--lambda-cf", Part::kFeatureTerm},
-      {"--routing", Part::kRouting},
-      {"--routing-score", Part::kRouting},
-      {"--energy-temperature", Part::kRouting},
-      {"--task-prior", Part::kRouting},
-      {"--estimate-task-shares", Part::kRouting},
-      {"--confident-share", Part::kRouting},
-      {"--lambda-task", Part::kRouting},
-      {"--gate-forget", Part::kRouting},
-      {"--slice-weights", Part::kRouting},
-      {"--no-gate-calibration", Part::kRouting},
-      {"--no-routing-check", Part::kRouting},
-      {"--no-mmd", Part::kCommonSpace},
-      {"--no-reconstruction", Part::kCommonSpace},
-      {"--fixed-common-space", Part::kCommonSpace},
-      {"--beta", Part::kCommonSpace},
-      {"--mmd-sigmas", Part::kCommonSpace},
-      {"--common-channels", Part::kCommonSpace},
-      {"--extractor-blocks", Part::kCommonSpace},
-      {"--feature-warmup", Part::kCommonSpace},
-  };
-  return parts;
-}
+using Part = OptionPart;
 
 bool has_part(const MethodInfo& method, Part part) {
   switch (part) {
@@ -154,6 +125,14 @@ void add_common_space_options(CLI::App* cmd, CommonSpaceOptions& c) {
       ->capture_default_str();
 }
 
+// Runs `add`, recording every option it declares on `cmd` as one of `part`'s.
+void declare(CLI::App* cmd, Part part, ObjectiveOptions& o, const std::function<void()>& add) {
+  const size_t before = cmd->get_options().size();
+  add();
+  const std::vector<CLI::Option*> options = cmd->get_options();
+  for (size_t i = before; i < options.size(); ++i) o.parts.emplace_back(options[i], part);
+}
+
 }  // namespace
 
 void add_objective_options(CLI::App* cmd, ObjectiveOptions& o) {
@@ -163,22 +142,26 @@ void add_objective_options(CLI::App* cmd, ObjectiveOptions& o) {
   for (const auto& method : methods())
     method_help += std::string("\n  ") + method.name + ": " + method.summary;
   cmd->add_option("--method", o.method, method_help)->capture_default_str();
-  cmd->add_option("--temperature", o.shared.temperature, "Soft-target temperature T")
-      ->capture_default_str();
-  cmd->add_option("--lambda-kd", o.shared.lambda_kd, "Weight of the soft-target term")
-      ->capture_default_str();
-  cmd->add_option("--lambda-cf", o.feature_weight,
-                  "Weight of the feature term (the common space's or the hints')")
-      ->capture_default_str();
-  add_common_space_options(cmd, o.common_space);
-  add_routing_options(cmd, o.routing);
+  declare(cmd, Part::kAll, o, [&] {
+    cmd->add_option("--temperature", o.shared.temperature, "Soft-target temperature T")
+        ->capture_default_str();
+    cmd->add_option("--lambda-kd", o.shared.lambda_kd, "Weight of the soft-target term")
+        ->capture_default_str();
+  });
+  declare(cmd, Part::kFeatureTerm, o, [&] {
+    cmd->add_option("--lambda-cf", o.feature_weight,
+                    "Weight of the feature term (the common space's or the hints')")
+        ->capture_default_str();
+  });
+  declare(cmd, Part::kCommonSpace, o, [&] { add_common_space_options(cmd, o.common_space); });
+  declare(cmd, Part::kRouting, o, [&] { add_routing_options(cmd, o.routing); });
 }
 
-ObjectiveConfig objective_config(const CLI::App& cmd, const ObjectiveOptions& o) {
+ObjectiveConfig objective_config(const ObjectiveOptions& o) {
   const MethodInfo& method = find_method(o.method);
-  for (const auto& [name, part] : option_parts())
-    AMALGAM_CHECK(cmd.count(name) == 0 || has_part(method, part),
-                  std::string(name) + ": --method " + method.name + " " + lacks(part));
+  for (const auto& [option, part] : o.parts)
+    AMALGAM_CHECK(option->count() == 0 || has_part(method, part),
+                  option->get_name() + ": --method " + method.name + " " + lacks(part));
   ObjectiveConfig config = method_config(method);
   config.temperature = o.shared.temperature;
   config.lambda_kd = o.shared.lambda_kd;

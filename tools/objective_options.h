@@ -6,10 +6,15 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "method/objective_config.h"
 
 namespace amalgam {
+
+/// The part of the objective config an option sets: a method without that part refuses it.
+enum class OptionPart { kAll, kRouting, kCommonSpace, kFeatureTerm };
 
 /// Every objective option as parsed, before the method says which of them apply.
 struct ObjectiveOptions {
@@ -18,14 +23,16 @@ struct ObjectiveOptions {
   RoutingOptions routing;               ///< the routed targets' options
   CommonSpaceOptions common_space;      ///< the common space's options
   double feature_weight = 1.0;          ///< --lambda-cf: the feature term's weight
+  /// Every objective option but --method with its part, as add_objective_options declared it.
+  std::vector<std::pair<const CLI::Option*, OptionPart>> parts;
 };
 
 /// Declares --method, the loss weights, the common space's and the routing's options on `cmd`,
 /// writing into `options`.
 void add_objective_options(CLI::App* cmd, ObjectiveOptions& options);
 
-/// The config of the method `options` names, its parts from the options. Throws Error naming the
-/// first option given on `cmd` whose part the method does not have.
-ObjectiveConfig objective_config(const CLI::App& cmd, const ObjectiveOptions& options);
+/// The config of the method `options` names, its parts from the options (after parsing). Throws
+/// Error naming the first option given whose part the method does not have.
+ObjectiveConfig objective_config(const ObjectiveOptions& options);
 
 }  // namespace amalgam
