@@ -89,8 +89,10 @@ Teacher obtain_teacher(const TeacherPlan& plan, const TrainValSplit& data, const
     }
   }
   const double start = now_seconds();
+  TrainOptions teaching = train;  // the recipe's teachers learn at one rate, head included
+  teaching.head_lr_mult = teach_defaults().head_lr_mult;
   const TeachResult trained = teach(plan.spec, plan.task, select_task(data.train, plan.task),
-                                    select_task(data.val, plan.task), train);
+                                    select_task(data.val, plan.task), teaching);
   ModelSpec spec = plan.spec;
   spec.num_classes = plan.task.size();
   ensure_directory(std::filesystem::path(path).parent_path().string());

@@ -26,6 +26,7 @@
 #include "reporting/table.h"
 #include "routing/routing_check.h"
 #include "training/amalgamate.h"
+#include "training/options_json.h"
 #include "training/teach.h"
 
 namespace amalgam {
@@ -289,15 +290,18 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
   std::map<std::string, RoutingCheck> routing_checks;  // by routing options: seeds share them
   for (int64_t seed = 0; seed < o.seeds; ++seed) {
     log_info(plan.name + ": seed " + std::to_string(seed + 1) + "/" + std::to_string(o.seeds));
-    const TrainOptions train =
-        train_options(o, preset, student_epochs, static_cast<uint64_t>(seed));
+    TrainOptions train = train_options(o, preset, student_epochs, static_cast<uint64_t>(seed));
+    train.augment = o.student_augment;
     if (wanted("supervised")) {  // The only row that sees labels.
       TaskSpec union_task;
       union_task.name = "union";
       union_task.classes = head.class_ids();
       const double t0 = now_seconds();
+      TrainOptions teaching = train;  // as every teacher of docs/results.md: one rate, head too
+      teaching.head_lr_mult = teach_defaults().head_lr_mult;
+      teaching.augment = {};
       const TeachResult supervised =
-          teach(student, union_task, select_task(transfer_labeled, union_task), {}, train);
+          teach(student, union_task, select_task(transfer_labeled, union_task), {}, teaching);
       const double seconds = now_seconds() - t0;
       record(row(result.rows, "supervised", "Supervised on labels",
                  "reference: trained on the labeled union"),
@@ -395,6 +399,7 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
       {"student", zoo_spec("resnet", preset.student_width, 1).arch + " width " +
                       std::to_string(preset.student_width) + " depth 1"},
       {"objective", ObjectiveConfig{}},
+      {"student_augment", o.student_augment},
       {"cross_domain",
        {{"digits", o.digits_path},
         {"digits_val", DigitsHoldOut{}.val},

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/augment.h"
 #include "data/digits.h"
 #include "data/task.h"
 
@@ -21,9 +22,10 @@ struct ReproduceOptions {
   int64_t seeds = 3;                             ///< student seeds per row
   /// What the rows are scored on: "test" (reports) or "val" (choosing settings).
   std::string split = "test";
-  bool quick = false;          ///< small data, small models, few epochs
-  int64_t train_limit = -1;    ///< training images kept (-1: the preset's; 0: all)
-  int64_t student_epochs = 0;  ///< epochs of every student row (0: the preset's)
+  bool quick = false;              ///< small data, small models, few epochs
+  int64_t train_limit = -1;        ///< training images kept (-1: the preset's; 0: all)
+  int64_t student_epochs = 0;      ///< epochs of every student row (0: the preset's)
+  AugmentOptions student_augment;  ///< every distilled student row's (teachers: none)
   /// Names to run (empty: all): fmnist-2, fmnist-3, cross-domain, small-rgb.
   std::vector<std::string> benchmarks;
   /// Row keys to run (empty: all): supervised, each method's name (routed-kd, routed-cfl, kd,

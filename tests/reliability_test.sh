@@ -66,6 +66,45 @@ done
 ok "resume after SIGINT" $A amalgamate --resume sigINT
 same "SIGINT then resume: same student" full/student.pt sigINT/student.pt
 
+# Teaching runs on the same loop: SIGKILL then teach --resume gives the same teacher, bitwise;
+# SIGTERM checkpoints and exits 143; a resume may not change the teacher's options.
+TEACH="--task A=0-4 --arch resnet --width 8 --limit 12000 --val-size 500 --epochs 4
+       --checkpoint-every 5 --threads 2 --flip"
+SECONDS=0
+ok "uninterrupted teach" $A teach $TEACH --out tfull
+TEACH_S=$SECONDS
+$AMALGAM teach $TEACH --out tkill >/dev/null 2>&1 &
+pid=$!
+delay=$("$PY" -c "import random; print(round(random.uniform(0.3, 0.8) * $TEACH_S, 2))")
+sleep "$delay"
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+echo "     (teach killed after ${delay}s of a ${TEACH_S}s run)"
+if [ -e tkill/teacher.pt ]; then
+  pass "teach kill: the run had already finished"
+else
+  ok "teach kill: resume" $A teach --resume tkill
+fi
+same "teach kill: same teacher as the uninterrupted run" tfull/teacher.pt tkill/teacher.pt
+$AMALGAM teach $TEACH --out tterm >/dev/null 2>tterm.err &
+pid=$!
+sleep "$("$PY" -c "print(round(0.5 * $TEACH_S, 2))")"
+kill -TERM $pid
+wait $pid
+rc=$?
+if [ $rc -eq 143 ] && grep -q "checkpoint written to tterm/checkpoint.pt" tterm.err; then
+  pass "teach SIGTERM -> exit 143, $(tail -n 1 tterm.err)"
+else
+  fail "teach SIGTERM: exit $rc (want 143): $(tail -n 1 tterm.err)"
+fi
+bad "teach resume with other options" "--arch: not applied on --resume" $A teach --resume tterm \
+  --arch vgg
+ok "teach resume after SIGTERM" $A teach --resume tterm
+same "teach SIGTERM then resume: same teacher" tfull/teacher.pt tterm/teacher.pt
+bad "teach resume of an amalgamate run" "amalgam amalgamate --resume" $A teach --resume full
+bad "a new teach over a finished one" "tfull already holds a run; continue it with amalgam teach --resume tfull, or give --overwrite" \
+  $A teach $TEACH --out tfull
+
 # A diverging run stops at the first non-finite term and keeps its last good checkpoint.
 # The growth guard is off here (--max-loss-growth 0), so the non-finite guard itself is what stops it.
 bad "NaN/Inf loss" "last good checkpoint" $A amalgamate $BASE --epochs 1 --lr 1e10 --checkpoint-every 1 \
@@ -85,7 +124,10 @@ absent "no half-written student" disk/student.pt
 ls disk/*.tmp* >/dev/null 2>&1 && fail "temporary files left behind" || pass "no temporary files left"
 
 # Damaged or foreign files.
-bad "resume a folder that is no run" "config.json is missing" $A amalgamate --resume ta
+mkdir -p norun
+bad "resume a folder that is no run" "config.json is missing" $A amalgamate --resume norun
+bad "amalgamate --resume of a teach run" "continue that run with amalgam teach --resume" \
+  $A amalgamate --resume ta
 mkdir -p junkrun && cp full/config.json junkrun/ && printf 'junk' >junkrun/checkpoint.pt
 bad "resume from a junk checkpoint" "not an amalgam run checkpoint" $A amalgamate --resume junkrun
 bad "resume with other options" "--teacher: not applied on --resume" $A amalgamate --resume full \

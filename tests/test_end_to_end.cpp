@@ -33,7 +33,7 @@ const Fixture& fixture() {
     f.data = split_train_val(load_idx_split(AMALGAM_FASHION_DIR, "train"), 500, 1);
     f.data.train = subsample(f.data.train, 1200, 2);
     f.test = subsample(load_idx_split(AMALGAM_FASHION_DIR, "test"), 1000, 3);
-    TrainOptions t;
+    TrainOptions t = teach_defaults();
     t.epochs = 8;
     t.batch_size = 32;
     t.lr = 2e-3;
@@ -118,6 +118,10 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
   configs.back().objective.routing->score = RoutingScore::kMaxLogit;
   configs.back().teachers_see_clean_images = true;
   configs.back().train.augment.crop_padding = 2;
+  // Mixup: the teachers answer the mixed images on every batch.
+  configs.push_back(tiny_options("routed-kd", 1));
+  configs.back().train.augment.mixup_alpha = 0.4;
+  configs.back().train.augment.horizontal_flip = true;
   for (const auto& config : configs) {
     const auto a = amalgamate(f.teachers, strip_labels(original), config);
     const auto b = amalgamate(f.teachers, strip_labels(scrambled), config);

@@ -98,6 +98,37 @@ AmalgamateCommand a_run() {
   return c;
 }
 
+TEST(TeachConfig, RoundTripsAndNamesEveryFault) {
+  TeachCommand c;
+  c.data.source.dirs = {"/data/fmnist"};
+  c.model.arch = "vgg";
+  c.task = "A=0-4";
+  c.train.epochs = 7;
+  c.checkpoint_every = 9;
+  const nlohmann::json good = teach_config(c);
+  const TeachCommand back = read_teach_config(good.dump(), "T/config.json");
+  EXPECT_EQ(back.model.arch, "vgg");
+  EXPECT_EQ(back.task, "A=0-4");
+  EXPECT_EQ(back.train.epochs, 7);
+  EXPECT_EQ(back.train.head_lr_mult, teach_defaults().head_lr_mult);
+  EXPECT_EQ(back.checkpoint_every, 9);
+  EXPECT_EQ(back.data.source.dirs, c.data.source.dirs);
+  const auto fault = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = good;
+    edit(j);
+    return error_of([&] { read_teach_config(j.dump(), "T/config.json"); });
+  };
+  EXPECT_HAS(fault([](auto& j) { j["command"] = "amalgamate"; }),
+             "continue that run with amalgam amalgamate --resume");
+  EXPECT_HAS(fault([](auto& j) { j["taks"] = j["task"]; }),
+             "T/config.json: unknown key \"taks\"; did you mean task?");
+  EXPECT_HAS(fault([](auto& j) { j["train"]["epochs"] = "7"; }),
+             "T/config.json \"train\": \"epochs\" must be an integer, got a string");
+  EXPECT_HAS(fault([](auto& j) { j["train"]["lr"] = -1; }), "T/config.json \"train\": --lr");
+  EXPECT_HAS(fault([](auto& j) { j["checkpoint_every"] = -1; }), "\"checkpoint_every\"");
+  EXPECT_HAS(fault([](auto& j) { j.erase("model"); }), "T/config.json: key \"model\" is missing");
+}
+
 TEST(RunConfig, RoundTripsAndNamesEveryFault) {
   const nlohmann::json good = run_config(a_run(), 1);
   const RecordedRun run = read_run_config(good.dump(), "R/config.json");
@@ -120,7 +151,10 @@ TEST(RunConfig, RoundTripsAndNamesEveryFault) {
   EXPECT_HAS(fault([](auto& j) { j.erase("teachers"); }),
              "R/config.json: key \"teachers\" is missing");
   EXPECT_HAS(fault([](auto& j) { j["teachers"] = {1, 2}; }), "\"teachers\"");
-  EXPECT_HAS(fault([](auto& j) { j["command"] = "teach"; }), "not the config of an amalgamate run");
+  EXPECT_HAS(fault([](auto& j) { j["command"] = "teach"; }),
+             "R/config.json: \"command\" is \"teach\", not \"amalgamate\": continue that run "
+             "with amalgam teach --resume");
+  EXPECT_HAS(fault([](auto& j) { j["command"] = "predict"; }), "not the config of an amalgam run");
   EXPECT_HAS(fault([](auto& j) { j["options"]["train"]["lr"] = -1; }),
              "R/config.json \"options\": --lr");
   EXPECT_HAS(fault([](auto& j) { j["data"]["on_bad_image"] = "ignore"; }), "\"on_bad_image\"");
@@ -144,6 +178,12 @@ TEST(RunFiles, WhatParsesRendersAndEveryFaultIsNamedByLineAndKey) {
   const RunFiles files = parse_run_files(kConfig, kMetrics, kEmbedding, "R");
   EXPECT_EQ(files.metrics.size(), 4u);
   EXPECT_HAS(render_report(files.config, files.metrics, files.embedding), "student, A");
+  // One definition: a record read and written again is the line it was read from.
+  std::istringstream lines(kMetrics);
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(metrics_json(read_metrics_record(j, "R")), j) << line;
+  }
 
   const auto metrics_fault = [](const std::string& line3) {
     std::string m = kMetrics;

@@ -14,6 +14,7 @@
 #include "teachers/teacher.h"
 #include "training/optimizer.h"
 #include "training/options_json.h"
+#include "training/teach.h"
 
 using namespace amalgam;
 
@@ -64,6 +65,35 @@ TEST(TrainOptions, RejectsNonsense) {
   }
   EXPECT_THROW(parse_schedule("linear"), Error);
   EXPECT_EQ(parse_schedule("step"), Schedule::kStep);
+  TrainOptions negative;
+  negative.min_steps = -1;
+  EXPECT_THROW(validate(negative), Error);
+}
+
+// --min-steps: a small training set gets the epochs that reach the steps; a large one keeps its.
+TEST(TrainOptions, MinStepsRaiseTheEpochsOfASmallTrainingSet) {
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch_size = 128;
+  o.min_steps = 1000;
+  EXPECT_EQ(epochs_for(o, 3000), 44);   // 23 steps an epoch: 44 x 23 = 1012 >= 1000
+  EXPECT_EQ(epochs_for(o, 1000), 143);  // 7 steps an epoch
+  EXPECT_EQ(epochs_for(o, 100), 1000);  // fewer images than a batch: one step an epoch
+  EXPECT_EQ(epochs_for(o, 55000), 3);   // 429 steps an epoch: --epochs already reaches them
+  o.min_steps = 0;
+  EXPECT_EQ(epochs_for(o, 1000), 3);
+}
+
+// A checkpoint fingerprint recorded before an option existed matches today's run with that
+// option at its default (resuming an older run), and not with another value.
+TEST(TrainOptions, AnOlderFingerprintWithoutNewOptionsStillMatches) {
+  TrainOptions today;
+  nlohmann::json older = today;
+  older["augment"].erase("mixup_alpha");
+  older.erase("min_steps");
+  EXPECT_EQ(nlohmann::json(older.get<TrainOptions>()), nlohmann::json(today));
+  today.augment.mixup_alpha = 0.4;
+  EXPECT_NE(nlohmann::json(older.get<TrainOptions>()), nlohmann::json(today));
 }
 
 namespace {
@@ -99,6 +129,31 @@ HeadLayout two_tasks() {
 }
 
 }  // namespace
+
+// Teaching honours --head-lr-mult (it once trained every layer at one rate whatever was given).
+TEST(Teach, HeadLearningRateMultiplierIsHonoured) {
+  torch::manual_seed(3);
+  LabeledImages data{torch::randint(0, 256, {64, 1, 28, 28}).to(torch::kUInt8),
+                     torch::randint(0, 2, {64}, torch::kInt64)};
+  TaskSpec task;
+  task.name = "T";
+  task.classes = {0, 1};
+  ModelSpec spec;
+  spec.arch = "resnet";
+  spec.width = 4;
+  const auto head_after = [&](double mult) {
+    TrainOptions options = teach_defaults();
+    options.epochs = 1;
+    options.batch_size = 32;
+    options.head_lr_mult = mult;
+    const TeachResult r = teach(spec, task, data, {}, options);
+    return r.network->head_parameters().at(0).detach().clone();
+  };
+  const at::Tensor once = head_after(1.0);
+  EXPECT_TRUE(torch::equal(once, head_after(1.0)));  // seeded: the same run twice is the same
+  EXPECT_FALSE(torch::equal(once, head_after(10.0)));
+  EXPECT_EQ(teach_defaults().head_lr_mult, 1.0);
+}
 
 TEST(GateCalibration, ShiftsTheTaskSharesAndKeepsEachTasksAnswer) {
   torch::manual_seed(0);

@@ -19,6 +19,7 @@
 #include "models/zoo.h"
 #include "teachers/conventions.h"
 #include "test_util.h"
+#include "training/optimizer.h"
 
 using namespace amalgam;
 using amalgam::test::temp_dir;
@@ -313,4 +314,30 @@ TEST(Augment, IsSeededAndKeepsShape) {
   for (int64_t i = 0; i < 6; ++i)
     EXPECT_TRUE(flipped[i].equal(images[i]) || flipped[i].equal(images[i].flip({2})));
   EXPECT_TRUE(augment_batch(images, AugmentOptions{}, 7).equal(images));
+}
+
+// Mixup: each image a convex mix of itself and one other image of the batch, seeded.
+TEST(Augment, MixupMixesEachImageWithAnotherOfItsBatch) {
+  const at::Tensor levels = torch::tensor({0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f});
+  const at::Tensor images = levels.view({6, 1, 1, 1}).expand({6, 1, 4, 4}).contiguous();
+  AugmentOptions options;
+  options.mixup_alpha = 0.4;
+  const at::Tensor mixed = augment_batch(images, options, 11);
+  EXPECT_TRUE(mixed.equal(augment_batch(images, options, 11)));
+  EXPECT_FALSE(mixed.equal(augment_batch(images, options, 12)));
+  EXPECT_FALSE(mixed.equal(images));
+  // One partner per image, the same shift for the whole batch: image i mixes with i + s.
+  const at::Tensor value = mixed.amax({1, 2, 3});
+  EXPECT_TRUE(mixed.amin({1, 2, 3}).equal(value));  // still one level per image
+  int found_shift = 0;
+  for (int shift = 1; shift < 6 && found_shift == 0; ++shift) {
+    const at::Tensor partner = levels.roll(-shift, 0);
+    const at::Tensor lambda = (value - partner) / (levels - partner);
+    if (((lambda >= -1e-5) & (lambda <= 1 + 1e-5)).all().item<bool>()) found_shift = shift;
+  }
+  EXPECT_GT(found_shift, 0);
+  options.mixup_alpha = -1;
+  TrainOptions train;
+  train.augment = options;
+  EXPECT_THROW(validate(train), Error);
 }

@@ -194,6 +194,13 @@ void apply_launch_environment(const CLI::App& cmd, AmalgamateCommand& a) {
     a.config.train.device = "cuda:" + std::to_string(env.local_rank);
 }
 
+void add_max_loss_growth_option(CLI::App* cmd, TrainOptions& t) {
+  cmd->add_option("--max-loss-growth", t.max_loss_growth,
+                  "Divergence guard: stop when the loss exceeds this many times max(1, its first "
+                  "step's) (0 = off)")
+      ->capture_default_str();
+}
+
 // ---- One registration function per command: its options, then its runner. ----
 
 Runner add_teach(CLI::App* cmd, CliState&) {
@@ -208,8 +215,22 @@ Runner add_teach(CLI::App* cmd, CliState&) {
                   "folder: NAME (all classes) or NAME=INDICES of its sorted class folders");
   cmd->add_option("--arch", c->command.model.arch, "resnet|vgg|mobilenetv2")->capture_default_str();
   add_model_options(cmd, c->command.model, "");
+  cmd->add_option("--resume", c->command.resume,
+                  "Continue the teach run in RUN_DIR from its last checkpoint (other options "
+                  "come from RUN_DIR/config.json; --threads, --epochs, --lr, --max-loss-growth "
+                  "may be given)");
+  cmd->add_option("--checkpoint-every", c->command.checkpoint_every,
+                  "Steps between run checkpoints (0 = only at epoch ends)")
+      ->capture_default_str();
+  cmd->add_flag("--overwrite", c->command.overwrite,
+                "Let a new run replace the run already in --out (otherwise refused)");
+  add_max_loss_growth_option(cmd, c->command.train);
   add_train_options(cmd, c->command.train, c->command.out);
-  return [c] {
+  return [c, cmd] {
+    if (!c->command.resume.empty()) {
+      refuse_options_on_resume(*cmd);
+      return resume_teach(c->command.resume, resume_overrides(*cmd, c->command.train));
+    }
     c->command.data = resolved(c->data);
     return run_teach(c->command);
   };
@@ -255,15 +276,22 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
   cmd->add_option("--block-lr-mult", a.config.train.block_lr_mult,
                   "Learning rate of the objective's parts (common feature block) = lr x this")
       ->capture_default_str();
+  a.config.train.min_steps = kDefaultMinSteps;
+  cmd->add_option("--min-steps", a.config.train.min_steps,
+                  "The default schedule takes at least this many optimisation steps: a small "
+                  "transfer set gets more epochs (an --epochs given alone is taken as it is; "
+                  "0 = --epochs alone)")
+      ->capture_default_str();
+  cmd->add_option("--mixup", a.config.train.augment.mixup_alpha,
+                  "Augment: mix each transfer image with another of its batch, lambda ~ "
+                  "Beta(ALPHA, ALPHA); the teachers answer the mixed image (0 = off)")
+      ->capture_default_str();
   cmd->add_flag("--channels-last", a.config.channels_last,
                 "Train in channels-last (NHWC) memory layout");
   cmd->add_flag("--teachers-see-clean-images", a.config.teachers_see_clean_images,
                 "With --crop-padding/--flip: teachers see the un-augmented image (their outputs "
                 "stay cached), the student the augmented one");
-  cmd->add_option("--max-loss-growth", a.config.train.max_loss_growth,
-                  "Divergence guard: stop when the loss exceeds this many times max(1, its first "
-                  "step's) (0 = off)")
-      ->capture_default_str();
+  add_max_loss_growth_option(cmd, a.config.train);
   cmd->add_flag("--no-teacher-cache", c->no_teacher_cache,
                 "Run the teachers on every batch instead of caching their outputs once");
   add_train_options(cmd, a.config.train, a.out);
@@ -273,6 +301,8 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
     a.data = resolved(c->data);
     if (!a.resume.empty()) refuse_options_on_resume(*cmd);
     a.config.objective = objective_config(c->objective);
+    // An --epochs the user gives is the schedule they asked for, unless --min-steps is given too.
+    if (cmd->count("--epochs") > 0 && cmd->count("--min-steps") == 0) a.config.train.min_steps = 0;
     require_data_for_user_models(cmd, a.teachers);
     a.config.cache_teachers = !c->no_teacher_cache;
     AMALGAM_CHECK(a.nproc >= 0, "--nproc: must be >= 0");
@@ -285,15 +315,8 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
       state.who = "rank " + std::to_string(a.dist.rank) + ": ";
       if (a.dist.rank > 0 && !state.verbose) set_log_level(LogLevel::kQuiet);
     }
-    if (!a.resume.empty()) {
-      ResumeOverrides overrides;
-      overrides.threads = a.config.train.threads;
-      if (cmd->count("--epochs") > 0) overrides.epochs = a.config.train.epochs;
-      if (cmd->count("--lr") > 0) overrides.lr = a.config.train.lr;
-      if (cmd->count("--max-loss-growth") > 0)
-        overrides.max_loss_growth = a.config.train.max_loss_growth;
-      return resume_amalgamate(a.resume, overrides, a.dist);
-    }
+    if (!a.resume.empty())
+      return resume_amalgamate(a.resume, resume_overrides(*cmd, a.config.train), a.dist);
     return run_amalgamate(a);
   };
 }
@@ -444,10 +467,18 @@ Runner add_reproduce(CLI::App* cmd, CliState&) {
                   "Training (= transfer) images kept (default: the preset's; 0 = all)");
   cmd->add_option("--epochs", o->student_epochs, "Epochs of every student (default: preset)");
   cmd->add_option("--rows", o->rows,
-                  "Rows to run (default: all): supervised kd fitnet cfl-paper cfl-paper-no-mmd "
-                  "cfl-paper-no-recon cfl-paper-fixed-space cfl cfl-common-space "
-                  "cfl-teachers-routing cfl-uniform single")
+                  "Rows to run (default: all): supervised routed-kd routed-cfl kd cfl fitnet "
+                  "cfl-no-mmd cfl-no-recon cfl-fixed-space routed-kd-teachers routed-kd-uniform "
+                  "single")
       ->delimiter(',');
+  cmd->add_option("--crop-padding", o->student_augment.crop_padding,
+                  "Students: random crop after zero padding by this many pixels (teachers and "
+                  "the supervised row keep the preset's recipe)")
+      ->capture_default_str();
+  cmd->add_flag("--flip", o->student_augment.horizontal_flip, "Students: random horizontal flips");
+  cmd->add_option("--mixup", o->student_augment.mixup_alpha,
+                  "Students: mixup of the transfer images, lambda ~ Beta(ALPHA, ALPHA) (0 = off)")
+      ->capture_default_str();
   cmd->add_flag(
       "--no-probes", [o](int64_t) { o->probes = false; },
       "Skip the linear probes of the cfl row's common space (the paper's objective)");

@@ -133,4 +133,13 @@ void refuse_options_on_resume(const CLI::App& cmd) {
   }
 }
 
+ResumeOverrides resume_overrides(const CLI::App& cmd, const TrainOptions& train) {
+  ResumeOverrides overrides;
+  overrides.threads = train.threads;
+  if (cmd.count("--epochs") > 0) overrides.epochs = train.epochs;
+  if (cmd.count("--lr") > 0) overrides.lr = train.lr;
+  if (cmd.count("--max-loss-growth") > 0) overrides.max_loss_growth = train.max_loss_growth;
+  return overrides;
+}
+
 }  // namespace amalgam

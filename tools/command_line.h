@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "app/commands.h"
+
 namespace amalgam {
 
 /// argv without the program, with the options of `--config FILE` (a JSON object whose keys are
@@ -25,5 +27,8 @@ std::string explain_usage_error(const CLI::App& app, const std::vector<std::stri
 /// would be ignored, so it is refused by name (--threads, --epochs, logging and the ranks'
 /// options may change). Throws Error.
 void refuse_options_on_resume(const CLI::App& cmd);
+
+/// What `cmd`'s --resume may change, from the options given to it (parsed into `train`).
+ResumeOverrides resume_overrides(const CLI::App& cmd, const TrainOptions& train);
 
 }  // namespace amalgam

@@ -1,6 +1,7 @@
 #include "app/commands.h"
 
 #include "app/run_config.h"
+#include "app/run_errors.h"
 #include "app/run_outputs.h"
 #include "app/run_recorder.h"
 
@@ -43,82 +44,6 @@
 namespace amalgam {
 
 namespace {
-
-// The task and labeled images `teach` trains on: a task of an IDX data set, or a labeled folder
-// (all its classes, or those --task selects by index).
-struct TeachingData {
-  TaskSpec task;
-  TrainValSplit split;
-  InputSpec input;
-};
-
-// "--task tops=T-shirt,Coat" on a labeled folder: class folder names become their indices in
-// the folder's sorted order (which a list may also give directly: tops=0,4).
-std::string task_by_folder_names(const std::string& text, const std::vector<std::string>& names) {
-  const auto eq = text.find('=');
-  std::string out = text.substr(0, eq + 1);
-  std::stringstream parts(text.substr(eq + 1));
-  std::string part;
-  for (bool first = true; std::getline(parts, part, ','); first = false) {
-    const auto it = std::find(names.begin(), names.end(), part);
-    AMALGAM_CHECK(it != names.end() || part.find_first_not_of("0123456789-") == std::string::npos,
-                  "--task: '" + part + "' is no class folder's name" + did_you_mean(part, names) +
-                      " (give folder names or their indices in sorted order)");
-    out += (first ? "" : ",") +
-           (it == names.end() ? part : std::to_string(std::distance(names.begin(), it)));
-  }
-  return out;
-}
-
-TeachingData teaching_data(const DataOptions& d, const std::string& task_text) {
-  TeachingData out;
-  if (d.source.is_idx()) {
-    AMALGAM_CHECK(!task_text.empty(), "--task: required with IDX data (e.g. A=0-4)");
-    out.task = parse_task(task_text);
-    const TrainValSplit split = load_training_split(d.source);
-    out.split = {select_task(split.train, out.task),
-                 d.source.val_size > 0 ? select_task(split.val, out.task) : LabeledImages{}};
-    out.input.channels = split.train.images.size(1);
-    out.input.height = split.train.images.size(2);
-    out.input.width = split.train.images.size(3);
-    return out;
-  }
-  ImageFolderOptions geometry;
-  geometry.channels = d.input.channels;
-  geometry.height = d.input.height;
-  geometry.width = d.input.width;
-  const LabeledFolder folder = load_teaching_folder(d.source, geometry);
-  const auto k = static_cast<int64_t>(folder.class_names.size());
-  if (task_text.find('=') != std::string::npos) {
-    out.task = parse_task(task_by_folder_names(task_text, folder.class_names));
-  } else {
-    out.task.name = task_text.empty()
-                        ? std::filesystem::path(d.source.dirs.front()).filename().string()
-                        : task_text;
-    for (int64_t i = 0; i < k; ++i) out.task.classes.push_back(i);
-  }
-  for (int64_t c : out.task.classes) {
-    AMALGAM_CHECK(c >= 0 && c < k, "--task: class " + std::to_string(c) +
-                                       " is not one of the folder's " + std::to_string(k) +
-                                       " classes (0.." + std::to_string(k - 1) + ")");
-    out.task.class_names.push_back(folder.class_names[static_cast<size_t>(c)]);
-  }
-  // The task's images first, then the split: a small folder's validation share would otherwise
-  // miss a task of a few classes altogether.
-  const LabeledImages chosen = select_task(folder.data, out.task);
-  const int64_t val_size = d.source.val_size >= 0 && d.source.val_size < chosen.size()
-                               ? d.source.val_size
-                               : chosen.size() / 10;
-  const TrainValSplit split = split_train_val(chosen, val_size, d.source.split_seed);
-  out.split = {subsample(split.train, d.source.limit, d.source.split_seed + 1),
-               val_size > 0 ? split.val : LabeledImages{}};
-  out.input.channels = folder.data.images.size(1);
-  out.input.height = folder.data.images.size(2);
-  out.input.width = folder.data.images.size(3);
-  out.input.mean.assign(static_cast<size_t>(out.input.channels), 0.5);
-  out.input.std.assign(static_cast<size_t>(out.input.channels), 0.25);
-  return out;
-}
 
 // The student a run trains: a zoo architecture (nullptr: amalgamate builds it), or a user's
 // TorchScript file given as PATH.pt:LAYER.
@@ -262,36 +187,6 @@ void print_dry_run(const AmalgamateCommand& c, const Network& user_student,
 
 }  // namespace
 
-int run_teach(TeachCommand c) {
-  configure_threads(c.train.threads);
-  validate(c.train);
-  if (c.out.empty()) c.out = default_run_dir("teach");
-  // A folder that exists is taken before any data is read, so a second writer is refused at
-  // once; a new folder is made only once every input has been accepted.
-  std::optional<RunLock> lock;
-  if (std::filesystem::is_directory(c.out)) lock.emplace(c.out, "--out");
-  const TeachingData data = teaching_data(c.data, c.task);
-  ModelSpec spec = c.model;
-  spec.input = data.input;
-  if (!c.data.input.mean.empty()) spec.input.mean = c.data.input.mean;
-  if (!c.data.input.std.empty()) spec.input.std = c.data.input.std;
-  spec.num_classes = data.task.size();
-  make_network(spec);  // validates the architecture before any training
-  ensure_directory(c.out);
-  if (!lock) lock.emplace(c.out, "--out");
-  const TeachResult result = teach(spec, data.task, data.split.train, data.split.val, c.train);
-  nlohmann::json extra = {{"epochs", c.train.epochs}, {"seconds", result.seconds}};
-  if (!result.val_accuracy.empty()) extra["val_accuracy"] = result.val_accuracy.back();
-  const std::string path = c.out + "/teacher.pt";
-  save_teacher(*result.network, spec, data.task, path, extra);
-  std::printf("teacher %s (%s, %lld params) -> %s", data.task.name.c_str(), spec.arch.c_str(),
-              static_cast<long long>(count_parameters(*result.network)), path.c_str());
-  if (!result.val_accuracy.empty())
-    std::printf("  val acc %s%%", percent(result.val_accuracy.back()).c_str());
-  std::printf("\n");
-  return 0;
-}
-
 namespace {
 
 // Every output path of a new run, checked before any input is loaded: outputs never replace an
@@ -339,25 +234,17 @@ nlohmann::json recorded_routing_check(const std::string& dir) {
   return read_run_config(read_whole_file(path), path).routing_check;
 }
 
-// Whether `e` is an allocation that failed: host memory (std::bad_alloc, LibTorch's "can't
-// allocate memory") or a GPU's (c10::OutOfMemoryError).
-bool is_out_of_memory(const std::exception& e) {
-  if (dynamic_cast<const std::bad_alloc*>(&e) || dynamic_cast<const c10::OutOfMemoryError*>(&e))
-    return true;
-  const std::string what = e.what();
-  return what.find("can't allocate memory") != std::string::npos ||
-         what.find("out of memory") != std::string::npos;
-}
-
-// Adds to a run's error what the user can do with the run directory now.
-Error with_resume_hint(const Error& e, const std::string& dir) {
-  const std::string what = e.what();
-  if (what.find("--resume") != std::string::npos) return Error(what);
-  const bool checkpointed = std::filesystem::exists(dir + "/checkpoint.pt");
-  return Error(what +
-               (checkpointed ? "; continue the run with: amalgam amalgamate --resume "
-                             : "; no checkpoint yet: amalgam amalgamate --resume ") +
-               dir + (checkpointed ? "" : " starts the run again from its first step"));
+// A new run's epochs, raised to take train.min_steps steps on a small transfer set; config.json
+// records the result.
+void settle_epochs(TrainOptions& train, int64_t transfer_images) {
+  const int64_t epochs = epochs_for(train, transfer_images);
+  if (epochs == train.epochs) return;
+  log_info("amalgamate: " + std::to_string(transfer_images) + " transfer images take " +
+           std::to_string(std::max<int64_t>(1, transfer_images / train.batch_size)) +
+           " steps an epoch; --min-steps " + std::to_string(train.min_steps) + " sets " +
+           std::to_string(epochs) + " epochs (instead of --epochs " + std::to_string(train.epochs) +
+           ")");
+  train.epochs = epochs;
 }
 
 // run_amalgamate once the process group (if any) has formed; rank 0 holds the run directory's
@@ -398,6 +285,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   LabeledImages val;
   const TransferSet transfer = load_transfer_set(c.data.source, transfer_input(teachers), &val);
   if (!c.val_dir.empty()) val = load_validation_folder(c, teachers);
+  if (c.resume.empty()) settle_epochs(config.train, transfer.size());
   // A new run settles its routing rule here and records it; a resumed one keeps its record.
   RoutingCheck routing_check;
   if (c.resume.empty())
@@ -422,7 +310,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
       c.resume.empty() ? nlohmann::json(routing_check) : recorded_routing_check(c.out);
   write_text_atomically(c.out + "/config.json", run.dump(2) + "\n");
   context.checkpoint_path = c.out + "/checkpoint.pt";
-  try {
+  with_resume_hints("amalgamate", c.out, config.train.batch_size, [&] {
     RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);
     recorder.attach(context);
     AmalgamationResult result = amalgamate(teachers, transfer, config, context);
@@ -440,16 +328,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
                   c.export_path.c_str(), diff);
     }
     std::printf("report -> %s\n", recorder.finish(result).c_str());
-  } catch (const Interrupted&) {
-    throw;  // its message says where the checkpoint is
-  } catch (const Error& e) {
-    throw with_resume_hint(e, c.out);
-  } catch (const std::exception& e) {  // std::bad_alloc, c10::OutOfMemoryError, c10::Error
-    if (!is_out_of_memory(e)) throw;
-    throw with_resume_hint(Error("amalgamate: out of memory at --batch-size " +
-                                 std::to_string(config.train.batch_size) + "; lower --batch-size"),
-                           c.out);
-  }
+  });
   return 0;
 }
 
@@ -506,15 +385,7 @@ int resume_amalgamate(const std::string& run_dir, const ResumeOverrides& overrid
   c.teachers = std::move(recorded.command.teachers);
   c.export_path = std::move(recorded.command.export_path);
   c.val_dir = std::move(recorded.command.val_dir);
-  if (overrides.threads > 0) c.config.train.threads = overrides.threads;
-  if (overrides.lr > 0) c.config.train.lr = overrides.lr;
-  if (overrides.max_loss_growth >= 0) c.config.train.max_loss_growth = overrides.max_loss_growth;
-  if (overrides.epochs > 0) {
-    AMALGAM_CHECK(overrides.epochs >= c.config.train.epochs,
-                  "--epochs: " + run_dir + " has " + std::to_string(c.config.train.epochs) +
-                      " epochs; --resume can extend a run, not shorten it");
-    c.config.train.epochs = overrides.epochs;
-  }
+  apply_resume_overrides(overrides, run_dir, c.config.train);
   if (from_start) {
     log_info("amalgamate: " + run_dir +
              " has no checkpoint yet; starting the run again from its first step");

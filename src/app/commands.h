@@ -14,6 +14,7 @@
 #include "teachers/conventions.h"
 #include "training/amalgamate.h"
 #include "training/optimizer.h"
+#include "training/teach.h"
 
 namespace amalgam {
 
@@ -30,13 +31,17 @@ struct RuntimeOptions {
 };
 
 /// `amalgam teach`: trains `model` on one task of an IDX set (`task` "NAME=CLASSES") or on a
-/// labeled folder (`task` "", "NAME" or "NAME=INDICES") and writes OUT/teacher.pt.
+/// labeled folder (`task` "", "NAME" or "NAME=INDICES"); writes OUT/config.json, OUT/checkpoint.pt
+/// (every `checkpoint_every` steps, at epoch ends and on SIGINT/SIGTERM) and OUT/teacher.pt.
 struct TeachCommand {
-  DataOptions data;    ///< labeled images
-  ModelSpec model;     ///< the teacher's architecture
-  std::string task;    ///< --task
-  TrainOptions train;  ///< schedule, device, threads
-  std::string out;     ///< run directory ("" = runs/teach-<time>)
+  DataOptions data;                       ///< labeled images
+  ModelSpec model;                        ///< the teacher's architecture
+  std::string task;                       ///< --task
+  TrainOptions train = teach_defaults();  ///< schedule, device, threads
+  std::string out;                        ///< run directory ("" = runs/teach-<time>)
+  std::string resume;                     ///< --resume RUN_DIR ("" = a new run)
+  int64_t checkpoint_every = 200;  ///< steps between run checkpoints (0 = only at epoch ends)
+  bool overwrite = false;          ///< --overwrite: a new run may replace the one in `out`
 };
 int run_teach(TeachCommand command);
 
@@ -69,6 +74,10 @@ struct ResumeOverrides {
   double lr = 0;       ///< --lr: e.g. a lower rate after the divergence guard stopped the run
   double max_loss_growth = -1;  ///< --max-loss-growth (-1 = keep the run's own)
 };
+
+/// `amalgam teach --resume RUN_DIR`: continues the teach run from its config.json and
+/// checkpoint.pt (one stopped before its first checkpoint starts again from its first step).
+int resume_teach(const std::string& run_dir, const ResumeOverrides& overrides);
 
 /// `amalgam amalgamate --resume RUN_DIR`: continues the run from its config.json and
 /// checkpoint.pt; a run stopped before its first checkpoint starts again from its first step.

@@ -32,6 +32,21 @@ void from_json(const nlohmann::json& j, DataOptions& d) {
   j.at("std").get_to(d.input.std);
 }
 
+namespace {
+
+// Refuses the config of another command's run, saying which command continues it.
+void check_command(const JsonFields& fields, const std::string& command) {
+  const std::string recorded = fields.get<std::string>("command");
+  if (recorded == command) return;
+  const bool known = recorded == "teach" || recorded == "amalgamate";
+  throw fields.error("command",
+                     "is \"" + recorded + "\", not \"" + command + "\"" +
+                         (known ? ": continue that run with amalgam " + recorded + " --resume"
+                                : ": not the config of an amalgam run"));
+}
+
+}  // namespace
+
 nlohmann::json run_config(const AmalgamateCommand& c, int world_size) {
   return {{"command", "amalgamate"}, {"teachers", c.teachers}, {"data", c.data},
           {"val_data", c.val_dir},   {"options", c.config},    {"export", c.export_path},
@@ -42,10 +57,9 @@ RecordedRun read_run_config(const std::string& text, const std::string& path) {
   const nlohmann::json config = parse_json(text, path);
   const JsonFields fields(config, path);
   // "networks" and "routing_check" are records of the run, written when it starts.
+  check_command(fields, "amalgamate");
   fields.only({"command", "teachers", "data", "val_data", "options", "export", "world_size",
                "networks", "routing_check"});
-  if (fields.get<std::string>("command") != "amalgamate")
-    throw fields.error("command", "is not \"amalgamate\": not the config of an amalgamate run");
   RecordedRun run;
   AmalgamateCommand& c = run.command;
   run.world_size = fields.get<int>("world_size", 1);
@@ -80,6 +94,46 @@ RecordedRun read_run_config(const std::string& text, const std::string& path) {
       throw fields.error("routing_check", "must be an object, got " + json_kind(run.routing_check));
   }
   return run;
+}
+
+void apply_resume_overrides(const ResumeOverrides& overrides, const std::string& run_dir,
+                            TrainOptions& train) {
+  if (overrides.threads > 0) train.threads = overrides.threads;
+  if (overrides.lr > 0) train.lr = overrides.lr;
+  if (overrides.max_loss_growth >= 0) train.max_loss_growth = overrides.max_loss_growth;
+  if (overrides.epochs > 0) {
+    AMALGAM_CHECK(overrides.epochs >= train.epochs,
+                  "--epochs: " + run_dir + " has " + std::to_string(train.epochs) +
+                      " epochs; --resume can extend a run, not shorten it");
+    train.epochs = overrides.epochs;
+  }
+}
+
+nlohmann::json teach_config(const TeachCommand& c) {
+  return {{"command", "teach"}, {"data", c.data},   {"model", c.model},
+          {"task", c.task},     {"train", c.train}, {"checkpoint_every", c.checkpoint_every}};
+}
+
+TeachCommand read_teach_config(const std::string& text, const std::string& path) {
+  const nlohmann::json config = parse_json(text, path);
+  const JsonFields fields(config, path);
+  check_command(fields, "teach");
+  fields.only({"command", "data", "model", "task", "train", "checkpoint_every"});
+  TeachCommand c;
+  c.data = read_struct<DataOptions>(fields.at("data"), path + " \"data\"");
+  c.model = read_struct<ModelSpec>(fields.at("model"), path + " \"model\"");
+  c.task = fields.get<std::string>("task");
+  c.train = read_struct<TrainOptions>(fields.at("train"), path + " \"train\"");
+  if (!fields.at("train").contains("head_lr_mult"))  // teach's own default, not TrainOptions'
+    c.train.head_lr_mult = teach_defaults().head_lr_mult;
+  c.checkpoint_every = fields.get<int64_t>("checkpoint_every");
+  if (c.checkpoint_every < 0) throw fields.error("checkpoint_every", "must be >= 0");
+  try {
+    validate(c.train);
+  } catch (const Error& e) {
+    throw Error(path + " \"train\": " + e.what());
+  }
+  return c;
 }
 
 }  // namespace amalgam

@@ -1,4 +1,4 @@
-// An amalgamate run's config.json: written when the run starts, read back by --resume and
+// A run's config.json (amalgamate or teach): written when the run starts, read back by --resume and
 // checked key by key, since a crash or a hand edit can leave anything in it.
 #pragma once
 
@@ -28,5 +28,17 @@ struct RecordedRun {
 /// The run recorded in `text`, the contents of `path`; throws Error naming `path` and the key
 /// for a damaged or truncated file, a missing or unknown key, a wrong type or a bad value.
 RecordedRun read_run_config(const std::string& text, const std::string& path);
+
+/// Applies what `--resume` of the run in `run_dir` may change to its recorded `train` options;
+/// throws Error naming --epochs when it would shorten the run.
+void apply_resume_overrides(const ResumeOverrides& overrides, const std::string& run_dir,
+                            TrainOptions& train);
+
+/// config.json of a teach run: everything needed to resume it.
+nlohmann::json teach_config(const TeachCommand& command);
+
+/// The teach run recorded in `text`, the contents of `path`; throws Error naming `path` and the
+/// key for a damaged file, a missing or unknown key, a wrong type or a bad value.
+TeachCommand read_teach_config(const std::string& text, const std::string& path);
 
 }  // namespace amalgam

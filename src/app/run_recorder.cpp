@@ -23,15 +23,22 @@ namespace {
 
 // What "best" means for the best student: the mean of the tasks' validation accuracies and the
 // union's (routing is part of the union already).
-double validation_score(const nlohmann::json& scores) {
+double validation_score(const Scores& scores) {
   double sum = 0;
   int count = 0;
-  for (const auto& [name, acc] : scores.items())
-    if (name != "routing" && acc.is_number()) {
-      sum += acc.get<double>();
+  for (const auto& [name, acc] : scores)
+    if (name != "routing") {
+      sum += acc;
       ++count;
     }
   return count > 0 ? sum / count : 0;
+}
+
+// Every loss term by name, as metrics.jsonl records them.
+Scores loss_scores(const LossValues& loss) {
+  Scores scores;
+  for (const auto& [term, value] : loss.terms()) scores[term] = value;
+  return scores;
 }
 
 // Every parameter and buffer of `module`, copied.
@@ -65,25 +72,28 @@ RunRecorder::RunRecorder(std::string dir, const std::vector<Teacher>& teachers, 
   const std::string best_side = dir_ + "/best_student.json";
   if (resumed && std::filesystem::is_regular_file(best_side)) {
     const nlohmann::json side = read_json_file(best_side);
+    Scores best;
     if (side.contains("val") && side.at("val").is_object())
-      best_score_ = validation_score(side.at("val"));
+      for (const auto& [name, acc] : side.at("val").items())
+        if (acc.is_number()) best[name] = acc.get<double>();
+    best_score_ = validation_score(best);
   }
   if (val_.size() > 0 && !resumed) {
     // A user's validation folder may hold some tasks' classes only: score the teachers it has.
-    nlohmann::json teachers_val;
+    Scores teachers_val;
     const at::Tensor truth = true_tasks(val_.labels, head_.tasks);
     for (size_t i = 0; i < teachers_.size(); ++i)
       if (truth.eq(static_cast<int64_t>(i)).any().item<bool>())
         teachers_val[teachers_[i].task.name] =
             evaluate_teacher(teachers_[i], val_, kInferenceBatch);
     teachers_val["union"] = evaluate_ensemble(teachers_, val_, kInferenceBatch);
-    metrics_->write({{"type", "teachers"}, {"val", teachers_val}});
+    metrics_->write(metrics_json(TeachersMetrics{teachers_val}));
   }
 }
 
-nlohmann::json RunRecorder::val_scores(NetworkImpl& student) {
+Scores RunRecorder::val_scores(NetworkImpl& student) {
   const StudentScores s = evaluate_student(student, head_, val_, kInferenceBatch);
-  nlohmann::json scores;
+  Scores scores;
   for (size_t i = 0; i < head_.tasks.size(); ++i)  // NaN: the validation set has none of its images
     if (std::isfinite(s.task_accuracy[i])) scores[head_.tasks[i].name] = s.task_accuracy[i];
   scores["union"] = s.union_accuracy;
@@ -93,20 +103,15 @@ nlohmann::json RunRecorder::val_scores(NetworkImpl& student) {
 
 void RunRecorder::attach(RunContext& context) {
   context.on_epoch = [this](const EpochStats& e, NetworkImpl& student) {
-    nlohmann::json record = {{"type", "epoch"},
-                             {"epoch", e.epoch},
-                             {"loss", e.loss},
-                             {"seconds", e.seconds},
-                             {"images_per_second", e.images_per_second}};
+    EpochMetrics record{e.epoch, loss_scores(e.loss), e.seconds, e.images_per_second, {}};
     if (val_.size() > 0) {
-      last_val_ = record["val"] = val_scores(student);
+      record.val = last_val_ = val_scores(student);
       std::string line = "  val:";
-      for (const auto& [task, acc] : last_val_.items())
-        line += " " + task + " " + percent(acc.get<double>()) + "%";
+      for (const auto& [task, acc] : *last_val_) line += " " + task + " " + percent(acc) + "%";
       log_info(line);
-      keep_if_best(last_val_, e.epoch, student);
+      keep_if_best(*last_val_, e.epoch, student);
     }
-    metrics_->write(record);
+    metrics_->write(metrics_json(record));
   };
   context.hooks.on_step = [this](const StepRecord& r) {
     if (first_step_ < 0) first_step_ = r.global_step;
@@ -114,13 +119,8 @@ void RunRecorder::attach(RunContext& context) {
     const int64_t total_steps = config_.train.epochs * r.steps_per_epoch;
     const double steps_per_second = (r.global_step + 1 - first_step_) / (now_seconds() - start_);
     const double images_per_second = steps_per_second * config_.train.batch_size;
-    metrics_->write({{"type", "step"},
-                     {"epoch", r.epoch + 1},
-                     {"step", r.step + 1},
-                     {"global_step", r.global_step + 1},
-                     {"loss", r.loss},
-                     {"lrs", r.lrs},
-                     {"images_per_second", images_per_second}});
+    metrics_->write(metrics_json(StepMetrics{r.epoch + 1, r.step + 1, r.global_step + 1,
+                                             loss_scores(r.loss), r.lrs, images_per_second}));
     // A plain line per interval: readable in a terminal and in CI logs alike.
     char line[512];
     std::snprintf(line, sizeof line,
@@ -135,7 +135,7 @@ void RunRecorder::attach(RunContext& context) {
 }
 
 // The best epoch on validation; a later epoch wins ties.
-void RunRecorder::keep_if_best(const nlohmann::json& scores, int64_t epoch, NetworkImpl& student) {
+void RunRecorder::keep_if_best(const Scores& scores, int64_t epoch, NetworkImpl& student) {
   const double score = validation_score(scores);
   if (score < best_score_) return;
   best_score_ = score;
@@ -168,11 +168,8 @@ void RunRecorder::write_best_student(AmalgamationResult& result) {
 }
 
 std::string RunRecorder::finish(AmalgamationResult& result) {
-  metrics_->write({{"type", "summary"},
-                   {"student", result.student_spec.arch},
-                   {"student_params", count_parameters(*result.student)},
-                   {"seconds", result.seconds},
-                   {"student_val", last_val_}});
+  metrics_->write(metrics_json(SummaryMetrics{
+      result.student_spec.arch, count_parameters(*result.student), result.seconds, last_val_}));
   const bool labeled = val_.size() > 0;
   write_text_atomically(
       dir_ + "/embedding.json",

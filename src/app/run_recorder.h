@@ -5,11 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
 #include "reporting/metrics.h"
+#include "reporting/metrics_records.h"
 #include "teachers/teacher.h"
 #include "training/amalgamate.h"
 
@@ -31,8 +33,8 @@ class RunRecorder {
   std::string finish(AmalgamationResult& result);
 
  private:
-  nlohmann::json val_scores(NetworkImpl& student);
-  void keep_if_best(const nlohmann::json& scores, int64_t epoch, NetworkImpl& student);
+  Scores val_scores(NetworkImpl& student);
+  void keep_if_best(const Scores& scores, int64_t epoch, NetworkImpl& student);
   void write_best_student(AmalgamationResult& result);
 
   std::string dir_;
@@ -42,9 +44,9 @@ class RunRecorder {
   AmalgamateConfig config_;
   std::shared_ptr<MetricsLog> metrics_;
   HeadLayout head_;
-  nlohmann::json last_val_;
+  std::optional<Scores> last_val_;      ///< the last epoch's validation scores
   std::vector<at::Tensor> best_state_;  ///< the student's tensors at its best validation epoch
-  nlohmann::json best_val_;             ///< that epoch's validation scores
+  Scores best_val_;                     ///< that epoch's validation scores
   double best_score_ = -1;              ///< their mean over the tasks and the union
   int64_t best_epoch_ = 0;
   double start_ = 0;

@@ -9,7 +9,9 @@
 namespace amalgam {
 
 ObjectiveImpl::ObjectiveImpl(const ObjectiveSetup& setup)
-    : config_(setup.config), lr_mult_(setup.parts_lr_mult), teachers_(setup.head.tasks.size()) {
+    : config_(setup.config),
+      block_lr_mult_(setup.block_lr_mult),
+      teachers_(setup.head.tasks.size()) {
   if (config_.common_space) block_ = register_module("block", make_common_feature_block(setup));
   if (config_.hints)
     hints_ = register_module("hints", HintAdapters(setup.student_shape, setup.teacher_shapes));
@@ -59,9 +61,10 @@ LossTerms ObjectiveImpl::loss(const ModelOutput& student, const std::vector<Mode
 
 std::vector<ParamGroup> ObjectiveImpl::parameter_groups() {
   // The fixed-space control trains the decoders alone (they do not reach the student).
-  if (block_ && config_.common_space->fixed) return {{block_->decoder_parameters(), lr_mult_}};
-  if (block_) return {{block_->parameters(), lr_mult_}};
-  if (hints_) return {{hints_->parameters(), lr_mult_}};
+  if (block_ && config_.common_space->fixed)
+    return {{block_->decoder_parameters(), block_lr_mult_}};
+  if (block_) return {{block_->parameters(), block_lr_mult_}};
+  if (hints_) return {{hints_->parameters(), block_lr_mult_}};
   return {};
 }
 

@@ -26,7 +26,8 @@ struct ObjectiveSetup {
   std::vector<std::vector<int64_t>> teacher_shapes;  ///< each teacher's feature map {C,H,W}
   std::vector<int64_t> student_shape;                ///< the student's feature map {C,H,W}
   HeadLayout head;                                   ///< the student's head, in teacher order
-  double parts_lr_mult = 10.0;  ///< learning-rate multiplier of the objective's own parts
+  double block_lr_mult =
+      10.0;  ///< lr multiplier of the objective's parts (TrainOptions::block_lr_mult)
   /// Every teacher's logits for every transfer image ([N,K_i] each, on the CPU), for routed
   /// targets, which estimate which teacher answers for which image; computed when first called.
   /// Empty (a --dry-run, which reads no images): the routing is planned, not estimated.
@@ -70,7 +71,7 @@ class ObjectiveImpl : public torch::nn::Module {
   double feature_weight(double progress) const;
 
   ObjectiveConfig config_;
-  double lr_mult_;
+  double block_lr_mult_;
   size_t teachers_;
   CommonFeatureBlock block_{nullptr};
   HintAdapters hints_{nullptr};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -281,72 +282,70 @@ std::string render_reproduce_report(const nlohmann::json& results) {
   return html.str();
 }
 
-std::string render_report(const nlohmann::json& config, const std::vector<nlohmann::json>& metrics,
+std::string render_report(const nlohmann::json& config, const std::vector<MetricsRecord>& metrics,
                           const nlohmann::json& embedding) {
   // The last record of each step and epoch wins (a resumed run logs some steps twice).
-  std::map<int64_t, nlohmann::json> steps, epochs;
-  nlohmann::json teachers_val, summary;
-  for (const auto& m : metrics) {
-    const std::string type = m.value("type", "");
-    if (type == "step") steps[m.at("global_step").get<int64_t>()] = m;
-    if (type == "epoch") epochs[m.at("epoch").get<int64_t>()] = m;
-    if (type == "teachers") teachers_val = m.value("val", nlohmann::json::object());
-    if (type == "summary") summary = m;
+  std::map<int64_t, Scores> step_losses;
+  std::map<int64_t, EpochMetrics> epochs;
+  Scores teachers_val;
+  std::optional<SummaryMetrics> summary;
+  for (const auto& record : metrics) {
+    if (const auto* r = std::get_if<StepMetrics>(&record)) step_losses[r->global_step] = r->loss;
+    if (const auto* r = std::get_if<EpochMetrics>(&record)) epochs[r->epoch] = *r;
+    if (const auto* r = std::get_if<TeachersMetrics>(&record)) teachers_val = r->val;
+    if (const auto* r = std::get_if<SummaryMetrics>(&record)) summary = *r;
   }
+  std::map<int64_t, Scores> epoch_losses;
+  for (const auto& [epoch, r] : epochs) epoch_losses[epoch] = r.loss;
   // Every loss term the objective logged: total first, then the others by name.
   std::vector<std::string> terms = {"total"};
-  const auto add_terms = [&terms](const std::map<int64_t, nlohmann::json>& records) {
-    for (const auto& [index, m] : records) {
-      const nlohmann::json loss = m.value("loss", nlohmann::json::object());
-      for (const auto& [term, value] : loss.items())
+  for (const auto* records : {&step_losses, &epoch_losses})
+    for (const auto& [index, loss] : *records)
+      for (const auto& [term, value] : loss)
         if (std::find(terms.begin(), terms.end(), term) == terms.end()) terms.push_back(term);
-    }
+  const auto value_of = [](const Scores& scores, const std::string& name) {
+    const auto it = scores.find(name);
+    return it == scores.end() ? 0.0 : it->second;
   };
-  add_terms(steps);
-  add_terms(epochs);
   // A run shorter than --log-every logs no step: its epochs draw the curve instead.
-  const bool losses_by_epoch = steps.empty();
+  const bool losses_by_epoch = step_losses.empty();
   std::vector<Series> losses;
   for (const std::string& term : terms) {
     Series s{term, {}, false};
-    for (const auto& [step, m] : losses_by_epoch ? epochs : steps) {
-      const double value = m.value("loss", nlohmann::json::object()).value(term, 0.0);
+    for (const auto& [step, loss] : losses_by_epoch ? epoch_losses : step_losses) {
+      const double value = value_of(loss, term);
       if (value > 0) s.points.emplace_back(step, value);
     }
     if (!s.points.empty()) losses.push_back(s);
   }
   std::vector<Series> accuracy;
   std::map<std::string, Series> per_task;
-  for (const auto& [epoch, m] : epochs) {
-    const nlohmann::json val = m.value("val", nlohmann::json::object());
-    for (const auto& [task, acc] : val.items())
-      per_task[task].points.emplace_back(epoch, 100 * acc.get<double>());
-  }
+  for (const auto& [epoch, r] : epochs)
+    for (const auto& [task, acc] : r.val.value_or(Scores{}))
+      per_task[task].points.emplace_back(epoch, 100 * acc);
   int task_index = 0;
   for (auto& [task, s] : per_task) {
     s.name = "student, " + task;
     s.colour = task_index;
     accuracy.push_back(s);
-    if (teachers_val.contains(task) && !s.points.empty())
+    if (teachers_val.count(task) && !s.points.empty())
       accuracy.push_back({"teacher, " + task,
-                          {{s.points.front().first, 100 * teachers_val[task].get<double>()},
-                           {s.points.back().first, 100 * teachers_val[task].get<double>()}},
+                          {{s.points.front().first, 100 * teachers_val[task]},
+                           {s.points.back().first, 100 * teachers_val[task]}},
                           true,
                           task_index});
     ++task_index;
   }
   std::vector<std::vector<std::string>> epoch_rows;
   double trained = 0;  // the epochs' wall times: a resumed run's summary has its last session's
-  for (const auto& [epoch, m] : epochs) {
-    trained += m.value("seconds", 0.0);
+  for (const auto& [epoch, r] : epochs) {
+    trained += r.seconds;
     std::vector<std::string> row = {std::to_string(epoch)};
-    for (const std::string& term : terms)
-      row.push_back(number(m.value("loss", nlohmann::json::object()).value(term, 0.0)));
-    row.push_back(number(m.value("images_per_second", 0.0), 4));
+    for (const std::string& term : terms) row.push_back(number(value_of(r.loss, term)));
+    row.push_back(number(r.images_per_second, 4));
     std::string text;
-    const nlohmann::json val = m.value("val", nlohmann::json::object());
-    for (const auto& [task, acc] : val.items())
-      text += task + " " + percent(acc.get<double>()) + "%  ";
+    for (const auto& [task, acc] : r.val.value_or(Scores{}))
+      text += task + " " + percent(acc) + "%  ";
     row.push_back(text.empty() ? "-" : text);
     epoch_rows.push_back(row);
   }
@@ -364,18 +363,15 @@ std::string render_report(const nlohmann::json& config, const std::vector<nlohma
   const nlohmann::json teacher_refs = config.value("teachers", nlohmann::json::array());
   for (const auto& t : teacher_refs) html << "<code>" << escape(t.get<std::string>()) << "</code> ";
   html << "</p>";
-  if (!summary.is_null()) {
+  if (summary) {
     html << "<h2>Results</h2>";
     std::vector<std::vector<std::string>> rows;
-    const nlohmann::json student_val = summary.value("student_val", nlohmann::json::object());
-    for (const auto& [task, acc] : student_val.items())
-      rows.push_back({task,
-                      teachers_val.contains(task) ? percent(teachers_val[task].get<double>()) : "-",
-                      percent(acc.get<double>())});
+    for (const auto& [task, acc] : summary->student_val.value_or(Scores{}))
+      rows.push_back(
+          {task, teachers_val.count(task) ? percent(teachers_val[task]) : "-", percent(acc)});
     if (!rows.empty()) html << table({"task (validation accuracy, %)", "teacher", "student"}, rows);
-    html << "<p>Student: " << escape(summary.value("student", "")) << ", "
-         << summary.value("student_params", 0) << " parameters; "
-         << number(trained > 0 ? trained : summary.value("seconds", 0.0), 4)
+    html << "<p>Student: " << escape(summary->student) << ", " << summary->student_params
+         << " parameters; " << number(trained > 0 ? trained : summary->seconds, 4)
          << " s of training (every session of a resumed run).</p>";
   }
   html << "<h2>Training</h2><div class=\"row\">"

@@ -7,12 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "reporting/metrics_records.h"
+
 namespace amalgam {
 
 /// Renders the report of a run: loss terms over steps, per-task validation accuracy per epoch
 /// with each teacher's accuracy as a reference line, the results table, and 2-D PCA maps of the
 /// student's and teachers' features (raw and in the common space) coloured by class.
-std::string render_report(const nlohmann::json& config, const std::vector<nlohmann::json>& metrics,
+std::string render_report(const nlohmann::json& config, const std::vector<MetricsRecord>& metrics,
                           const nlohmann::json& embedding);
 
 /// The report of `amalgam reproduce` (its JSON, reproduce_json): per benchmark, a bar chart of

@@ -12,65 +12,13 @@
 namespace amalgam {
 namespace {
 
-// An object of finite numbers (loss terms by name), or with `accuracies` numbers in [0, 1].
-void check_numbers(const JsonFields& fields, const std::string& key, bool accuracies) {
-  if (!fields.has(key)) return;
-  const nlohmann::json& value = fields.at(key);
-  if (!value.is_object()) throw fields.error(key, "must be an object, got " + json_kind(value));
-  for (const auto& [name, number] : value.items()) {
-    const bool ok = number.is_number() && std::isfinite(number.get<double>()) &&
-                    (!accuracies || (number.get<double>() >= 0 && number.get<double>() <= 1));
-    if (!ok)
-      throw fields.error(key, "\"" + name + "\" must be " +
-                                  (accuracies ? "an accuracy in [0, 1]" : "a finite number"));
-  }
-}
-
-void check_non_negative(const JsonFields& fields, const std::string& key) {
-  if (fields.has(key) && fields.get<double>(key) < 0)
-    throw fields.error(key, "must not be negative");
-}
-
-void check_metrics_record(const nlohmann::json& record, const std::string& where) {
-  const JsonFields fields(record, where);
-  const std::string type = fields.get<std::string>("type");
-  if (type == "step") {
-    fields.only({"type", "epoch", "step", "global_step", "loss", "lrs", "images_per_second"});
-    for (const char* key : {"epoch", "step", "global_step"})
-      if (fields.get<int64_t>(key) < 0) throw fields.error(key, "must not be negative");
-    check_numbers(fields, "loss", false);
-    for (double lr : fields.get<std::vector<double>>("lrs", {}))
-      if (!std::isfinite(lr)) throw fields.error("lrs", "holds a value that is not finite");
-    check_non_negative(fields, "images_per_second");
-  } else if (type == "epoch") {
-    fields.only({"type", "epoch", "loss", "seconds", "images_per_second", "val"});
-    if (fields.get<int64_t>("epoch") < 0) throw fields.error("epoch", "must not be negative");
-    check_numbers(fields, "loss", false);
-    check_numbers(fields, "val", true);
-    check_non_negative(fields, "seconds");
-    check_non_negative(fields, "images_per_second");
-  } else if (type == "teachers") {
-    fields.only({"type", "val"});
-    check_numbers(fields, "val", true);
-  } else if (type == "summary") {
-    fields.only({"type", "student", "student_params", "seconds", "student_val"});
-    fields.get<std::string>("student", "");
-    if (fields.get<int64_t>("student_params", 0) < 0)
-      throw fields.error("student_params", "must not be negative");
-    check_non_negative(fields, "seconds");
-    if (fields.has("student_val") && !fields.at("student_val").is_null())
-      check_numbers(fields, "student_val", true);
-  } else {
-    throw fields.error("type", "is '" + type + "', not a metrics record type" +
-                                   did_you_mean(type, {"step", "epoch", "teachers", "summary"}));
-  }
-}
-
 void check_config(const nlohmann::json& config, const std::string& where) {
   const JsonFields fields(config, where);
+  if (fields.get<std::string>("command") != "amalgamate")
+    throw fields.error("command", "is \"" + fields.get<std::string>("command") +
+                                      "\": report draws amalgamate runs only");
   fields.only({"command", "teachers", "data", "val_data", "options", "export", "world_size",
                "networks", "routing_check"});
-  fields.get<std::string>("command");
   fields.get<std::vector<std::string>>("teachers", {});
   const JsonFields objective = fields.object("options").object("objective");
   objective.get<std::string>("method", "");
@@ -115,8 +63,7 @@ RunFiles parse_run_files(const std::string& config, const std::string& metrics,
     // run holds the folder, an unterminated line is a damaged file, refused below.
     if (run_in_progress && lines.eof() && metrics.back() != '\n') break;
     const std::string where = run_dir + "/metrics.jsonl line " + std::to_string(number);
-    files.metrics.push_back(parse_json(line, where));
-    check_metrics_record(files.metrics.back(), where);
+    files.metrics.push_back(read_metrics_record(parse_json(line, where), where));
   }
   files.embedding = nlohmann::json::object();
   if (!embedding.empty()) {

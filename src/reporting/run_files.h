@@ -8,13 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "reporting/metrics_records.h"
+
 namespace amalgam {
 
 /// A run directory's report inputs, every key the report reads present with its type.
 struct RunFiles {
-  nlohmann::json config;                ///< config.json
-  std::vector<nlohmann::json> metrics;  ///< metrics.jsonl, one record per non-empty line
-  nlohmann::json embedding;             ///< embedding.json (an empty object when absent)
+  nlohmann::json config;               ///< config.json
+  std::vector<MetricsRecord> metrics;  ///< metrics.jsonl, one record per non-empty line
+  nlohmann::json embedding;            ///< embedding.json (an empty object when absent)
 };
 
 /// The files of `run_dir` (parse_run_files, a run in progress when one holds its lock); throws

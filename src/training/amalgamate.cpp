@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
 #include <cstdio>
 
 #include "core/atomic_file.h"
@@ -10,8 +9,6 @@
 #include "core/log.h"
 #include "core/precision.h"
 #include "core/runtime.h"
-#include "core/signals.h"
-#include "data/augment.h"
 #include "data/batch_loader.h"
 #include "distributed/process_group.h"
 #include "models/zoo.h"
@@ -20,20 +17,9 @@
 #include "training/run_checkpoint.h"
 #include "training/run_plan.h"
 #include "training/teacher_targets.h"
+#include "training/training_loop.h"
 
 namespace amalgam {
-
-const std::vector<std::string>& resumable_fields() {
-  // Threads change speed, not results beyond rounding; checkpoint_every and log_every only what
-  // is written when; more epochs extend a run (the learning-rate schedule stretched over the new
-  // total from the step where it stands).
-  // A lower learning rate (and the divergence guard's bound) may continue a diverged run from its
-  // last good checkpoint.
-  static const std::vector<std::string> fields = {
-      "/train/threads",    "/train/epochs",          "/train/lr",
-      "/checkpoint_every", "/train/max_loss_growth", "/log_every"};
-  return fields;
-}
 
 namespace {
 
@@ -54,11 +40,7 @@ uint32_t teacher_file_checksum(const Teacher& teacher) {
 // the teachers (their files' checksums too), the transfer set's size and the world size.
 nlohmann::json run_fingerprint(const AmalgamateConfig& config, const std::vector<Teacher>& teachers,
                                const TransferSet& transfer, int64_t world_size) {
-  nlohmann::json j = config;
-  for (const auto& field : resumable_fields()) {
-    const nlohmann::json::json_pointer pointer(field);
-    j[pointer.parent_pointer()].erase(pointer.back());
-  }
+  nlohmann::json j = without_resumable_fields(config);
   for (const auto& t : teachers) {
     j["teachers"].push_back(t.path);
     j["teacher_checksums"].push_back(teacher_file_checksum(t));
@@ -68,81 +50,24 @@ nlohmann::json run_fingerprint(const AmalgamateConfig& config, const std::vector
   return j;
 }
 
-// Everything one run trains with, built once by amalgamate().
-struct Run {
-  const AmalgamateConfig& config;
-  const RunContext& context;
-  NetworkImpl& student;
-  ObjectiveImpl& objective;
-  TeacherTargets& targets;
-  BatchLoader& loader;
-  ScheduledAdam& optimizer;
-  Replicas& replicas;
-  RunCheckpointer& checkpointer;
-  c10::Device device;
-  Precision precision;
-};
-
-// Stops the run at the first non-finite loss term, naming it and what survives of the run.
-void check_finite(const LossValues& loss, int64_t epoch, int64_t step, const Run& run) {
-  for (const auto& [term, value] : loss.terms())
-    AMALGAM_CHECK(std::isfinite(value),
-                  "amalgamate: loss term '" + term + "' is " + std::to_string(value) +
-                      " at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
-                      " (try a lower --lr or --block-lr-mult)" + run.checkpointer.kept());
-}
-
-// Stops the run at a step whose total loss has grown past train.max_loss_growth times the run's
-// first step's (at least 1, so a tiny first loss does not make ordinary noise a divergence),
-// before the step updates anything: a finite but exploding loss (--lr 1e6 reached 2.8e14 in one
-// epoch) would otherwise end in a saved, useless student.
-void check_bounded(const LossValues& loss, const RunProgress& at, const Run& run) {
-  const double growth = run.config.train.max_loss_growth;
-  if (growth <= 0 || at.reference_loss <= 0) return;
-  const double bound = growth * std::max(1.0, at.reference_loss);
-  const double total = loss.get("total");
-  if (total <= bound) return;
-  std::string largest = "total";  // the term that grew: the one that is largest now
-  double largest_value = 0;
-  for (const auto& [term, value] : loss.terms())
-    if (term != "total" && value > largest_value) largest = term, largest_value = value;
-  char text[200];
-  std::snprintf(text, sizeof text,
-                "total %.4g exceeds %g x its first step's %.4g; term '%s' is %.4g", total, growth,
-                at.reference_loss, largest.c_str(), largest_value);
-  throw Error("amalgamate: the loss diverged at epoch " + std::to_string(at.epoch + 1) + ", step " +
-              std::to_string(at.step) + " (" + text + "; lower --lr, or raise --max-loss-growth)" +
-              run.checkpointer.kept());
-}
-
-// Stops the run when a gradient is NaN or Inf, before the optimiser applies it.
-void check_finite_gradients(const Run& run, const RunProgress& at) {
-  at::Tensor finite = torch::ones({}, torch::kBool);
-  for (const auto* module : {static_cast<const torch::nn::Module*>(&run.student),
-                             static_cast<const torch::nn::Module*>(&run.objective)})
-    for (const auto& p : module->parameters())
-      if (p.grad().defined()) finite = finite.logical_and(torch::isfinite(p.grad()).all().cpu());
-  AMALGAM_CHECK(finite.item<bool>(),
-                "amalgamate: a gradient is NaN or Inf at epoch " + std::to_string(at.epoch + 1) +
-                    ", step " + std::to_string(at.step) + " (try a lower --lr or --block-lr-mult)" +
-                    run.checkpointer.kept());
-}
-
-// The objective's terms on `images`: the student, the teachers run on the batch (when not
+// The objective's terms on one batch: the student, the teachers run on the batch (when not
 // cached) and the objective's own parts (adapters, common space) compute at the run's precision;
 // what reaches the losses is float32 and the losses sum in float32 (method/losses.cpp).
-LossTerms forward_loss(Run& run, const Batch& batch, const at::Tensor& clean,
-                       const at::Tensor& images, const BatchContext& context) {
-  AutocastGuard autocast(run.precision, run.device);
+LossTerms amalgamation_loss(const AmalgamateConfig& config, Precision precision, c10::Device device,
+                            NetworkImpl& student, ObjectiveImpl& objective,
+                            const TeacherTargets& teachers, const Batch& batch,
+                            const at::Tensor& clean, const at::Tensor& images,
+                            const BatchContext& context) {
+  AutocastGuard autocast(precision, device);
   std::vector<ModelOutput> targets =
-      run.targets.for_batch(batch.indices, run.config.teachers_see_clean_images ? clean : images);
+      teachers.for_batch(batch.indices, config.teachers_see_clean_images ? clean : images);
   at::Tensor input = images;
-  if (run.config.channels_last) {
+  if (config.channels_last) {
     for (auto& t : targets) t.features = t.features.contiguous(at::MemoryFormat::ChannelsLast);
     input = images.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  ModelOutput out = run.student.forward(input);
-  if (run.precision != Precision::kFp32) {
+  ModelOutput out = student.forward(input);
+  if (precision != Precision::kFp32) {
     out.features = out.features.to(torch::kFloat32);
     out.logits = out.logits.to(torch::kFloat32);
     for (auto& t : targets) {
@@ -150,109 +75,7 @@ LossTerms forward_loss(Run& run, const Batch& batch, const at::Tensor& clean,
       t.logits = t.logits.to(torch::kFloat32);
     }
   }
-  return run.objective.loss(out, targets, context);
-}
-
-// One optimisation step on `batch`: augment, teacher targets, loss, agreed terms, update.
-LossValues train_step(Run& run, const Batch& batch, const RunProgress& at, int& signal) {
-  const int64_t epoch = at.epoch, step = at.step;
-  const TrainOptions& train = run.config.train;
-  const at::Tensor clean = batch.images.to(run.device);
-  at::Tensor images = augment_batch(clean, train.augment, augment_seed(train.seed, epoch, step),
-                                    run.replicas.first_image(batch.images.size(0)));
-  run.optimizer.zero_grad();
-  const double steps = static_cast<double>(train.epochs * run.loader.batches_per_epoch());
-  const BatchContext context{run.replicas.gather(), batch.indices, at.global_step / steps};
-  const LossTerms loss = forward_loss(run, batch, clean, images, context);
-  LossValues values = loss.values();
-  signal = stop_signal();
-  run.replicas.agree(values, signal);
-  check_finite(values, epoch + 1, step, run);
-  check_bounded(values, at, run);
-  loss.total.backward();
-  run.replicas.average_gradients();
-  check_finite_gradients(run, at);
-  run.optimizer.step();
-  return values;
-}
-
-void report_step(const Run& run, const Batch& batch, const LossValues& loss,
-                 const std::vector<double>& lrs, const RunProgress& at, double started) {
-  if (!run.context.hooks.on_step) return;
-  StepRecord record;
-  record.epoch = at.epoch;
-  record.step = at.step;
-  record.global_step = at.global_step;
-  record.steps_per_epoch = run.loader.batches_per_epoch();
-  record.indices = batch.indices;
-  record.loss = loss;
-  record.lrs = lrs;
-  record.seconds = now_seconds() - started;
-  run.context.hooks.on_step(record);
-}
-
-void save_checkpoint(Run& run, const RunProgress& progress) {
-  // Every rank: BatchNorm statistics were tracked per shard.
-  run.replicas.average_buffers({&run.student, &run.objective});
-  run.checkpointer.save(progress);
-}
-
-Interrupted stopped(const Run& run, int signal, int64_t epoch, int64_t step) {
-  const bool other_rank = run.replicas.ranks() > 1 && run.checkpointer.path().empty();
-  return Interrupted(signal, "stopped by signal " + std::to_string(signal) + " after epoch " +
-                                 std::to_string(epoch + 1) + " step " + std::to_string(step) +
-                                 (!run.checkpointer.path().empty()
-                                      ? "; checkpoint written to " + run.checkpointer.path()
-                                  : other_rank ? " (rank 0 writes the run's checkpoint)"
-                                               : " (no checkpoint: the run had no run directory)"));
-}
-
-// One epoch from where `progress` stands; its mean terms are appended to progress.history.
-void train_epoch(Run& run, RunProgress& progress) {
-  const int64_t epoch = progress.epoch;
-  run.student.train();
-  run.objective.train();
-  run.loader.start_epoch(epoch);
-  if (progress.step > 0) run.loader.skip_to(progress.step);  // resumed part-way through
-  const double start = now_seconds();
-  while (auto batch = run.loader.next()) {
-    const double step_start = now_seconds();
-    const std::vector<double> lrs = run.optimizer.learning_rates();
-    int signal = 0;
-    const LossValues loss = train_step(run, *batch, progress, signal);
-    const int64_t images = batch->images.size(0) * run.replicas.ranks();
-    progress.partial.accumulate(loss, static_cast<double>(images));
-    if (progress.reference_loss <= 0) progress.reference_loss = loss.get("total");
-    progress.seen += images;
-    report_step(run, *batch, loss, lrs, progress, step_start);
-    ++progress.step;
-    ++progress.global_step;
-    const int64_t every = run.config.checkpoint_every;
-    if (signal != 0 || (every > 0 && progress.global_step % every == 0))
-      save_checkpoint(run, progress);
-    if (signal != 0) throw stopped(run, signal, epoch, progress.step);
-  }
-  EpochStats stats;
-  stats.epoch = epoch + 1;
-  stats.loss = progress.partial.mean_over(static_cast<double>(progress.seen));
-  stats.seconds = now_seconds() - start;
-  stats.images_per_second = static_cast<double>(progress.seen) / stats.seconds;
-  progress.history.push_back(stats);
-  progress = {epoch + 1,
-              0,
-              progress.global_step,
-              LossValues(),
-              0,
-              progress.history,
-              progress.reference_loss};
-  save_checkpoint(run, progress);
-  char line[512];
-  std::snprintf(line, sizeof line, "amalgamate %s: epoch %lld/%lld loss %.4f (%s) %.0f img/s",
-                method_of(run.config.objective).name, static_cast<long long>(epoch + 1),
-                static_cast<long long>(run.config.train.epochs), stats.loss.get("total"),
-                stats.loss.parts_text().c_str(), stats.images_per_second);
-  log_info(line);
-  if (run.context.on_epoch) run.context.on_epoch(stats, run.student);
+  return objective.loss(out, targets, context);
 }
 
 }  // namespace
@@ -281,9 +104,14 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
 }
 
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                              const AmalgamateConfig& config, const RunContext& context) {
-  validate(config.train);
+                              const AmalgamateConfig& given, const RunContext& context) {
+  validate(given.train);
+  AmalgamateConfig config = given;  // with the epochs train.min_steps asks for
+  config.train.epochs = epochs_for(given.train, transfer.size());
   validate(config.objective);
+  AMALGAM_CHECK(config.train.augment.mixup_alpha == 0 || !config.teachers_see_clean_images,
+                "--mixup: the teachers must see the mixed image the student imitates them on; "
+                "drop --teachers-see-clean-images");
   check_teachers_compatible(teachers);
   const c10::Device device = parse_device(config.train.device);
   ProcessGroup* group = context.group.get();
@@ -337,10 +165,26 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   if (precision != Precision::kFp32)
     log_info(std::string("amalgamate: student computes in ") + precision_name(precision) +
              " (autocast; float32 weights, optimiser state and losses)");
-  Run run{config,   context,      student, *result.objective, targets, loader, optimizer,
-          replicas, checkpointer, device,  precision};
-  while (progress.epoch < config.train.epochs) train_epoch(run, progress);
-  result.history = progress.history;
+  ObjectiveImpl& objective = *result.objective;
+  TrainingLoop loop{"amalgamate",
+                    method_of(config.objective).name,
+                    config.train,
+                    config.checkpoint_every,
+                    student,
+                    objective,
+                    [&](const Batch& batch, const at::Tensor& clean, const at::Tensor& images,
+                        const BatchContext& batch_context) {
+                      return amalgamation_loss(config, precision, device, student, objective,
+                                               targets, batch, clean, images, batch_context);
+                    },
+                    loader,
+                    optimizer,
+                    replicas,
+                    checkpointer,
+                    device,
+                    context.hooks.on_step,
+                    context.on_epoch};
+  result.history = run_training_loop(loop, progress);
   student.eval();
   result.objective->eval();
   replicas.finish(student);

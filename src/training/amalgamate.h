@@ -15,10 +15,16 @@
 #include "routing/gate_calibration.h"
 #include "teachers/teacher.h"
 #include "training/optimizer.h"
+#include "training/training_loop.h"
 
 namespace amalgam {
 
 class ProcessGroup;
+
+/// The amalgamate command's --min-steps. A student distilled in a few dozen steps stays far
+/// below its teachers; one that takes about a thousand comes within about a point of them
+/// (docs/results.md, "Patient schedules"). Library runs default to TrainOptions' 0.
+constexpr int64_t kDefaultMinSteps = 1000;
 
 /// Everything that defines an amalgamation run, as pure values: config.json's "options", and
 /// what --resume reads back.
@@ -43,38 +49,11 @@ struct AmalgamateConfig {
   bool sync_batchnorm = false;
 };
 
-/// The config's fields a resumed run may change (JSON pointers); everything else must match.
-const std::vector<std::string>& resumable_fields();
-
-/// Mean loss terms and speed of one epoch.
-struct EpochStats {
-  int64_t epoch = 0;             ///< 1-based
-  LossValues loss;               ///< mean of every loss term over the epoch's images
-  double images_per_second = 0;  ///< throughput of the epoch
-  double seconds = 0;            ///< wall time of the epoch
-};
-
-/// One optimisation step, as the step hook sees it.
-struct StepRecord {
-  int64_t epoch = 0;            ///< 0-based epoch
-  int64_t step = 0;             ///< 0-based step within the epoch
-  int64_t global_step = 0;      ///< 0-based step over the run
-  int64_t steps_per_epoch = 0;  ///< steps in every epoch of the run
-  at::Tensor indices;           ///< int64 [b]: transfer-set positions of this rank's batch share
-  LossValues loss;              ///< every loss term of the step (the whole batch's)
-  std::vector<double> lrs;      ///< learning rate of each parameter group used by the step
-  double seconds = 0;           ///< wall time of the step
-};
-
-/// Called after every epoch with the student (e.g. to score it on a validation split).
-using EpochCallback = std::function<void(const EpochStats&, NetworkImpl& student)>;
-
 /// Optional observers of a run (benchmarks, metrics); they must not change the training.
 struct TrainingHooks {
   /// After every module is built and before the first step.
   std::function<void(NetworkImpl& student, ObjectiveImpl& objective)> on_start;
-  /// After every optimisation step.
-  std::function<void(const StepRecord&)> on_step;
+  StepCallback on_step;  ///< after every optimisation step
 };
 
 /// What a run is handed at run time besides its config: never serialised.
@@ -113,8 +92,8 @@ struct AmalgamationResult {
 void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                        const AmalgamateConfig& config, ProcessGroup* group);
 
-/// Trains a student from `teachers` on `transfer`. Only images reach this function: the
-/// transfer set carries no labels.
+/// Trains a student from `teachers` on `transfer` for epochs_for(config.train, transfer size)
+/// epochs. Only images reach this function: the transfer set carries no labels.
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                               const AmalgamateConfig& config, const RunContext& context = {});
 

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -16,13 +17,22 @@ void validate(const TrainOptions& o) {
   AMALGAM_CHECK(o.head_lr_mult > 0, "--head-lr-mult: must be > 0");
   AMALGAM_CHECK(o.block_lr_mult > 0, "--block-lr-mult: must be > 0");
   AMALGAM_CHECK(o.weight_decay >= 0, "--weight-decay: must be >= 0");
+  AMALGAM_CHECK(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
+  AMALGAM_CHECK(o.augment.mixup_alpha >= 0 && std::isfinite(o.augment.mixup_alpha),
+                "--mixup: must be a number >= 0 (0 = off)");
+  AMALGAM_CHECK(o.min_steps >= 0, "--min-steps: must be >= 0 (0 = --epochs alone)");
   AMALGAM_CHECK(o.step_epochs > 0, "--step-epochs: must be > 0");
   AMALGAM_CHECK(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
   AMALGAM_CHECK(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
-  AMALGAM_CHECK(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
   AMALGAM_CHECK(o.max_loss_growth >= 0 && std::isfinite(o.max_loss_growth),
                 "--max-loss-growth: must be >= 0 (0 = no divergence guard)");
   parse_precision(o.precision, c10::Device(c10::kCPU));  // names --precision when unknown
+}
+
+int64_t epochs_for(const TrainOptions& options, int64_t images) {
+  const int64_t steps_per_epoch = std::max<int64_t>(1, images / options.batch_size);
+  const int64_t needed = (options.min_steps + steps_per_epoch - 1) / steps_per_epoch;
+  return std::max(options.epochs, needed);
 }
 
 ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,

@@ -29,11 +29,14 @@ enum class Schedule {
 
 /// Options every training command shares.
 struct TrainOptions {
-  int64_t epochs = 5;                     ///< passes over the training data
+  int64_t epochs = 5;  ///< passes over the training data
+  /// At least this many optimisation steps: epochs_for() raises the epochs of a small training
+  /// set to reach them (0 = `epochs` alone).
+  int64_t min_steps = 0;
   int64_t batch_size = 128;               ///< images per step
   double lr = 1e-3;                       ///< Adam learning rate of the backbone
   double head_lr_mult = 10.0;             ///< head learning rate = lr * this
-  double block_lr_mult = 10.0;            ///< common feature block learning rate = lr * this
+  double block_lr_mult = 10.0;            ///< objective's parts (common space, hints): lr * this
   double weight_decay = 5e-4;             ///< Adam L2 weight decay
   Schedule schedule = Schedule::kCosine;  ///< cosine | step | constant
   int64_t step_epochs = 2;                ///< step schedule: epochs between decays
@@ -50,6 +53,10 @@ struct TrainOptions {
 
 /// Throws Error naming the option for any nonsense value.
 void validate(const TrainOptions& options);
+
+/// The epochs a run over `images` training images takes: options.epochs, or more when that many
+/// epochs would take fewer than options.min_steps steps of options.batch_size images.
+int64_t epochs_for(const TrainOptions& options, int64_t images);
 
 /// Adam over several parameter groups whose learning rates follow one schedule, set per step.
 class ScheduledAdam {

@@ -20,11 +20,12 @@ void from_json(const nlohmann::json& j, Schedule& schedule);
 /// The schedule called `name`; throws Error naming --schedule otherwise.
 Schedule parse_schedule(const std::string& name);
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, crop_padding, horizontal_flip)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, crop_padding, horizontal_flip,
+                                                mixup_alpha)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, epochs, batch_size, lr, head_lr_mult,
                                                 block_lr_mult, weight_decay, schedule, step_epochs,
                                                 gamma, seed, threads, device, precision, augment,
-                                                max_loss_growth)
+                                                max_loss_growth, min_steps)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AmalgamateConfig, student, objective, train,
                                                 cache_teachers, teacher_cache_limit,
                                                 checkpoint_every, log_every, channels_last,

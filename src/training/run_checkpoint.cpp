@@ -112,12 +112,16 @@ RunProgress read_progress(const nlohmann::json& meta, const std::string& where) 
 // Fields resumable today, and keys a checkpoint of an older amalgam did not record, are skipped.
 std::string fingerprint_change(nlohmann::json recorded, const nlohmann::json& current) {
   if (!recorded.is_object() || !current.is_object()) return "fingerprint";
-  // An older amalgam recorded the objective in its flat form: compared as today's.
-  if (recorded.contains("objective")) {
+  // An older amalgam recorded the objective in its flat form, and training options without the
+  // ones added since (their defaults): both compared as today's.
+  for (const char* key : {"objective", "train"}) {
+    if (!recorded.contains(key)) continue;
     try {
-      recorded["objective"] = nlohmann::json(recorded.at("objective").get<ObjectiveConfig>());
+      recorded[key] = std::string(key) == "objective"
+                          ? nlohmann::json(recorded.at(key).get<ObjectiveConfig>())
+                          : nlohmann::json(recorded.at(key).get<TrainOptions>());
     } catch (const std::exception&) {
-      return "objective";
+      return key;
     }
   }
   for (const auto& field : resumable_fields()) {

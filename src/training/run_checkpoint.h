@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "training/amalgamate.h"
 #include "training/optimizer.h"
+#include "training/training_loop.h"
 
 namespace amalgam {
 

@@ -52,7 +52,7 @@ RunPlan plan_amalgamation(const std::vector<Teacher>& teachers, const Amalgamate
   for (const auto& t : teachers) plan.objective.teacher_shapes.push_back(t.feature_shape);
   plan.objective.student_shape = feature_shape(*plan.student);
   plan.objective.head = plan.head;
-  plan.objective.parts_lr_mult = config.train.block_lr_mult;
+  plan.objective.block_lr_mult = config.train.block_lr_mult;
   return plan;
 }
 
