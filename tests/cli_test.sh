@@ -217,4 +217,11 @@ bad "a run's config.json as --config" "config.json: the record of a run, not a f
   $AM --config "$W/s/config.json" --out "$W/x19"
 absent "nothing written after a refused --config" "$W/x19"
 
+# The quick start's main job, small: every phase runs through to its table and both reports.
+ok "demo --quick" $A demo --quick --threads 2 --out "$W/demo" --json "$W/demo.json"
+grep -q "union (task-agnostic)" "$W/out" && pass "demo --quick prints its table" ||
+  fail "demo --quick printed no table"
+exists "demo --quick: each student's report" "$W/demo/students/kd/report.html" \
+  "$W/demo/students/routed-kd/report.html"
+
 summary cli

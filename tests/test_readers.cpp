@@ -200,6 +200,10 @@ TEST(RunFiles, WhatParsesRendersAndEveryFaultIsNamedByLineAndKey) {
              "\"val\" \"A\" must be an accuracy in [0, 1]");
   EXPECT_HAS(metrics_fault(R"({"type": "epoch", "epoch": 1, "lo)"),
              "R/metrics.jsonl line 3: not valid JSON");
+  // A demo's student folder is drawn like an amalgamate run's; a teach folder is refused by name.
+  EXPECT_NO_THROW(parse_run_files(R"({"command": "demo", "teachers": ["a.pt"]})", "", "", "R"));
+  EXPECT_HAS(error_of([] { parse_run_files(R"({"command": "teach"})", "", "", "R"); }),
+             "R/config.json: \"command\" is \"teach\": report draws amalgamate and demo runs");
   EXPECT_HAS(error_of([] { parse_run_files("{\"command\": 1}", "", "", "R"); }),
              "R/config.json: \"command\" must be a string");
   EXPECT_HAS(error_of([] { parse_run_files(kConfig, "", R"({"maps": {"s": [{"x": 1}]}})", "R"); }),
