@@ -15,6 +15,7 @@ table and writes JSON.
 
 usage: .venv/bin/python bench/user_setups.py AMALGAM OUT_DIR [--seeds 3] [--setups a,b]
        [--methods kd,routed-kd,cfl] [--threads 1] [--extra "FLAGS"] [--no-val] [--table]
+       [--default-schedule]
 Needs Debian's python3-sklearn (its digits file, which scripts/setup.sh installs) and the
 wheel's torch/torchvision in .venv.
 """
@@ -230,8 +231,44 @@ def markdown(results):
                        f" | {mean_std([x['union'] for x in st])} | "
                        f"{mean_std([x['routing'] for x in st])} | "
                        f"{mean_std([x['oracle_union'] for x in st])} |")
+        out.extend(paired_with_kd(rows, tasks))
         out.append("")
     return "\n".join(out)
+
+
+# Two-sided 95% Student's t quantiles by degrees of freedom (1-10).
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+
+
+def paired_with_kd(rows, tasks):
+    """Rows of (method - kd) per task and union, seed by seed: mean [95% interval], points."""
+    if "kd" not in rows:
+        return []
+    out = ["", "| minus kd, paired by seed | " + " | ".join(tasks) + " | union |",
+           "|---|" + "---:|" * (len(tasks) + 1)]
+    kd = rows["kd"]
+
+    def scores(e):
+        return [t["student_acc"] for t in e["tasks"]] + [e["routing"]["student"]["union"]]
+
+    for method, evals in rows.items():
+        if method in ("teachers", "kd"):
+            continue
+        n = min(len(evals), len(kd))
+        if n == 0:
+            continue
+        cols = []
+        for i in range(len(tasks) + 1):
+            d = [100.0 * (scores(evals[s])[i] - scores(kd[s])[i]) for s in range(n)]
+            m = sum(d) / n
+            if n < 2:
+                cols.append(f"{m:+.2f}")
+                continue
+            sd = (sum((x - m) ** 2 for x in d) / (n - 1)) ** 0.5
+            h = T95[min(n - 2, len(T95) - 1)] * sd / n ** 0.5
+            cols.append(f"{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]")
+        out.append(f"| {method} ({n} seeds) | " + " | ".join(cols) + " |")
+    return out
 
 
 def main():
@@ -244,6 +281,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--extra", default="", help="more amalgamate flags for every student")
     p.add_argument("--table", action="store_true", help="only print OUT_DIR/results.json's tables")
+    p.add_argument("--default-schedule", action="store_true",
+                   help="give amalgamate no --epochs: its default budget (--min-steps) decides")
     p.add_argument("--no-val", action="store_true",
                    help="give amalgamate no labeled validation folder (no routing check)")
     a = p.parse_args()
@@ -274,7 +313,8 @@ def main():
                 os.makedirs(f"{out}/runs", exist_ok=True)
                 run([a.amalgam, "amalgamate"] + teachers +
                     ["--data", f"{out}/transfer", "--method", method, "--seed", str(seed),
-                     "--epochs", epochs, "--threads", str(a.threads), "--out", run_dir] +
+                     "--threads", str(a.threads), "--out", run_dir] +
+                    ([] if a.default_schedule else ["--epochs", epochs]) +
                     val_flags + a.extra.split(),
                     run_dir + ".log")
                 ev = f"{run_dir}/eval.json"

@@ -147,6 +147,29 @@ ReproduceRow& row(std::vector<ReproduceRow>& rows, const std::string& key, const
   return rows.back();
 }
 
+// The `single` rows: one student per teacher, from that teacher alone, on `transfer`, each
+// trained for `steps` steps with `base`'s other settings; their task accuracies are one seed of
+// `single`.
+void train_single_students(ReproduceRow& single, const std::vector<Teacher>& teachers,
+                           const TeacherOutputCache& cache, const TransferSet& transfer,
+                           AmalgamateConfig base, int64_t steps, const LabeledImages& scored,
+                           int64_t seeds) {
+  base.train.steps = steps;
+  std::vector<double> accs(teachers.size(), kNaN);
+  double seconds = 0;
+  for (size_t i = 0; i < teachers.size(); ++i) {
+    const TeacherOutputCache one{{cache.outputs[i]}};
+    RunContext context;
+    context.cache = &one;
+    const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, context);
+    accs[i] = evaluate_student(*r.student, r.head, scored, kInferenceBatch).task_accuracy[0];
+    single.params = count_parameters(*r.student);
+    seconds += r.seconds;
+  }
+  single.task_acc.push_back(accs);
+  single.seconds += seconds / static_cast<double>(seeds);
+}
+
 void record(ReproduceRow& r, const StudentScores& scores, int64_t params, double seconds,
             int64_t seeds) {
   r.task_acc.push_back(scores.task_accuracy);
@@ -345,23 +368,24 @@ BenchmarkResult run_benchmark(const BenchmarkPlan& plan, const ExperimentData& d
         }
       }
     }
-    if (!wanted("single")) continue;
-    // One student per teacher, from that teacher alone, on the same transfer set.
-    ReproduceRow& single = row(result.rows, "single", "Default student from that teacher alone",
-                               "control: one student per task, same transfer set, default method");
-    std::vector<double> accs(n, kNaN);
-    double seconds = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const TeacherOutputCache one{{cache.outputs[i]}};
-      RunContext context;
-      context.cache = &one;
-      const AmalgamationResult r = amalgamate({teachers[i]}, transfer, base, context);
-      accs[i] = evaluate_student(*r.student, r.head, scored, kInferenceBatch).task_accuracy[0];
-      single.params = count_parameters(*r.student);
-      seconds += r.seconds;
-    }
-    single.task_acc.push_back(accs);
-    single.seconds += seconds / static_cast<double>(o.seeds);
+    // One student per teacher, from that teacher alone, on the same transfer set: with the
+    // amalgamated student's steps (the capacity cost of amalgamating), and with its steps shared
+    // out over the tasks, so the single students together take what it took (the step cost).
+    TrainOptions amalgamated = base.train;
+    amalgamated.epochs = epochs_for(base.train, transfer.size());
+    const int64_t amalgamated_steps =
+        total_steps(amalgamated, std::max<int64_t>(1, transfer.size() / base.train.batch_size));
+    if (wanted("single"))
+      train_single_students(
+          row(result.rows, "single", "Default student from that teacher alone",
+              "control: one student per task, same transfer set and steps as the amalgamated"),
+          teachers, cache, transfer, base, amalgamated_steps, scored, o.seeds);
+    if (wanted("single-per-task"))
+      train_single_students(
+          row(result.rows, "single-per-task", "The same with its share of the steps",
+              "control: one student per task, the amalgamated student's steps / tasks each"),
+          teachers, cache, transfer, base,
+          std::max<int64_t>(1, amalgamated_steps / static_cast<int64_t>(n)), scored, o.seeds);
   }
   result.seconds = now_seconds() - start;
   return result;
@@ -381,6 +405,7 @@ ReproduceResult run_reproduce(const ReproduceOptions& o) {
     std::vector<std::string> keys = {"supervised"};
     for (const auto& v : variants()) keys.push_back(v.key);
     keys.push_back("single");
+    keys.push_back("single-per-task");
     if (std::find(keys.begin(), keys.end(), key) == keys.end())
       throw Error(unknown_choice("--rows", key, keys));
   }

@@ -30,7 +30,7 @@ struct ReproduceOptions {
   std::vector<std::string> benchmarks;
   /// Row keys to run (empty: all): supervised, each method's name (routed-kd, routed-cfl, kd,
   /// cfl, fitnet), cfl-no-mmd, cfl-no-recon, cfl-fixed-space, routed-kd-teachers,
-  /// routed-kd-uniform, single.
+  /// routed-kd-uniform, single, single-per-task.
   std::vector<std::string> rows;
   bool probes = true;          ///< linear probes of the cfl row's common space (seed 0)
   int threads = 0;             ///< intra-op threads (0 = all cores)

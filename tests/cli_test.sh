@@ -182,6 +182,7 @@ bad "confident share out of range" "--confident-share" $AM --confident-share 2 -
 bad "task prior of the wrong length" "--task-prior" $AM --task-prior 1,2,3 --out "$W/x16"
 bad "unknown option" "--colour" $AM --colour --out "$W/x14"
 bad "unknown slice weighting" "--slice-weights" $AM --slice-weights kd --out "$W/x17"
+bad "negative steps" "--steps: must be >= 0" $AM --steps -5 --out "$W/x17b"
 # Misspellings are named with the name meant; usage errors exit 2, other errors 1.
 bad "misspelt option" "--epoch: not an option of amalgamate; did you mean --epochs?" $AM \
   --epoch 1 --out "$W/x18"

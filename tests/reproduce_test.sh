@@ -22,7 +22,7 @@ failures = []
 expected = ["Teachers", "Teachers, calibrated routing", "Supervised on labels",
             "routed-kd (default)", "routed-cfl", "kd", "cfl", "fitnet", "cfl, no-mmd",
             "cfl, no-recon", "cfl, fixed-space", "routed-kd, teachers", "routed-kd, uniform",
-            "Default student from that teacher alone"]
+            "Default student from that teacher alone", "The same with its share of the steps"]
 (b,) = d["benchmarks"]
 names = [r["name"] for r in b["rows"]]
 if names != expected:

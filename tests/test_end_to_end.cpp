@@ -105,6 +105,8 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
   for (RoutingRule rule : {RoutingRule::kTeachers, RoutingRule::kConcatenated}) {
     configs.push_back(tiny_options("routed-cfl", 1));
     configs.back().objective.routing->rule = rule;
+    // Kept whatever the random teachers' scores agree on, so each rule is what trains.
+    configs.back().objective.routing->label_free_check = false;
   }
   for (SliceWeights weights : {SliceWeights::kResponsibility, SliceWeights::kUniform}) {
     configs.push_back(tiny_options("routed-cfl", 1));
@@ -122,6 +124,12 @@ TEST(EndToEnd, NoLabelReachesTheAmalgamationLoop) {
   configs.push_back(tiny_options("routed-kd", 1));
   configs.back().train.augment.mixup_alpha = 0.4;
   configs.back().train.augment.horizontal_flip = true;
+  // A step budget (--steps) that cuts the last epoch short; the label-free routing check on, and
+  // off as after a labeled check.
+  configs.push_back(tiny_options("routed-kd", 1));
+  configs.back().train.steps = 3;
+  configs.push_back(tiny_options("routed-kd", 1));
+  configs.back().objective.routing->label_free_check = false;
   for (const auto& config : configs) {
     const auto a = amalgamate(f.teachers, strip_labels(original), config);
     const auto b = amalgamate(f.teachers, strip_labels(scrambled), config);

@@ -169,7 +169,7 @@ const char* const kMetrics =
     R"({"type": "teachers", "val": {"A": 0.9, "union": 0.7}}
 {"type": "step", "epoch": 1, "step": 1, "global_step": 1, "loss": {"total": 1.0}, "lrs": [0.001], "images_per_second": 50}
 {"type": "epoch", "epoch": 1, "loss": {"total": 0.9}, "seconds": 2, "images_per_second": 50, "val": {"A": 0.8}}
-{"type": "summary", "student": "resnet", "student_params": 10, "seconds": 2, "student_val": {"A": 0.8}}
+{"type": "summary", "student": "resnet", "student_params": 10, "seconds": 2, "student_val": {"A": 0.8}, "routing_rule": "concatenated", "routing_agreement": 0.25}
 )";
 const char* const kEmbedding =
     R"({"colour_by": "class", "maps": {"student": [{"x": 0, "y": 1, "class": 2, "group": 0}]}})";
@@ -200,6 +200,8 @@ TEST(RunFiles, WhatParsesRendersAndEveryFaultIsNamedByLineAndKey) {
              "\"val\" \"A\" must be an accuracy in [0, 1]");
   EXPECT_HAS(metrics_fault(R"({"type": "epoch", "epoch": 1, "lo)"),
              "R/metrics.jsonl line 3: not valid JSON");
+  EXPECT_HAS(metrics_fault(R"({"type": "summary", "routing_agreement": 3})"),
+             "\"routing_agreement\" must be a correlation in [-1, 1]");
   // A demo's student folder is drawn like an amalgamate run's; a teach folder is refused by name.
   EXPECT_NO_THROW(parse_run_files(R"({"command": "demo", "teachers": ["a.pt"]})", "", "", "R"));
   EXPECT_HAS(error_of([] { parse_run_files(R"({"command": "teach"})", "", "", "R"); }),

@@ -117,6 +117,29 @@ TEST(Resume, StopAndResumeEqualsAnUninterruptedRunBitwise) {
       EXPECT_DOUBLE_EQ(resumed.history[epoch].loss.get(term), value) << term;
 }
 
+// --steps: exactly that many steps, the last epoch cut short, the cosine schedule ending with them.
+TEST(Steps, ARunTakesExactlyItsStepsAndItsScheduleSpansThem) {
+  AmalgamateConfig o = config_for();  // 10 steps an epoch
+  o.train.steps = 17;
+  int64_t steps = 0;
+  double first_lr = 0, last_lr = 0;
+  RunContext context;
+  context.hooks.on_step = [&](const StepRecord& r) {
+    ++steps;
+    if (r.global_step == 0) first_lr = r.lrs.at(0);
+    last_lr = r.lrs.at(0);
+  };
+  const AmalgamationResult r = amalgamate(setup().teachers, setup().transfer, o, context);
+  EXPECT_EQ(steps, 17);
+  EXPECT_EQ(r.history.size(), 2u);  // ceil(17 / 10) epochs
+  EXPECT_DOUBLE_EQ(first_lr, o.train.lr);
+  EXPECT_LT(last_lr, 0.01 * first_lr);  // step 16 of 17: 0.5 (1 + cos(16 pi / 17)) = 0.0085
+  EXPECT_EQ(epochs_for(o.train, 300), 2);
+  EXPECT_EQ(total_steps(o.train, 10), 17);
+  o.train.steps = 0;
+  EXPECT_EQ(total_steps(o.train, 10), o.train.epochs * 10);
+}
+
 TEST(Resume, RefusesForeignFilesAndOtherOptions) {
   const std::string dir = temp_dir("resume_refuse");
   AmalgamateConfig o = config_for();

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "method/objective.h"
+#include "routing/routed_targets.h"
 #include "routing/routing.h"
 #include "routing/routing_check.h"
 #include "teachers/teacher.h"
@@ -122,7 +123,9 @@ TEST(RoutingCheck, HandsItsOffsetsToTheRoutingUnlessAPriorIsGivenOrItFellBack) {
   check.checked = true;
   check.likelihood.offsets = {0.5, -0.5};
   std::optional<RoutingOptions> kept = RoutingOptions{};
+  EXPECT_TRUE(kept->label_free_check);
   apply_routing_check(check, kept);
+  EXPECT_FALSE(kept->label_free_check) << "labels decided: the label-free check must not overrule";
   EXPECT_EQ(kept->likelihood.offsets, check.likelihood.offsets);
   EXPECT_EQ(kept->rule, RoutingRule::kGate);
   std::optional<RoutingOptions> given = RoutingOptions{};
@@ -137,6 +140,42 @@ TEST(RoutingCheck, HandsItsOffsetsToTheRoutingUnlessAPriorIsGivenOrItFellBack) {
   std::optional<RoutingOptions> none;  // concatenated targets: nothing to route, nothing set
   apply_routing_check(check, none);
   EXPECT_FALSE(none.has_value());
+}
+
+// Experts disagree about which images are theirs; scores driven by something every image carries
+// (here a per-image factor added to all of both teachers' logits, like contrast) agree.
+TEST(Routing, ScoreAgreementSeparatesExpertsFromAFactorTheImagesShare) {
+  const int64_t n = 1500;
+  const auto experts = two_teachers(n, 0.0, 7);
+  const double expert_agreement =
+      score_agreement(routing_scores(experts, RoutingScore::kEnergy, 2.5));
+  EXPECT_LT(expert_agreement, -0.3);
+  const at::Tensor shared = 3.0 * torch::randn({2 * n, 1});
+  const std::vector<at::Tensor> generic = {experts[0] * 0.2 + shared, experts[1] * 0.2 + shared};
+  const double generic_agreement =
+      score_agreement(routing_scores(generic, RoutingScore::kEnergy, 2.5));
+  EXPECT_GT(generic_agreement, 0.5);
+  EXPECT_DOUBLE_EQ(score_agreement(torch::randn({10, 1})), 0.0) << "one teacher agrees with none";
+  RoutingOptions options;
+  EXPECT_FALSE(falls_back_without_labels(options, expert_agreement));
+  EXPECT_TRUE(falls_back_without_labels(options, generic_agreement));
+  options.check = false;  // --no-routing-check keeps the routing
+  EXPECT_FALSE(falls_back_without_labels(options, generic_agreement));
+  options.check = true;
+  options.label_free_check = false;  // a labeled check decided
+  EXPECT_FALSE(falls_back_without_labels(options, generic_agreement));
+  // The routed targets take the concatenated rule when the check falls back: their gate then
+  // follows the concatenated logits and is not calibrated to the routed shares.
+  const std::vector<TaskSpec> tasks = {TaskSpec{"a", {0, 1, 2}, {}}, TaskSpec{"b", {3, 4, 5}, {}}};
+  const RoutedTargets kept(experts, RoutingOptions{}, tasks, 4.0);
+  EXPECT_FALSE(kept.fell_back());
+  EXPECT_EQ(kept.gate_shares().size(), 2u);
+  EXPECT_EQ(kept.summary()["rule"], "gate");
+  const RoutedTargets fell(generic, RoutingOptions{}, tasks, 4.0);
+  EXPECT_TRUE(fell.fell_back());
+  EXPECT_TRUE(fell.gate_shares().empty());
+  EXPECT_EQ(fell.summary()["rule"], "concatenated");
+  EXPECT_NEAR(fell.summary()["agreement"].get<double>(), generic_agreement, 1e-9);
 }
 
 TEST(Routing, ConfidentImagesAreBalancedPerPredictedClassAndMoreOftenRight) {
@@ -192,6 +231,7 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   o.slice_weights = SliceWeights::kUniform;
   o.calibrate_gate = false;
   o.check = false;
+  o.label_free_check = false;
   o.estimate_prior = true;
   o.likelihood = {{2.0, 3.0}, 0.5, {0.25, -1.5}};
   const RoutingOptions back = nlohmann::json(o).get<RoutingOptions>();
@@ -203,6 +243,10 @@ TEST(Routing, OptionsRoundTripThroughJsonAndBadValuesAreNamed) {
   EXPECT_EQ(back.slice_weights, SliceWeights::kUniform);
   EXPECT_FALSE(back.calibrate_gate);
   EXPECT_FALSE(back.check);
+  EXPECT_FALSE(back.label_free_check);
+  EXPECT_TRUE(RoutingOptions{}.label_free_check);
+  // A run recorded before the check existed kept its rule; resumed, it must keep it.
+  EXPECT_FALSE(nlohmann::json::object().get<RoutingOptions>().label_free_check);
   EXPECT_TRUE(back.estimate_prior);
   EXPECT_FALSE(RoutingOptions{}.estimate_prior);
   EXPECT_EQ(back.likelihood.temperatures, o.likelihood.temperatures);

@@ -282,6 +282,11 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
                   "transfer set gets more epochs (an --epochs given alone is taken as it is; "
                   "0 = --epochs alone)")
       ->capture_default_str();
+  cmd->add_option("--steps", a.config.train.steps,
+                  "Train exactly this many optimisation steps, the schedule spanning them and the "
+                  "last epoch cut short (overrides --epochs and --min-steps; 0 = the epochs "
+                  "decide)")
+      ->capture_default_str();
   cmd->add_option("--mixup", a.config.train.augment.mixup_alpha,
                   "Augment: mix each transfer image with another of its batch, lambda ~ "
                   "Beta(ALPHA, ALPHA); the teachers answer the mixed image (0 = off)")
@@ -469,7 +474,7 @@ Runner add_reproduce(CLI::App* cmd, CliState&) {
   cmd->add_option("--rows", o->rows,
                   "Rows to run (default: all): supervised routed-kd routed-cfl kd cfl fitnet "
                   "cfl-no-mmd cfl-no-recon cfl-fixed-space routed-kd-teachers routed-kd-uniform "
-                  "single")
+                  "single single-per-task")
       ->delimiter(',');
   cmd->add_option("--crop-padding", o->student_augment.crop_padding,
                   "Students: random crop after zero padding by this many pixels (teachers and "

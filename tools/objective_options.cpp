@@ -97,8 +97,9 @@ void add_routing_options(CLI::App* cmd, RoutingOptions& r) {
                 "the teachers' routing gave it)");
   cmd->add_flag("--no-routing-check{false}", r.check,
                 "routed: keep the routing rule even where, on labeled validation images, the "
-                "teachers' calibrated scores route no better than their concatenated logits (by "
-                "default the rule then becomes concatenated)");
+                "teachers' calibrated scores route no better than their concatenated logits, or, "
+                "without such images, the teachers' scores agree about which transfer images are "
+                "theirs (by default the rule then becomes concatenated)");
 }
 
 void add_common_space_options(CLI::App* cmd, CommonSpaceOptions& c) {

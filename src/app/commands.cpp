@@ -234,16 +234,18 @@ nlohmann::json recorded_routing_check(const std::string& dir) {
   return read_run_config(read_whole_file(path), path).routing_check;
 }
 
-// A new run's epochs, raised to take train.min_steps steps on a small transfer set; config.json
-// records the result.
+// A new run's epochs: those that hold train.steps, or raised to take train.min_steps steps on a
+// small transfer set; config.json records the result.
 void settle_epochs(TrainOptions& train, int64_t transfer_images) {
   const int64_t epochs = epochs_for(train, transfer_images);
   if (epochs == train.epochs) return;
+  const std::string why = train.steps > 0
+                              ? "--steps " + std::to_string(train.steps) + " takes "
+                              : "--min-steps " + std::to_string(train.min_steps) + " sets ";
   log_info("amalgamate: " + std::to_string(transfer_images) + " transfer images take " +
            std::to_string(std::max<int64_t>(1, transfer_images / train.batch_size)) +
-           " steps an epoch; --min-steps " + std::to_string(train.min_steps) + " sets " +
-           std::to_string(epochs) + " epochs (instead of --epochs " + std::to_string(train.epochs) +
-           ")");
+           " steps an epoch; " + why + std::to_string(epochs) + " epochs (instead of --epochs " +
+           std::to_string(train.epochs) + ")");
   train.epochs = epochs;
 }
 

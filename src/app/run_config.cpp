@@ -102,6 +102,9 @@ void apply_resume_overrides(const ResumeOverrides& overrides, const std::string&
   if (overrides.lr > 0) train.lr = overrides.lr;
   if (overrides.max_loss_growth >= 0) train.max_loss_growth = overrides.max_loss_growth;
   if (overrides.epochs > 0) {
+    AMALGAM_CHECK(train.steps == 0, "--epochs: " + run_dir + " was started with --steps " +
+                                        std::to_string(train.steps) +
+                                        ", which fixes its length; --resume cannot extend it");
     AMALGAM_CHECK(overrides.epochs >= train.epochs,
                   "--epochs: " + run_dir + " has " + std::to_string(train.epochs) +
                       " epochs; --resume can extend a run, not shorten it");

@@ -116,7 +116,7 @@ void RunRecorder::attach(RunContext& context) {
   context.hooks.on_step = [this](const StepRecord& r) {
     if (first_step_ < 0) first_step_ = r.global_step;
     if (config_.log_every <= 0 || (r.global_step + 1) % config_.log_every != 0) return;
-    const int64_t total_steps = config_.train.epochs * r.steps_per_epoch;
+    const int64_t last = total_steps(config_.train, r.steps_per_epoch);
     const double steps_per_second = (r.global_step + 1 - first_step_) / (now_seconds() - start_);
     const double images_per_second = steps_per_second * config_.train.batch_size;
     metrics_->write(metrics_json(StepMetrics{r.epoch + 1, r.step + 1, r.global_step + 1,
@@ -127,9 +127,9 @@ void RunRecorder::attach(RunContext& context) {
                   "epoch %lld/%lld step %lld/%lld (%.0f%%) loss %.4f (%s) %.0f img/s ETA %s",
                   static_cast<long long>(r.epoch + 1), static_cast<long long>(config_.train.epochs),
                   static_cast<long long>(r.step + 1), static_cast<long long>(r.steps_per_epoch),
-                  100.0 * (r.global_step + 1) / total_steps, r.loss.get("total"),
+                  100.0 * (r.global_step + 1) / last, r.loss.get("total"),
                   r.loss.parts_text().c_str(), images_per_second,
-                  duration_text((total_steps - r.global_step - 1) / steps_per_second).c_str());
+                  duration_text((last - r.global_step - 1) / steps_per_second).c_str());
     log_info(line);
   };
 }
@@ -168,8 +168,17 @@ void RunRecorder::write_best_student(AmalgamationResult& result) {
 }
 
 std::string RunRecorder::finish(AmalgamationResult& result) {
-  metrics_->write(metrics_json(SummaryMetrics{
-      result.student_spec.arch, count_parameters(*result.student), result.seconds, last_val_}));
+  SummaryMetrics summary{result.student_spec.arch,
+                         count_parameters(*result.student),
+                         result.seconds,
+                         last_val_,
+                         "",
+                         std::nullopt};
+  if (const RoutedTargets* routed = result.objective->routed_targets()) {
+    summary.routing_rule = routed->rule_name();
+    summary.routing_agreement = routed->agreement();
+  }
+  metrics_->write(metrics_json(summary));
   const bool labeled = val_.size() > 0;
   write_text_atomically(
       dir_ + "/embedding.json",

@@ -66,6 +66,8 @@ class ObjectiveImpl : public torch::nn::Module {
   /// transfer images routed to each task by the routing it learns from, to calibrate the gate to
   /// after training; empty otherwise.
   std::vector<double> gate_shares() const;
+  /// The routing the student learns from (null when the method does not route).
+  const RoutedTargets* routed_targets() const { return routed_ ? &*routed_ : nullptr; }
 
  private:
   double feature_weight(double progress) const;

@@ -71,50 +71,62 @@ EpochMetrics read_epoch(const JsonFields& fields) {
 }
 
 SummaryMetrics read_summary(const JsonFields& fields) {
-  fields.only({"type", "student", "student_params", "seconds", "student_val"});
+  fields.only({"type", "student", "student_params", "seconds", "student_val", "routing_rule",
+               "routing_agreement"});
   SummaryMetrics r;
   r.student = fields.get<std::string>("student", "");
   r.student_params = fields.get<int64_t>("student_params", 0);
   if (r.student_params < 0) throw fields.error("student_params", "must not be negative");
   r.seconds = non_negative(fields, "seconds");
   r.student_val = read_scores(fields, "student_val", true);
+  r.routing_rule = fields.get<std::string>("routing_rule", "");
+  if (fields.has("routing_agreement")) {
+    const auto agreement = fields.get<double>("routing_agreement");
+    if (!(agreement >= -1 && agreement <= 1))
+      throw fields.error("routing_agreement", "must be a correlation in [-1, 1]");
+    r.routing_agreement = agreement;
+  }
   return r;
 }
 
 }  // namespace
 
 nlohmann::json metrics_json(const MetricsRecord& record) {
-  return std::visit(
-      Overloaded{[](const StepMetrics& r) -> nlohmann::json {
-                   return {{"type", "step"},
-                           {"epoch", r.epoch},
-                           {"step", r.step},
-                           {"global_step", r.global_step},
-                           {"loss", r.loss},
-                           {"lrs", r.lrs},
-                           {"images_per_second", r.images_per_second}};
-                 },
-                 [](const EpochMetrics& r) -> nlohmann::json {
-                   nlohmann::json j = {{"type", "epoch"},
-                                       {"epoch", r.epoch},
-                                       {"loss", r.loss},
-                                       {"seconds", r.seconds},
-                                       {"images_per_second", r.images_per_second}};
-                   if (r.val) j["val"] = *r.val;
-                   return j;
-                 },
-                 [](const TeachersMetrics& r) -> nlohmann::json {
-                   return {{"type", "teachers"}, {"val", r.val}};
-                 },
-                 [](const SummaryMetrics& r) -> nlohmann::json {
-                   return {{"type", "summary"},
-                           {"student", r.student},
-                           {"student_params", r.student_params},
-                           {"seconds", r.seconds},
-                           {"student_val",
-                            r.student_val ? nlohmann::json(*r.student_val) : nlohmann::json()}};
-                 }},
-      record);
+  return std::visit(Overloaded{[](const StepMetrics& r) -> nlohmann::json {
+                                 return {{"type", "step"},
+                                         {"epoch", r.epoch},
+                                         {"step", r.step},
+                                         {"global_step", r.global_step},
+                                         {"loss", r.loss},
+                                         {"lrs", r.lrs},
+                                         {"images_per_second", r.images_per_second}};
+                               },
+                               [](const EpochMetrics& r) -> nlohmann::json {
+                                 nlohmann::json j = {{"type", "epoch"},
+                                                     {"epoch", r.epoch},
+                                                     {"loss", r.loss},
+                                                     {"seconds", r.seconds},
+                                                     {"images_per_second", r.images_per_second}};
+                                 if (r.val) j["val"] = *r.val;
+                                 return j;
+                               },
+                               [](const TeachersMetrics& r) -> nlohmann::json {
+                                 return {{"type", "teachers"}, {"val", r.val}};
+                               },
+                               [](const SummaryMetrics& r) -> nlohmann::json {
+                                 nlohmann::json j = {
+                                     {"type", "summary"},
+                                     {"student", r.student},
+                                     {"student_params", r.student_params},
+                                     {"seconds", r.seconds},
+                                     {"student_val", r.student_val ? nlohmann::json(*r.student_val)
+                                                                   : nlohmann::json()}};
+                                 if (!r.routing_rule.empty()) j["routing_rule"] = r.routing_rule;
+                                 if (r.routing_agreement)
+                                   j["routing_agreement"] = *r.routing_agreement;
+                                 return j;
+                               }},
+                    record);
 }
 
 MetricsRecord read_metrics_record(const nlohmann::json& j, const std::string& where) {

@@ -46,6 +46,11 @@ struct SummaryMetrics {
   int64_t student_params = 0;         ///< its parameters
   double seconds = 0;                 ///< wall time of the run's last session
   std::optional<Scores> student_val;  ///< last epoch's validation scores (none without images)
+  /// The routing rule the run trained with, after the label-free check ("" when the method does
+  /// not route).
+  std::string routing_rule;
+  /// The teachers' score agreement over the transfer images (routing runs only).
+  std::optional<double> routing_agreement;
 };
 
 /// One line of metrics.jsonl.

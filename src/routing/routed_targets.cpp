@@ -22,6 +22,13 @@ RoutedTargets::RoutedTargets(const std::vector<at::Tensor>& transfer_logits, Rou
     : options_(std::move(options)), temperature_(temperature) {
   for (const auto& task : tasks) sizes_.push_back(task.size());
   routing_ = route_by_teachers(transfer_logits, options_);
+  const bool label_free = options_.check && options_.label_free_check &&
+                          options_.rule != RoutingRule::kConcatenated && tasks.size() > 1;
+  if (falls_back_without_labels(options_, routing_.agreement)) {
+    options_.rule = RoutingRule::kConcatenated;
+    fell_back_ = true;
+  }
+  if (label_free) log_info(describe_label_free_check());
   std::string line = "amalgamate: routing by teachers:";
   const std::vector<double> shares = routed_shares();
   for (size_t i = 0; i < tasks.size(); ++i) {
@@ -140,8 +147,27 @@ std::vector<double> RoutedTargets::routed_shares() const {
   return task_shares(routing_.task, static_cast<int64_t>(sizes_.size()));
 }
 
+std::string RoutedTargets::rule_name() const {
+  return nlohmann::json(options_)["rule"].get<std::string>();
+}
+
+std::string RoutedTargets::describe_label_free_check() const {
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "amalgamate: the teachers' routing scores correlate %+.3f over the transfer images "
+                "(task evidence needs <= %+.2f)%s",
+                routing_.agreement, kMaxScoreAgreement,
+                fell_back_ ? " and no labeled check decided -> no evidence: the union follows the "
+                             "concatenated logits (plain KD's)"
+                           : "");
+  return line;
+}
+
 nlohmann::json RoutedTargets::summary() const {
-  return {{"prior", routing_.prior},
+  return {{"agreement", routing_.agreement},
+          {"label_free_fall_back", fell_back_},
+          {"rule", rule_name()},
+          {"prior", routing_.prior},
           {"routed_share", routed_shares()},
           {"confident", routing_.confident.sum().item<int64_t>()},
           {"bias", routing_.bias}};

@@ -51,19 +51,28 @@ class RoutedTargets {
   /// calibration); empty where the gate follows the concatenated logits or is not calibrated.
   std::vector<double> gate_shares() const;
 
-  /// What --dry-run shows: the prior, the routed shares and the confident images.
+  /// What --dry-run shows: the scores' agreement, the rule, the prior, the routed shares and
+  /// the confident images.
   nlohmann::json summary() const;
+  /// Whether the label-free check set the rule to concatenated (RoutingOptions::label_free_check).
+  bool fell_back() const { return fell_back_; }
+  /// The rule it trains with (after the label-free check), as --routing names it.
+  std::string rule_name() const;
+  /// The teachers' score agreement over the transfer images (score_agreement).
+  double agreement() const { return routing_.agreement; }
 
  private:
   at::Tensor concatenated_target_shares(const std::vector<at::Tensor>& teacher_logits) const;
   at::Tensor small_loss(const at::Tensor& nll, const at::Tensor& confident, const at::Tensor& task,
                         const BatchGather& gather, double progress) const;
   std::vector<double> routed_shares() const;
+  std::string describe_label_free_check() const;
 
   RoutingOptions options_;
   std::vector<int64_t> sizes_;
   double temperature_;
   TaskRouting routing_;
+  bool fell_back_ = false;
 };
 
 }  // namespace amalgam

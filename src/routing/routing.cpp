@@ -83,7 +83,8 @@ void to_json(nlohmann::json& j, const RoutingOptions& o) {
        {"gate_forget", o.gate_forget},
        {"slice_weights", choice_name(o.slice_weights, weight_names())},
        {"calibrate_gate", o.calibrate_gate},
-       {"check", o.check}};
+       {"check", o.check},
+       {"label_free_check", o.label_free_check}};
 }
 
 void from_json(const nlohmann::json& j, RoutingOptions& o) {
@@ -101,6 +102,8 @@ void from_json(const nlohmann::json& j, RoutingOptions& o) {
       j.value("slice_weights", std::string(choice_name(d.slice_weights, weight_names()))));
   o.calibrate_gate = j.value("calibrate_gate", d.calibrate_gate);
   o.check = j.value("check", d.check);
+  // Runs recorded before the label-free check existed kept their rule: resumed, they keep it.
+  o.label_free_check = j.value("label_free_check", false);
 }
 
 RoutingScore parse_routing_score(const std::string& name) {
@@ -271,6 +274,22 @@ std::vector<double> estimate_task_prior(const at::Tensor& scores,
   return std::vector<double>(share.data_ptr<double>(), share.data_ptr<double>() + tasks);
 }
 
+double score_agreement(const at::Tensor& scores) {
+  const int64_t teachers = scores.size(1);
+  if (teachers < 2 || scores.size(0) < 2) return 0;
+  const at::Tensor x = scores.to(torch::kFloat64);
+  const at::Tensor centred = x - x.mean(0, /*keepdim=*/true);
+  const at::Tensor z = centred / centred.norm(2, 0, /*keepdim=*/true).clamp_min(1e-12);
+  const at::Tensor correlation = z.t().mm(z);  // [T,T], ones on the diagonal
+  const double off_diagonal = correlation.sum().item<double>() - correlation.trace().item<double>();
+  return off_diagonal / static_cast<double>(teachers * (teachers - 1));
+}
+
+bool falls_back_without_labels(const RoutingOptions& options, double agreement) {
+  return options.check && options.label_free_check && options.rule != RoutingRule::kConcatenated &&
+         agreement > kMaxScoreAgreement;
+}
+
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
                               const RoutingOptions& options) {
   validate(options);
@@ -280,6 +299,7 @@ TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
   routing.prior = options.prior.empty() && options.likelihood.fitted()
                       ? estimate_task_prior(scores, options.likelihood)
                       : normalised_prior(logits, options);
+  routing.agreement = score_agreement(scores);
   const at::Tensor bias = calibrate_to_prior(scores, routing.prior);
   const at::Tensor calibrated = scores + bias;
   routing.bias =

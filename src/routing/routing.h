@@ -100,6 +100,11 @@ struct RoutingOptions {
   /// calibrated scores route them no better than the concatenated logits
   /// (training/routing_check.h).
   bool check = true;
+  /// Where no labeled check decided (no validation images), fall back to rule concatenated when
+  /// the teachers' scores agree about which transfer images are theirs (score_agreement above
+  /// kMaxScoreAgreement). apply_routing_check clears it once labels have decided. Read as false
+  /// from a record without it (a run from before the check keeps its rule when resumed).
+  bool label_free_check = true;
 };
 
 /// Throws Error naming the option for a nonsense value.
@@ -115,6 +120,7 @@ struct TaskRouting {
   at::Tensor confident;       ///< bool [N]: among the confident share of its (task, class) cell
   std::vector<double> bias;   ///< per teacher: added to its score by the calibration
   std::vector<double> prior;  ///< the shares the calibration matched
+  double agreement = 0;       ///< score_agreement of the teachers' scores over these images
 };
 
 /// Per task, the share of images routed to it: `task` holds each image's task index (int64
@@ -147,6 +153,24 @@ std::vector<double> estimate_task_prior(const at::Tensor& scores,
 
 /// Smallest task share estimate_task_prior returns: no task is routed away entirely.
 constexpr double kMinEstimatedShare = 0.02;
+
+/// How much the teachers agree about which images are theirs: the mean over teacher pairs of the
+/// Pearson correlation of their scores ([N,T], one column per teacher) over the images; 0 for one
+/// teacher. Experts of disjoint tasks scoring "this image is mine" should disagree (a negative
+/// correlation); scores that rise and fall together measure something the images share, not
+/// their task.
+double score_agreement(const at::Tensor& scores);
+
+/// Largest score_agreement at which the teachers' scores count as task evidence without labels.
+/// Measured on five set-ups' transfer sets (docs/results.md): where routing helps, the demo's
+/// teachers -0.43, cross-domain's -0.24 (union +17.8 over KD) and issue 35's probe +0.03 (its
+/// labeled check keeps the routing; union 65.6 -> 71.2); where the labeled check falls back,
+/// tv-small +0.26 and tv-vit +0.24 (there routing collapsed the union to 28.1 vs KD's 46.0). The
+/// threshold sits between the two groups.
+constexpr double kMaxScoreAgreement = 0.15;
+
+/// Whether `options` ask for the label-free fall-back and `agreement` calls for it.
+bool falls_back_without_labels(const RoutingOptions& options, double agreement);
 
 /// The calibrated routing of images whose teacher logits are `logits` (per teacher [N,K_i]).
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits, const RoutingOptions& options);

@@ -19,14 +19,15 @@ std::string not_checkable(const std::vector<Teacher>& teachers, const LabeledIma
   if (!routing || routing->rule == RoutingRule::kConcatenated) return "the method does not route";
   if (!routing->check) return "turned off (--no-routing-check)";
   if (teachers.size() < 2) return "one teacher";
-  if (val.size() == 0) return "no labeled validation images (give --val-data)";
+  const std::string instead = "; the teachers' agreement on the transfer images decides";
+  if (val.size() == 0) return "no labeled validation images (give --val-data)" + instead;
   std::vector<TaskSpec> tasks;
   for (const auto& t : teachers) tasks.push_back(t.task);
   const at::Tensor truth = true_tasks(val.labels, tasks);
   for (size_t i = 0; i < tasks.size(); ++i)
     if (truth.eq(static_cast<int64_t>(i)).sum().item<int64_t>() < kRoutingCheckMinImages)
       return "fewer than " + std::to_string(kRoutingCheckMinImages) +
-             " validation images of task " + tasks[i].name;
+             " validation images of task " + tasks[i].name + instead;
   return "";
 }
 
@@ -73,6 +74,7 @@ RoutingCheck check_routing(const std::vector<Teacher>& teachers, const LabeledIm
 
 void apply_routing_check(const RoutingCheck& check, std::optional<RoutingOptions>& routing) {
   if (!routing) return;
+  if (check.checked) routing->label_free_check = false;  // labels decided
   if (check.fall_back) {
     routing->rule = RoutingRule::kConcatenated;
     return;

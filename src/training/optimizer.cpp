@@ -21,6 +21,7 @@ void validate(const TrainOptions& o) {
   AMALGAM_CHECK(o.augment.mixup_alpha >= 0 && std::isfinite(o.augment.mixup_alpha),
                 "--mixup: must be a number >= 0 (0 = off)");
   AMALGAM_CHECK(o.min_steps >= 0, "--min-steps: must be >= 0 (0 = --epochs alone)");
+  AMALGAM_CHECK(o.steps >= 0, "--steps: must be >= 0 (0 = the epochs decide)");
   AMALGAM_CHECK(o.step_epochs > 0, "--step-epochs: must be > 0");
   AMALGAM_CHECK(o.gamma > 0 && o.gamma <= 1, "--gamma: must be in (0, 1]");
   AMALGAM_CHECK(o.threads >= 0, "--threads: must be >= 0 (0 = all cores)");
@@ -31,8 +32,13 @@ void validate(const TrainOptions& o) {
 
 int64_t epochs_for(const TrainOptions& options, int64_t images) {
   const int64_t steps_per_epoch = std::max<int64_t>(1, images / options.batch_size);
+  if (options.steps > 0) return (options.steps + steps_per_epoch - 1) / steps_per_epoch;
   const int64_t needed = (options.min_steps + steps_per_epoch - 1) / steps_per_epoch;
   return std::max(options.epochs, needed);
+}
+
+int64_t total_steps(const TrainOptions& options, int64_t steps_per_epoch) {
+  return options.steps > 0 ? options.steps : options.epochs * std::max<int64_t>(1, steps_per_epoch);
 }
 
 ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainOptions& options,
@@ -54,7 +60,7 @@ ScheduledAdam::ScheduledAdam(const std::vector<ParamGroup>& groups, const TrainO
 ScheduledAdam::~ScheduledAdam() = default;
 
 double ScheduledAdam::factor(int64_t step) const {
-  const int64_t total = options_.epochs * steps_per_epoch_;
+  const int64_t total = total_steps(options_, steps_per_epoch_);
   if (options_.schedule == Schedule::kCosine)
     return 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(std::min(step, total)) / total));
   if (options_.schedule == Schedule::kStep)

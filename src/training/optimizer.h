@@ -33,6 +33,9 @@ struct TrainOptions {
   /// At least this many optimisation steps: epochs_for() raises the epochs of a small training
   /// set to reach them (0 = `epochs` alone).
   int64_t min_steps = 0;
+  /// Exactly this many optimisation steps, the last epoch cut short, the learning-rate schedule
+  /// spanning them (0 = the epochs decide); epochs_for() gives the epochs that hold them.
+  int64_t steps = 0;
   int64_t batch_size = 128;               ///< images per step
   double lr = 1e-3;                       ///< Adam learning rate of the backbone
   double head_lr_mult = 10.0;             ///< head learning rate = lr * this
@@ -54,9 +57,14 @@ struct TrainOptions {
 /// Throws Error naming the option for any nonsense value.
 void validate(const TrainOptions& options);
 
-/// The epochs a run over `images` training images takes: options.epochs, or more when that many
-/// epochs would take fewer than options.min_steps steps of options.batch_size images.
+/// The epochs a run over `images` training images takes: those that hold options.steps when set;
+/// otherwise options.epochs, or more when that many epochs would take fewer than
+/// options.min_steps steps of options.batch_size images.
 int64_t epochs_for(const TrainOptions& options, int64_t images);
+
+/// The steps a run of `steps_per_epoch` steps an epoch takes: options.steps when set, otherwise
+/// options.epochs x steps_per_epoch.
+int64_t total_steps(const TrainOptions& options, int64_t steps_per_epoch);
 
 /// Adam over several parameter groups whose learning rates follow one schedule, set per step.
 class ScheduledAdam {

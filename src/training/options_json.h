@@ -25,7 +25,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, crop_padding, ho
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, epochs, batch_size, lr, head_lr_mult,
                                                 block_lr_mult, weight_decay, schedule, step_epochs,
                                                 gamma, seed, threads, device, precision, augment,
-                                                max_loss_growth, min_steps)
+                                                max_loss_growth, min_steps, steps)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AmalgamateConfig, student, objective, train,
                                                 cache_teachers, teacher_cache_limit,
                                                 checkpoint_every, log_every, channels_last,

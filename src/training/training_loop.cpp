@@ -18,7 +18,7 @@ namespace amalgam {
 const std::vector<std::string>& resumable_fields() {
   // Threads change speed, not results beyond rounding; checkpoint_every and log_every only what
   // is written when; more epochs extend a run (the learning-rate schedule stretched over the new
-  // total from the step where it stands).
+  // total from the step where it stands), unless train.steps fixed its length (refused then).
   // A lower learning rate (and the divergence guard's bound) may continue a diverged run from its
   // last good checkpoint. min_steps acted once, on the epochs, when the run started.
   static const std::vector<std::string> fields = {
@@ -96,7 +96,7 @@ LossValues train_step(TrainingLoop& loop, const Batch& batch, const RunProgress&
       augment_batch(clean, train.augment, augment_seed(train.seed, at.epoch, at.step),
                     loop.replicas.first_image(batch.images.size(0)));
   loop.optimizer.zero_grad();
-  const double steps = static_cast<double>(train.epochs * loop.loader.batches_per_epoch());
+  const double steps = static_cast<double>(total_steps(train, loop.loader.batches_per_epoch()));
   const BatchContext context{loop.replicas.gather(), batch.indices, at.global_step / steps};
   const LossTerms loss = loop.loss(batch, clean, images, context);
   LossValues values = loss.values();
@@ -150,7 +150,10 @@ void train_epoch(TrainingLoop& loop, RunProgress& progress) {
   loop.loader.start_epoch(epoch);
   if (progress.step > 0) loop.loader.skip_to(progress.step);  // resumed part-way through
   const double start = now_seconds();
-  while (auto batch = loop.loader.next()) {
+  const int64_t last = total_steps(loop.train, loop.loader.batches_per_epoch());
+  while (progress.global_step < last) {
+    const auto batch = loop.loader.next();
+    if (!batch) break;
     const double step_start = now_seconds();
     const std::vector<double> lrs = loop.optimizer.learning_rates();
     int signal = 0;

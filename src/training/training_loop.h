@@ -35,7 +35,7 @@ struct StepRecord {
   int64_t epoch = 0;            ///< 0-based epoch
   int64_t step = 0;             ///< 0-based step within the epoch
   int64_t global_step = 0;      ///< 0-based step over the run
-  int64_t steps_per_epoch = 0;  ///< steps in every epoch of the run
+  int64_t steps_per_epoch = 0;  ///< steps in a whole epoch (a --steps run cuts its last short)
   at::Tensor indices;           ///< int64 [b]: transfer-set positions of this rank's batch share
   LossValues loss;              ///< every loss term of the step (the whole batch's)
   std::vector<double> lrs;      ///< learning rate of each parameter group used by the step
@@ -71,9 +71,10 @@ struct TrainingLoop {
   EpochCallback on_epoch;         ///< after every epoch (may be empty)
 };
 
-/// Trains from where `progress` stands to train.epochs, checkpointing on the way; returns the
-/// history of every epoch, the resumed ones included. Throws Interrupted on SIGINT/SIGTERM
-/// (after a checkpoint) and Error on a non-finite or diverging loss (naming the step).
+/// Trains from where `progress` stands to train.epochs (or train.steps), checkpointing on the way;
+/// returns the history of every epoch, the resumed ones included. Throws Interrupted on
+/// SIGINT/SIGTERM (after a checkpoint) and Error on a non-finite or diverging loss (naming the
+/// step).
 std::vector<EpochStats> run_training_loop(TrainingLoop& loop, RunProgress progress);
 
 /// The config fields (JSON pointers into a run's options) a resumed run may change; everything
