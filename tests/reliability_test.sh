@@ -30,15 +30,23 @@ sys.exit(0 if pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in 
 PY
 }
 
-# SIGKILL at a random moment (after the first checkpoint, before the end), then resume.
-for round in 1 2; do
-  $AMALGAM amalgamate $RUN --out kill$round >/dev/null 2>&1 &
+# Runs `amalgam ARGS... --out DIR` in the background and SIGKILLs it after a random share in
+# [LO, HI] of TOTAL seconds (an uninterrupted run's time), saying when.
+kill_at_random() {  # DIR LO HI TOTAL ARGS...
+  local dir=$1 lo=$2 hi=$3 total=$4 pid delay
+  shift 4
+  $AMALGAM "$@" --out "$dir" >/dev/null 2>&1 &
   pid=$!
-  delay=$("$PY" -c "import random; print(round(random.uniform(0.25, 0.85) * $FULL_S, 2))")
+  delay=$("$PY" -c "import random; print(round(random.uniform($lo, $hi) * $total, 2))")
   sleep "$delay"
   kill -KILL $pid 2>/dev/null
   wait $pid 2>/dev/null
-  echo "     (killed after ${delay}s of a ${FULL_S}s run)"
+  echo "     ($dir killed after ${delay}s of a ${total}s run)"
+}
+
+# SIGKILL at a random moment (after the first checkpoint, before the end), then resume.
+for round in 1 2; do
+  kill_at_random kill$round 0.25 0.85 "$FULL_S" amalgamate $RUN
   if [ -e kill$round/student.pt ]; then
     pass "kill $round: the run had already finished"
   else
@@ -73,13 +81,7 @@ TEACH="--task A=0-4 --arch resnet --width 8 --limit 12000 --val-size 500 --epoch
 SECONDS=0
 ok "uninterrupted teach" $A teach $TEACH --out tfull
 TEACH_S=$SECONDS
-$AMALGAM teach $TEACH --out tkill >/dev/null 2>&1 &
-pid=$!
-delay=$("$PY" -c "import random; print(round(random.uniform(0.3, 0.8) * $TEACH_S, 2))")
-sleep "$delay"
-kill -KILL $pid 2>/dev/null
-wait $pid 2>/dev/null
-echo "     (teach killed after ${delay}s of a ${TEACH_S}s run)"
+kill_at_random tkill 0.3 0.8 "$TEACH_S" teach $TEACH
 if [ -e tkill/teacher.pt ]; then
   pass "teach kill: the run had already finished"
 else

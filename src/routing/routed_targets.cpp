@@ -22,8 +22,7 @@ RoutedTargets::RoutedTargets(const std::vector<at::Tensor>& transfer_logits, Rou
     : options_(std::move(options)), temperature_(temperature) {
   for (const auto& task : tasks) sizes_.push_back(task.size());
   routing_ = route_by_teachers(transfer_logits, options_);
-  const bool label_free = options_.check && options_.label_free_check &&
-                          options_.rule != RoutingRule::kConcatenated && tasks.size() > 1;
+  const bool label_free = label_free_check_applies(options_) && tasks.size() > 1;
   if (falls_back_without_labels(options_, routing_.agreement)) {
     options_.rule = RoutingRule::kConcatenated;
     fell_back_ = true;

@@ -285,9 +285,12 @@ double score_agreement(const at::Tensor& scores) {
   return off_diagonal / static_cast<double>(teachers * (teachers - 1));
 }
 
+bool label_free_check_applies(const RoutingOptions& options) {
+  return options.check && options.label_free_check && options.rule != RoutingRule::kConcatenated;
+}
+
 bool falls_back_without_labels(const RoutingOptions& options, double agreement) {
-  return options.check && options.label_free_check && options.rule != RoutingRule::kConcatenated &&
-         agreement > kMaxScoreAgreement;
+  return label_free_check_applies(options) && agreement > kMaxScoreAgreement;
 }
 
 TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,

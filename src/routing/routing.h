@@ -169,7 +169,11 @@ double score_agreement(const at::Tensor& scores);
 /// threshold sits between the two groups.
 constexpr double kMaxScoreAgreement = 0.15;
 
-/// Whether `options` ask for the label-free fall-back and `agreement` calls for it.
+/// Whether the label-free check acts under `options`: the check on, no labeled check decided, and
+/// a rule that routes.
+bool label_free_check_applies(const RoutingOptions& options);
+
+/// Whether the label-free check acts under `options` and `agreement` calls for the fall-back.
 bool falls_back_without_labels(const RoutingOptions& options, double agreement);
 
 /// The calibrated routing of images whose teacher logits are `logits` (per teacher [N,K_i]).
