@@ -51,15 +51,16 @@ LossTerms supervised_loss(NetworkImpl& net, Precision precision, c10::Device dev
 
 // A progress line every kProgressEvery steps, with the time left.
 StepCallback progress_lines(const std::string& task, const TrainOptions& options) {
-  return [task, options, epochs = options.epochs](const StepRecord& r) {
+  return [task, options](const StepRecord& r) {
     if ((r.step + 1) % kProgressEvery != 0) return;
     const double rate = r.seconds > 0 ? 1.0 / r.seconds : 0;  // steps per second
     const int64_t left = total_steps(options, r.steps_per_epoch) - r.global_step - 1;
     char line[200];
     std::snprintf(line, sizeof line, "teach %s: epoch %lld/%lld step %lld/%lld loss %.4f ETA %s",
-                  task.c_str(), static_cast<long long>(r.epoch + 1), static_cast<long long>(epochs),
-                  static_cast<long long>(r.step + 1), static_cast<long long>(r.steps_per_epoch),
-                  r.loss.get("total"), duration_text(rate > 0 ? left / rate : 0).c_str());
+                  task.c_str(), static_cast<long long>(r.epoch + 1),
+                  static_cast<long long>(options.epochs), static_cast<long long>(r.step + 1),
+                  static_cast<long long>(r.steps_per_epoch), r.loss.get("total"),
+                  duration_text(rate > 0 ? left / rate : 0).c_str());
     log_info(line);
   };
 }
