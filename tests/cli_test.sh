@@ -25,12 +25,24 @@ import json, sys
 s = json.load(open(sys.argv[1]))['summary']
 assert [h['task'] for h in s['head']] == ['A', 'B'] and s['head'][1]['end'] == 10, s['head']
 assert s['student']['parameters'] > 0 and len(s['student']['feature_shape']) == 3, s['student']
+assert s['schedule'].startswith('5 epochs, or more') and '1000 steps' in s['schedule'], s['schedule']
 " "$W/out" && pass "--dry-run --method $method: the plan" || fail "--dry-run --method $method: $(head -c 300 "$W/out")"
   absent "--dry-run --method $method: nothing written" "$W/dry-$method"
   # The lines of --method's help: from "The objective:" to the next option.
   $A amalgamate --help | awk '/The objective:/ {on = 1; next} on && /^ *-/ {on = 0} on' |
     grep -q "^ *$method: [A-Za-z]" && pass "--help says what $method is" ||
     fail "--help has no summary of $method"
+done
+# The dry run says what decides the number of steps: --steps, or --epochs given alone.
+for flags in "--steps 40:exactly 40 steps" "--epochs 3:3 epochs"; do
+  ok "--dry-run ${flags%%:*}" $A amalgamate ${flags%%:*} --teacher "$W/a/teacher.pt" \
+    --teacher "$W/b/teacher.pt" --student-width 8 --dry-run --out "$W/dry-schedule"
+  "$PY" -c "
+import json, sys
+s = json.load(open(sys.argv[1]))['summary']['schedule']
+assert s.startswith(sys.argv[2]) and (sys.argv[2] != '3 epochs' or s == '3 epochs'), s
+" "$W/out" "${flags#*:}" && pass "--dry-run ${flags%%:*}: the schedule" ||
+    fail "--dry-run ${flags%%:*}: $(head -c 300 "$W/out")"
 done
 # Every objective option x every method: a --dry-run that either applies the option (its value
 # in the plan's objective) or refuses it in one line naming the option and the method. What each

@@ -155,6 +155,20 @@ nlohmann::json networks_record(const AmalgamateCommand& c, const Network& user_s
   return record;
 }
 
+// How many steps the run will take, in words: a dry run reads no image, and the epochs of a
+// --min-steps or --steps run follow from the transfer set's size.
+std::string schedule_in_words(const TrainOptions& train) {
+  const std::string batch = " of " + std::to_string(train.batch_size) + " images";
+  if (train.steps > 0)
+    return "exactly " + std::to_string(train.steps) + " steps" + batch +
+           " (--steps); the epochs follow from the transfer set's size";
+  if (train.min_steps > 0)
+    return std::to_string(train.epochs) + " epochs, or more where they take fewer than " +
+           std::to_string(train.min_steps) + " steps" + batch +
+           " (--min-steps; settled once the transfer set is read, and recorded in config.json)";
+  return std::to_string(train.epochs) + " epochs";
+}
+
 // --dry-run: the resolved config and what the run would build (its own plan), without touching
 // data or disk.
 void print_dry_run(const AmalgamateCommand& c, const Network& user_student,
@@ -167,7 +181,8 @@ void print_dry_run(const AmalgamateCommand& c, const Network& user_student,
                              {{"arch", c.config.student.arch},
                               {"parameters", count_parameters(*plan.student)},
                               {"feature_shape", plan.objective.student_shape}}},
-                            {"head", nlohmann::json::array()}};
+                            {"head", nlohmann::json::array()},
+                            {"schedule", schedule_in_words(c.config.train)}};
   for (size_t i = 0; i < teachers.size(); ++i) {
     summary["teachers"].push_back({{"ref", c.teachers[i]},
                                    {"task", teachers[i].task.name},
