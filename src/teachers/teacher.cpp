@@ -166,6 +166,12 @@ Teacher load_teacher(const std::string& text, c10::Device device,
   return teacher;
 }
 
+at::Tensor pad_rows(const at::Tensor& batch, int64_t rows) {
+  const int64_t have = batch.size(0);
+  if (have >= rows || have == 0) return batch;
+  return torch::cat({batch, batch.slice(0, have - 1, have).expand({rows - have, -1, -1, -1})}, 0);
+}
+
 std::vector<ModelOutput> teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images) {
   torch::NoGradGuard no_grad;
@@ -219,15 +225,16 @@ TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
     if (begin > 0 && begin - batch_size < images.size(0) / 2 && begin >= images.size(0) / 2)
       fault_point(kFaultTeacherCache);  // tests: a signal half-way through the cache
-    const at::Tensor input = to_network_input(images.slice(0, begin, begin + batch_size), device);
+    const at::Tensor chunk = images.slice(0, begin, begin + batch_size);
+    const int64_t rows = chunk.size(0);
     std::vector<ModelOutput> outputs;
     {
       AutocastGuard autocast(precision, device);
-      outputs = teacher_outputs(teachers, input);
+      outputs = teacher_outputs(teachers, to_network_input(pad_rows(chunk, batch_size), device));
     }
     for (size_t i = 0; i < teachers.size(); ++i) {
-      features[i].push_back(outputs[i].features.to(torch::kCPU, kept));
-      logits[i].push_back(outputs[i].logits.to(torch::kCPU, torch::kFloat32));
+      features[i].push_back(outputs[i].features.slice(0, 0, rows).to(torch::kCPU, kept));
+      logits[i].push_back(outputs[i].logits.slice(0, 0, rows).to(torch::kCPU, torch::kFloat32));
     }
   }
   TeacherOutputCache cache;

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "distributed/process_group.h"
 #include "distributed/sharded_cache.h"
 #include "training/amalgamate.h"
 
@@ -13,7 +14,10 @@ namespace amalgam {
 TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                                const AmalgamateConfig& config, const TeacherOutputCache* given,
                                ProcessGroup* group, c10::Device device)
-    : teachers_(teachers), device_(device) {
+    : teachers_(teachers),
+      device_(device),
+      // Every teacher call, cached or per batch, sees one batch shape: a step's rows on this rank.
+      shard_batch_(config.train.batch_size / (group != nullptr ? group->size() : 1)) {
   if (config.train.augment.enabled() && !config.teachers_see_clean_images) {
     log_info("amalgamate: augmentation on, teachers run on every batch");
     return;
@@ -27,8 +31,8 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
     if (bytes <= config.teacher_cache_limit) {
       const double start = now_seconds();
       own_ = group != nullptr ? cache_teacher_outputs_sharded(teachers, transfer.images(),
-                                                              kInferenceBatch, device, *group)
-                              : cache_teacher_outputs(teachers, transfer.images(), kInferenceBatch,
+                                                              shard_batch_, device, *group)
+                              : cache_teacher_outputs(teachers, transfer.images(), shard_batch_,
                                                       device, precision);
       cache_ = &own_;
       log_info("amalgamate: cached teacher outputs (" + std::to_string(own_.bytes() >> 20) +
@@ -53,7 +57,16 @@ void TeacherTargets::warn_if_degenerate(const std::vector<at::Tensor>& logits) c
 
 std::vector<ModelOutput> TeacherTargets::for_batch(const at::Tensor& indices,
                                                    const at::Tensor& images) const {
-  return cache_ != nullptr ? cache_->gather(indices, device_) : teacher_outputs(teachers_, images);
+  return cache_ != nullptr ? cache_->gather(indices, device_) : run_teachers(images);
+}
+
+std::vector<ModelOutput> TeacherTargets::run_teachers(const at::Tensor& images) const {
+  std::vector<ModelOutput> outputs = teacher_outputs(teachers_, pad_rows(images, shard_batch_));
+  for (auto& o : outputs) {
+    o.logits = o.logits.slice(0, 0, images.size(0));
+    if (o.features.defined()) o.features = o.features.slice(0, 0, images.size(0));
+  }
+  return outputs;
 }
 
 std::vector<at::Tensor> TeacherTargets::transfer_logits(const TransferSet& transfer) const {
@@ -64,9 +77,9 @@ std::vector<at::Tensor> TeacherTargets::transfer_logits(const TransferSet& trans
   }
   std::vector<std::vector<at::Tensor>> chunks(teachers_.size());
   const at::Tensor& images = transfer.images();
-  for (int64_t begin = 0; begin < images.size(0); begin += kInferenceBatch) {
-    const auto outputs = teacher_outputs(
-        teachers_, to_network_input(images.slice(0, begin, begin + kInferenceBatch), device_));
+  for (int64_t begin = 0; begin < images.size(0); begin += shard_batch_) {
+    const auto outputs =
+        run_teachers(to_network_input(images.slice(0, begin, begin + shard_batch_), device_));
     for (size_t i = 0; i < teachers_.size(); ++i) chunks[i].push_back(outputs[i].logits.cpu());
   }
   for (size_t i = 0; i < teachers_.size(); ++i) logits[i] = torch::cat(chunks[i], 0);

@@ -38,8 +38,12 @@ class TeacherTargets {
   const TeacherOutputCache* cache() const { return cache_; }
 
  private:
+  /// The teachers on float `images` [b,...], b <= shard_batch_, run at shard_batch_ rows.
+  std::vector<ModelOutput> run_teachers(const at::Tensor& images) const;
+
   const std::vector<Teacher>& teachers_;
   c10::Device device_;
+  int64_t shard_batch_;  ///< rows of one step on this rank: the batch every teacher call sees
   TeacherOutputCache own_;
   const TeacherOutputCache* cache_ = nullptr;
 };
