@@ -80,8 +80,9 @@ int64_t teacher_cache_bytes(const std::vector<Teacher>& teachers, int64_t images
 at::Tensor pad_rows(const at::Tensor& batch, int64_t rows);
 
 /// Runs teacher_outputs over uint8 `images` [N,C,H,W] in batches of `batch_size` (the last one
-/// padded: pad_rows) on `device` and keeps the results on the CPU. At bf16 the teachers run under autocast and their feature maps are kept in
-/// bfloat16 (half the memory); logits stay float32, and gather always returns float32.
+/// padded: pad_rows) on `device` and keeps the results on the CPU. At bf16 the teachers run under
+/// autocast and their feature maps are kept in bfloat16 (half the memory); logits stay float32, and
+/// gather always returns float32.
 TeacherOutputCache cache_teacher_outputs(const std::vector<Teacher>& teachers,
                                          const at::Tensor& images, int64_t batch_size,
                                          c10::Device device,
