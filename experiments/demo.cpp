@@ -165,6 +165,7 @@ DemoResult run_demo(const DemoOptions& o) {
   result.validation = validation;
   result.seconds["evaluate"] += now_seconds() - eval_start;
   result.seconds["total"] = now_seconds() - start;
+  result.processor = processor_description();
   if (!o.json_path.empty()) write_text_atomically(o.json_path, demo_json(result).dump(2) + "\n");
   return result;
 }
@@ -183,7 +184,7 @@ std::string format_demo(const DemoResult& r) {
                   percent(r.routing.kd), percent(r.routing.student)});
   rows.push_back({"  union under perfect routing (ceiling)", percent(r.oracle_union.teachers),
                   percent(r.oracle_union.kd), percent(r.oracle_union.student)});
-  std::string out = "Test accuracy (%), Fashion-MNIST test split\n" +
+  std::string out = "Test accuracy (%), Fashion-MNIST test split, on " + r.processor + "\n" +
                     format_table({"task", "teacher", "KD student",
                                   std::string("default student (") + kDefaultMethod + ")"},
                                  rows) +
@@ -220,7 +221,8 @@ nlohmann::json demo_json(const DemoResult& r) {
           {"oracle_union", row(r.oracle_union)},
           {"params", r.params},
           {"seconds", r.seconds},
-          {"validation", r.validation}};
+          {"validation", r.validation},
+          {"processor", r.processor}};
 }
 
 }  // namespace amalgam

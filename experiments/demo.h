@@ -51,6 +51,7 @@ struct DemoResult {
   std::map<std::string, int64_t> params;  ///< parameter counts by model
   std::map<std::string, double> seconds;  ///< wall time by phase
   nlohmann::json validation;              ///< the same scores on the validation split
+  std::string processor;  ///< where it ran (processor_description): the figures depend on it
 };
 
 /// Runs the demo end to end and returns its measurements.
@@ -60,7 +61,7 @@ DemoResult run_demo(const DemoOptions& options);
 std::string format_demo(const DemoResult& result);
 
 /// {"tasks":[{"name","classes","teacher_acc","kd_acc","default_acc"}],"union":{...},"routing":{...},
-///  "oracle_union":{...},"params":{...},"seconds":{...},"validation":{...}}
+///  "oracle_union":{...},"params":{...},"seconds":{...},"validation":{...},"processor":"..."}
 nlohmann::json demo_json(const DemoResult& result);
 
 }  // namespace amalgam

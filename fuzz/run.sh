@@ -30,14 +30,14 @@ FLAGS=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=unde
 # libamalgam.a holds the NCCL backend too: libtorch_cuda, found with the wheel's CUDA libraries.
 NVIDIA=$(dirname "$TORCH")/nvidia
 LIBS=(-L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -ltorch -ltorch_cpu -ltorch_cuda -lc10_cuda -lc10
-      -Wl,-rpath-link,"$(echo "$NVIDIA"/cu[0-9]*/lib)" -Wl,-rpath-link,"$NVIDIA/nccl/lib" -lz -lstb
+      -Wl,-rpath-link,"$(echo "$NVIDIA"/cu[0-9]*/lib)" -Wl,-rpath-link,"$NVIDIA/nccl/lib" -lz -lstb -lturbojpeg
       -lpthread)
 
 # The sources compiled with coverage for each target: the harness and the readers it drives.
 sources() {
   case $1 in
     idx) echo src/data/idx.cpp ;;
-    image) echo src/data/image_folder.cpp ;;
+    image) echo src/data/image_decode.cpp src/data/image_folder.cpp ;;
     sidecar) echo src/teachers/conventions.cpp src/core/json_file.cpp src/models/zoo.cpp \
                   src/data/head_layout.cpp src/data/task.cpp ;;
     cli_config) echo tools/command_line.cpp src/core/json_file.cpp src/core/names.cpp ;;

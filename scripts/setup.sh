@@ -21,6 +21,7 @@ PACKAGES=(
   cmake g++ make
   python3 python3-venv      # the virtual environment holding the PyTorch wheel
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
+  libturbojpeg0-dev         # libjpeg-turbo's TurboJPEG: JPEG decoding, scaled in the DCT domain
   libgloo-dev               # Gloo's headers: c10d's CPU collectives (the wheel ships the library)
   dataset-fashion-mnist     # /usr/share/datasets/fashion-mnist
   python3-sklearn           # its digits table: the cross-domain set-up of reproduce

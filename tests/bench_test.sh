@@ -29,8 +29,13 @@ if not failures:
         failures.append(f"precision {d['precision']}")
     if d["first_steps_max_rel_diff"] != 0.0:
         failures.append(f"FP32 first steps differ from the reference: {d['first_steps_max_rel_diff']}")
-    if not d["later_steps_max_rel_diff"] < 1e-4:  # Adam's lerp_ vs mul_+add_ rounding only
+    # Step 2 follows the first Adam update that rounds apart (lerp_ vs mul_+add_ moments: <= 11u of
+    # each weight's step, moving a term by <= 11u lr ||grad||_1, with lr ||grad||_1 <= 10x the term
+    # here: 9.8 for recon), and its float32 sums then round apart as in another order: <= n*u of a
+    # term, n up to BatchNorm's statistics over a batch of 28 x 28 images. So (11 * 10 + n)u.
+    if not d["later_steps_max_rel_diff"] <= (11 * 10 + d["batch_size"] * 28 * 28) * 2**-24:
         failures.append(f"FP32 later steps differ from the reference: {d['later_steps_max_rel_diff']}")
+    # The same double division of the same (JSON round-tripped) seconds: 1e-9 only absorbs a rounding.
     if abs(d["ratio"] - d["amalgam_epoch_s"] / d["reference_epoch_s"]) > 1e-9:
         failures.append("ratio is not default-precision amalgam over the FP32 reference")
     if not 0 < d["peak_fraction"] < 1.5:

@@ -88,7 +88,9 @@ import json, sys, torch
 model = torch.jit.load(sys.argv[1])
 x = torch.linspace(0, 1, 2 * 3 * 32 * 32).view(2, 3, 32, 32)
 want = torch.tensor(json.load(open(sys.argv[2]))["logits"])
-assert torch.allclose(model(x), want, atol=1e-5), (model(x), want)
+# Other kernels, another machine: its 28-, 73-, 64- and 9-term float32 sums in another order (n*u
+# of their terms), the ramp's and BatchNorm's roundings, carried through |W| in float64: <= 2.22e-5.
+assert torch.allclose(model(x), want, rtol=0, atol=2.3e-5), (model(x), want)
 PY
   pass "today's torch gives the logits 1.13 gave"
 else

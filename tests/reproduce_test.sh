@@ -53,6 +53,7 @@ cfl = next(r for r in b["rows"] if r["name"] == "routed-kd (default)")
 diff = b.get("cfl_minus_kd", {})
 for i, t in enumerate(b["tasks"]):
     e = diff.get(t["name"], {})
+    # 100a - 100b there, 100(a - b) here: a few double roundings of percents (~1e-14).
     want = 100 * (cfl["task_acc"][0][i] - kd["task_acc"][0][i])
     if e.get("pairs") != 1 or abs(e.get("mean", 1e9) - want) > 1e-9 or e.get("p") is not None:
         failures.append(f"cfl_minus_kd {t['name']}: {e} (expected mean {want})")

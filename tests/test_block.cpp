@@ -8,8 +8,10 @@
 #include "method/common_feature_block.h"
 #include "method/hint_adapters.h"
 #include "method/objective.h"
+#include "test_util.h"
 
 using namespace amalgam;
+using amalgam::test::kFloat32Unit;
 
 namespace {
 
@@ -67,8 +69,16 @@ TEST(CommonFeatureBlock, SmallTeacherMapsAreAlignedBeforeUpsampling) {
   auto* align =
       children["teacher_align"]->as<torch::nn::ModuleList>()->ptr(0)->as<torch::nn::Sequential>();
   auto* extractor = children["extractor"]->as<torch::nn::Sequential>();
-  const auto reference = extractor->forward(align->forward(resize_feature_map(f, 7, 7)));
-  EXPECT_TRUE(torch::allclose(block->teacher_common(0, f), reference, 1e-5, 1e-6));
+  const auto aligned = resize_feature_map(align->forward(f), 7, 7);
+  // The block aligns, then upsamples: the same operations as here, bitwise.
+  EXPECT_TRUE(torch::equal(block->teacher_common(0, f), extractor->forward(aligned)));
+  // Upsampling first: w.f + b (97 terms) in another order, <= 97u of |w|.|f| + |b|, and a 1x1
+  // map's bilinear weights (2 levels of 2 rounded weights summing to 1), <= 8u on each path.
+  const auto* conv = align->ptr(0)->as<torch::nn::Conv2d>();
+  const auto terms = torch::conv2d(f.abs(), conv->weight.abs(), conv->bias.abs());
+  const auto bound = (97 + 2 * 8) * kFloat32Unit * terms;
+  const auto upsampled_first = align->forward(resize_feature_map(f, 7, 7));
+  EXPECT_TRUE((aligned - upsampled_first).abs().le(bound).all().item<bool>());
   EXPECT_EQ(block->reconstruct(0, block->teacher_common(0, f)).sizes(), f.sizes());
 }
 
@@ -146,7 +156,8 @@ TEST(CflObjective, KdIsTheSoftTargetTermAlone) {
       torch::softmax(torch::cat({teachers[0].logits, teachers[1].logits}, 1) / 2.0, 1);
   const double expected =
       4.0 * -(target * torch::log_softmax(logits / 2.0, 1)).sum(1).mean().item<double>();
-  EXPECT_NEAR(terms.total.item<double>(), expected, 1e-5);
+  // soft_target_loss's float32 operations on the same shapes; x T^2 = 4 and x lambda_kd = 1 exact.
+  EXPECT_EQ(terms.total.item<double>(), expected);
   EXPECT_FALSE(terms.part("mmd").defined()) << "kd has no common-space term";
   EXPECT_TRUE(objective->parameters().empty());
 }
@@ -223,11 +234,16 @@ TEST(CflObjective, ExpertiseWeightsImitateATeacherWhereKdOrTheRoutingWould) {
   };
   const double responsibility = routed_kd_term(logits, student, SliceWeights::kResponsibility);
   const double expertise = routed_kd_term(logits, student, SliceWeights::kExpertise);
-  EXPECT_NEAR(responsibility, expected(routing.responsibility), 1e-5);
-  EXPECT_NEAR(expertise, expected(torch::max(routing.responsibility, kd_share)), 1e-5);
+  // The same float32 term per teacher; the objective adds the 2 in float32 (<= u of the sum),
+  // expected() in double (exact).
+  const auto near = [](double got, double want) {
+    return std::abs(got - want) <= kFloat32Unit * want;
+  };
+  EXPECT_PRED2(near, responsibility, expected(routing.responsibility));
+  EXPECT_PRED2(near, expertise, expected(torch::max(routing.responsibility, kd_share)));
   EXPECT_GT(expertise, responsibility + 0.1) << "teacher 1 keeps KD's weight on every image";
   const double uniform = routed_kd_term(logits, student, SliceWeights::kUniform);
-  EXPECT_NEAR(uniform, expected(torch::ones({8, 2})), 1e-5) << "full weight, not averaged";
+  EXPECT_PRED2(near, uniform, expected(torch::ones({8, 2}))) << "full weight, not averaged";
   EXPECT_THROW(parse_slice_weights("kd"), Error);
 }
 
@@ -243,9 +259,10 @@ TEST(CflObjective, TheConcatenatedRuleTeachesTheGatePlainKdsTaskShares) {
   const at::Tensor kd_share = slice_probabilities(torch::cat(logits, 1), {2, 3});
   const double expected =
       -(kd_share * slice_log_probabilities(student, {2, 3})).sum(1).mean().item<double>();
-  EXPECT_NEAR(terms.part("task").item<double>(), expected, 1e-5);
-  EXPECT_NEAR(terms.part("kd").item<double>(),
-              routed_kd_term(logits, student, SliceWeights::kExpertise), 1e-5);
+  // The objective's float32 operations on the same shapes, and the kd term's under both rules.
+  EXPECT_EQ(terms.part("task").item<double>(), expected);
+  EXPECT_EQ(terms.part("kd").item<double>(),
+            routed_kd_term(logits, student, SliceWeights::kExpertise));
   EXPECT_EQ(parse_routing_rule("concatenated"), RoutingRule::kConcatenated);
 }
 
@@ -288,9 +305,14 @@ TEST(CflObjective, TheGateLeavesOutTheConfidentImagesItDisagreesWithMostOnceRamp
         .part("task")
         .item<double>();
   };
-  EXPECT_NEAR(task(0.0, 0.9), expected(0.0), 1e-5);
-  EXPECT_NEAR(task(0.5, 0.0), expected(0.0), 1e-5) << "nothing left out at the start";
-  EXPECT_NEAR(task(0.5, 0.9), expected(0.5), 1e-5);
-  EXPECT_NEAR(task(0.5, 0.1), expected(0.25), 1e-5) << "half-way up the ramp";
+  // The same float32 losses, averaged over 8 images in float32 there (<= 8u of their sum, all
+  // >= 0) and in double here.
+  const auto near = [](double got, double want) {
+    return std::abs(got - want) <= 8 * kFloat32Unit * want;
+  };
+  EXPECT_PRED2(near, task(0.0, 0.9), expected(0.0));
+  EXPECT_PRED2(near, task(0.5, 0.0), expected(0.0)) << "nothing left out at the start";
+  EXPECT_PRED2(near, task(0.5, 0.9), expected(0.5));
+  EXPECT_PRED2(near, task(0.5, 0.1), expected(0.25)) << "half-way up the ramp";
   EXPECT_LT(task(0.5, 0.9), task(0.0, 0.9));
 }

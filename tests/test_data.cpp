@@ -135,7 +135,7 @@ TEST(Evaluate, UnionAccuracyMapsHeadToClassIdsAbove255) {
   data.labels = torch::tensor(truth, torch::kInt64);
   PixelOracleImpl oracle(5);
   const StudentScores s = evaluate_student(oracle, head, data, 4);
-  EXPECT_NEAR(s.union_accuracy, 5.0 / 6.0, 1e-9);
+  EXPECT_NEAR(s.union_accuracy, 5.0 / 6.0, 1e-9);  // counts over counts: a double rounding
   // Task A images: predictions 0,2,1 (slice 0..2) vs local labels 0,2,1.
   EXPECT_NEAR(s.task_accuracy[0], 1.0, 1e-9);
   // Task B images: predictions 3,4,4 -> slice-local 0,1,1 vs local labels 0,0,1.
@@ -144,11 +144,11 @@ TEST(Evaluate, UnionAccuracyMapsHeadToClassIdsAbove255) {
 
 TEST(NetworkInput, ConvertsPixelsAndNeverChangesItsInput) {
   const at::Tensor pixels = torch::full({1, 1, 2, 2}, 255, torch::kUInt8);
-  EXPECT_TRUE(torch::allclose(to_network_input(pixels), torch::ones({1, 1, 2, 2})));
+  EXPECT_TRUE(torch::equal(to_network_input(pixels), torch::ones({1, 1, 2, 2})));  // 255 / 255
   const at::Tensor scaled = torch::full({1, 1, 2, 2}, 51.0f);
   const at::Tensor out = to_network_input(scaled);
   EXPECT_FLOAT_EQ(scaled[0][0][0][0].item<float>(), 51.0f);
-  EXPECT_NEAR(out[0][0][0][0].item<float>(), 0.2f, 1e-6);
+  EXPECT_EQ(out[0][0][0][0].item<float>(), 0.2f);  // 51 / 255 = 0.2: one correctly rounded division
 }
 
 namespace {

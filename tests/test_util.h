@@ -11,6 +11,11 @@
 
 namespace amalgam::test {
 
+/// float32's unit round-off u: a float32 operation is off by at most u of its exact result, and a
+/// sum of n terms in another order by at most n * u of the terms' magnitudes.
+constexpr double kFloat32Unit = 0x1p-24;
+constexpr double kFloat64Unit = 0x1p-53;  ///< double's
+
 /// A fresh, empty folder under the system's temporary directory.
 inline std::string temp_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("amalgam_test_" + name);

@@ -29,6 +29,7 @@ c = json.load(open('run/config.json'))
 t = c['networks']['teachers']
 assert t[0]['input']['channels'] == 1 and t[0]['input']['height'] == 28, t[0]
 assert t[1]['input']['channels'] == 3 and t[1]['input']['height'] == 32, t[1]
+# The given decimals as doubles, through JSON (17 digits round-trip): 1e-9 only absorbs a reading.
 assert abs(t[0]['input']['mean'][0] - 0.286) < 1e-9 and abs(t[1]['input']['std'][2] - 0.225) < 1e-9
 s = c['networks']['student']['input']
 assert (s['channels'], s['height'], s['width']) == (3, 32, 32), s" &&

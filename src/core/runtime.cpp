@@ -6,6 +6,7 @@
 
 #include <malloc.h>
 
+#include <fstream>
 #include <thread>
 
 #include "core/error.h"
@@ -40,6 +41,27 @@ std::string build_description() {
   return text + ", CUDA " + std::to_string(version / 1000) + "." +
          std::to_string(version % 1000 / 10) + " compiled in (" + std::to_string(devices) +
          (devices == 1 ? " GPU" : " GPUs") + " visible)";
+}
+
+std::string processor_description() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, name, family, model;
+  const auto value = [&line] {
+    const size_t colon = line.find(':');
+    return colon == std::string::npos ? std::string()
+                                      : line.substr(line.find_first_not_of(" \t", colon + 1));
+  };
+  while (std::getline(cpuinfo, line) && (name.empty() || family.empty() || model.empty())) {
+    if (line.rfind("model name", 0) == 0)
+      name = value();
+    else if (line.rfind("cpu family", 0) == 0)
+      family = value();
+    else if (line.rfind("model\t", 0) == 0 || line.rfind("model ", 0) == 0)
+      model = value();
+  }
+  if (name.empty()) return "unknown processor";
+  return name + " (family " + (family.empty() ? "?" : family) + ", model " +
+         (model.empty() ? "?" : model) + ")";
 }
 
 c10::Device parse_device(const std::string& text, const std::string& option) {

@@ -1,7 +1,5 @@
 #include "data/image_folder.h"
 
-#include <stb_image.h>
-#include <stb_image_resize.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -13,12 +11,12 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "data/decode_pool.h"
+#include "data/image_decode.h"
 
 namespace amalgam {
 namespace fs = std::filesystem;
 namespace {
-
-constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192x8192: refuse larger before decoding
 
 std::string lower_extension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -42,42 +40,6 @@ bool has_unreadable_image_extension(const fs::path& path) {
                      [&](const char* k) { return ext == k; });
 }
 
-std::string failure_reason() {
-  const char* reason = stbi_failure_reason();
-  return reason != nullptr ? reason : "unknown reason";
-}
-
-// Binary PGM/PPM are checked here before stb sees them: Debian's stb reads past the buffer on
-// a header that promises more pixels (or 16-bit samples) than the file holds (found by fuzzing).
-void check_pnm(const std::string& bytes, const std::string& name) {
-  if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6')) return;
-  size_t pos = 2;
-  int64_t values[3] = {0, 0, 0};
-  for (int64_t& value : values) {
-    while (pos < bytes.size() &&
-           (std::isspace(static_cast<unsigned char>(bytes[pos])) || bytes[pos] == '#')) {
-      if (bytes[pos] == '#')
-        while (pos < bytes.size() && bytes[pos] != '\n') ++pos;
-      else
-        ++pos;
-    }
-    const size_t start = pos;
-    while (pos < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[pos]))) {
-      value = value * 10 + (bytes[pos++] - '0');
-      if (value > (int64_t{1} << 30)) throw Error(name + ": corrupt PNM header: size too large");
-    }
-    if (pos == start) throw Error(name + ": corrupt PNM header");
-  }
-  ++pos;  // the single whitespace byte before the pixels
-  const int64_t channels = bytes[1] == '5' ? 1 : 3;
-  if (values[2] < 1 || values[2] > 255)
-    throw Error(name + ": unsupported PNM: only 8-bit samples (maxval 1..255)");
-  if (values[0] < 1 || values[1] < 1 || values[0] * values[1] > kMaxPixels ||
-      static_cast<int64_t>(bytes.size()) - static_cast<int64_t>(pos) <
-          values[0] * values[1] * channels)
-    throw Error(name + ": truncated PNM: the header promises more pixels than the file holds");
-}
-
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   AMALGAM_CHECK(in.good(), path + ": cannot open");
@@ -94,11 +56,10 @@ void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions&
     } catch (const Error&) {
       continue;
     }
-    int w = 0, h = 0, n = 0;
-    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                               static_cast<int>(bytes.size()), &w, &h, &n))
-      continue;
-    if (options.channels <= 0) options.channels = (n == 1 || n == 2) ? 1 : 3;
+    int w = 0, h = 0;
+    bool grey = false;
+    if (!image_header(bytes, &w, &h, &grey)) continue;
+    if (options.channels <= 0) options.channels = grey ? 1 : 3;
     if (options.height <= 0) options.height = h;
     if (options.width <= 0) options.width = w;
     return;
@@ -113,13 +74,12 @@ at::Tensor decode_all(const std::vector<std::string>& files, const ImageFolderOp
   at::Tensor images =
       torch::empty({n, options.channels, options.height, options.width}, torch::kUInt8);
   std::vector<std::string> errors(files.size());
-  at::parallel_for(0, n, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      try {
-        images[i].copy_(read_image(files[i], options.channels, options.height, options.width));
-      } catch (const Error& e) {
-        errors[i] = e.what();
-      }
+  parallel_decode(n, at::get_num_threads(), [&](int64_t i) {
+    try {
+      images[i].copy_(
+          read_image(files[i], options.channels, options.height, options.width, options.jpeg));
+    } catch (const Error& e) {
+      errors[i] = e.what();
     }
   });
   kept->assign(files.size(), true);
@@ -185,45 +145,9 @@ std::vector<std::string> list_image_files(const std::string& root) {
   return files;
 }
 
-at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width) {
-  return decode_image(read_bytes(path), path, channels, height, width);
-}
-
-at::Tensor decode_image(const std::string& bytes, const std::string& path, int64_t channels,
-                        int64_t height, int64_t width) {
-  AMALGAM_CHECK(channels == 1 || channels == 3, path + ": can only decode to 1 or 3 channels");
-  AMALGAM_CHECK(height > 0 && width > 0, path + ": target size must be positive");
-  AMALGAM_CHECK(!bytes.empty(), path + ": empty file");
-  check_pnm(bytes, path);
-  int w = 0, h = 0, n = 0;
-  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
-  const int size = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
-  if (!stbi_info_from_memory(data, size, &w, &h, &n))
-    throw Error(path + ": not a readable image (" + failure_reason() + ")");
-  AMALGAM_CHECK(
-      w > 0 && h > 0 && int64_t{w} * h <= kMaxPixels,
-      path + ": image size " + std::to_string(w) + "x" + std::to_string(h) + " is not supported");
-  // A small file claiming a large image would be decoded from padding (fuzz_image: an 18-byte
-  // TGA header asking for 2614x20532 took 10 s). No format packs more than about 8,256 pixels in
-  // a byte (1-bit PNG at deflate's limit), so beyond the first megapixel 16,384 per byte is the
-  // most a file can hold.
-  AMALGAM_CHECK(int64_t{w} * h <= (int64_t{1} << 20) + 16384 * static_cast<int64_t>(bytes.size()),
-                path + ": the header claims " + std::to_string(w) + "x" + std::to_string(h) +
-                    " pixels, more than its " + std::to_string(bytes.size()) +
-                    " bytes can hold (truncated or damaged?)");
-  stbi_uc* pixels = stbi_load_from_memory(data, size, &w, &h, &n, static_cast<int>(channels));
-  if (pixels == nullptr) throw Error(path + ": corrupt image (" + failure_reason() + ")");
-  at::Tensor hwc = torch::empty({height, width, channels}, torch::kUInt8);
-  int ok = 1;
-  if (w == width && h == height)
-    std::copy(pixels, pixels + hwc.numel(), hwc.data_ptr<uint8_t>());
-  else
-    ok = stbir_resize_uint8(pixels, w, h, 0, hwc.data_ptr<uint8_t>(), static_cast<int>(width),
-                            static_cast<int>(height), 0, static_cast<int>(channels));
-  stbi_image_free(pixels);
-  AMALGAM_CHECK(
-      ok == 1, path + ": cannot resize to " + std::to_string(width) + "x" + std::to_string(height));
-  return hwc.permute({2, 0, 1}).contiguous();
+at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width,
+                      JpegDecoder jpeg) {
+  return decode_image(read_bytes(path), path, channels, height, width, jpeg);
 }
 
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/image_decode.h"
 
 namespace amalgam {
 
@@ -27,19 +28,16 @@ struct ImageFolderOptions {
   int64_t height = 0;    ///< 0 = as the first image
   int64_t width = 0;     ///< 0 = as the first image
   BadImagePolicy on_bad_image = BadImagePolicy::kFail;  ///< corrupt or unreadable files
+  JpegDecoder jpeg = JpegDecoder::kTurboJpeg;           ///< which decoder reads JPEG files
 };
 
 /// The image files (by extension) under `root`, recursively, in sorted order.
 std::vector<std::string> list_image_files(const std::string& root);
 
-/// Decodes an encoded image held in memory (`name` labels it in messages) to uint8
-/// [channels,height,width]; throws Error naming it when it is not a decodable image.
-at::Tensor decode_image(const std::string& bytes, const std::string& name, int64_t channels,
-                        int64_t height, int64_t width);
-
-/// Decodes `path` to uint8 [channels,height,width] (grey and RGB converted, bilinear-resized).
+/// Reads and decodes `path` (decode_image) to uint8 [channels,height,width].
 /// Throws Error naming the file when it cannot be read or decoded.
-at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);
+at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width,
+                      JpegDecoder jpeg = JpegDecoder::kTurboJpeg);
 
 /// Every image under each of `roots` (any tree, labels ignored; a root may also be one image file)
 /// as uint8 [N,C,H,W]; `files`, when given, receives the path of each image kept, in order.

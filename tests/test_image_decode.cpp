@@ -1,0 +1,116 @@
+// The decoders against an independent one (Pillow) on the kinds of file real photo folders hold:
+// tests/fixtures/make_image_zoo.py writes them with the reference pixels beside each.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "core/error.h"
+#include "data/image_decode.h"
+#include "data/image_folder.h"
+#include "test_util.h"
+
+namespace amalgam {
+namespace {
+
+using test::error_of;
+using test::temp_dir;
+
+const std::string& zoo() {
+  static const std::string dir = [] {
+    const std::string d = temp_dir("image_zoo");
+    const std::string command =
+        std::string(AMALGAM_PYTHON_EXE) + " " AMALGAM_TESTS_DIR "/fixtures/make_image_zoo.py " + d;
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+    return d;
+  }();
+  return dir;
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The reference pixels of zoo file `name` as uint8 [3,H,W].
+at::Tensor reference(const std::string& name) {
+  std::ifstream size(zoo() + "/" + name + ".size");
+  int64_t height = 0, width = 0;
+  size >> height >> width;
+  const std::string raw = bytes_of(zoo() + "/" + name + ".rgb");
+  EXPECT_EQ(static_cast<int64_t>(raw.size()), height * width * 3) << name;
+  return torch::from_blob(const_cast<char*>(raw.data()), {height, width, 3}, torch::kUInt8)
+      .permute({2, 0, 1})
+      .clone();
+}
+
+struct Difference {
+  double mean = 0, max = 0;
+};
+
+Difference decoded_against_reference(const std::string& name, int64_t channels = 3) {
+  at::Tensor want = reference(name).to(torch::kFloat32);
+  if (channels == 1)  // stb_image's weights, which every grey path of amalgam uses
+    want = ((want[0] * 77 + want[1] * 150 + want[2] * 29) / 256).floor().unsqueeze(0);
+  const at::Tensor got = read_image(zoo() + "/" + name, channels, want.size(1), want.size(2));
+  const at::Tensor d = (got.to(torch::kFloat32) - want).abs();
+  return {d.mean().item<double>(), d.max().item<double>()};
+}
+
+// Files decoded at their own size by both libjpeg-turbo builds (the same integer IDCT and
+// upsampling) or losslessly: equal but for the last bit of a rounding.
+TEST(ImageDecode, EveryKindOfFileReadsAsPillowReadsIt) {
+  for (const char* name :
+       {"baseline.jpg", "progressive.jpg", "grey.jpg", "subsampling444.jpg", "cmyk.jpg",
+        "thumbnail.jpg", "rgb.png", "palette.png", "alpha.png", "grey16.png", "png_named.jpg"}) {
+    const Difference d = decoded_against_reference(name);
+    EXPECT_LE(d.max, 1) << name << ": mean " << d.mean;
+  }
+}
+
+TEST(ImageDecode, GreyFromColourUsesOneWeighting) {
+  for (const char* name : {"baseline.jpg", "cmyk.jpg", "rgb.png"}) {
+    const Difference d = decoded_against_reference(name, 1);
+    // A JPEG's grey is its luma plane (JFIF's 0.299/0.587/0.114, as stb_image read it too); the
+    // reference weighs Pillow's RGB by /256: RGB rounding (0.5) + the floor (1) + the weights'
+    // difference at 255 (0.9) make at most 3 levels.
+    EXPECT_LE(d.max, 3) << name << ": mean " << d.mean;
+  }
+}
+
+TEST(ImageDecode, ALargePhotoIsReadNearTheTargetSize) {
+  // 6000x4000 read at 300x200: decoded at 1/8 in the DCT domain (750x500), then resized; the
+  // reference is 20x20 block means. Both are local averages of a smooth image: close, not equal.
+  const Difference d = decoded_against_reference("camera.jpg");
+  EXPECT_LE(d.mean, 1.0);
+  EXPECT_LE(d.max, 8);
+}
+
+TEST(ImageDecode, TheContentDecidesTheFormat) {
+  EXPECT_EQ(sniff_image_format(bytes_of(zoo() + "/baseline.jpg")), ImageFormat::kJpeg);
+  EXPECT_EQ(sniff_image_format(bytes_of(zoo() + "/png_named.jpg")), ImageFormat::kPng);
+  EXPECT_EQ(sniff_image_format(bytes_of(zoo() + "/page.jpg")), ImageFormat::kOther);
+  int w = 0, h = 0;
+  bool grey = false;
+  ASSERT_TRUE(image_header(bytes_of(zoo() + "/grey.jpg"), &w, &h, &grey));
+  EXPECT_EQ(w, 320);
+  EXPECT_EQ(h, 240);
+  EXPECT_TRUE(grey);
+  ASSERT_TRUE(image_header(bytes_of(zoo() + "/cmyk.jpg"), &w, &h, &grey));
+  EXPECT_FALSE(grey);
+}
+
+TEST(ImageDecode, WhatIsNoImageIsRefusedByName) {
+  for (const char* name : {"truncated.jpg", "page.jpg", "._baseline.jpg", "empty.jpg"}) {
+    const std::string path = zoo() + "/" + name;
+    const std::string message = error_of([&] { read_image(path, 3, 32, 32); });
+    EXPECT_NE(message.find(path + ": "), std::string::npos) << message;
+  }
+  EXPECT_NE(error_of([&] { read_image(zoo() + "/truncated.jpg", 3, 32, 32); }).find("truncated"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace amalgam
