@@ -22,7 +22,7 @@ void configure_allocator();
 /// visible)" or "LibTorch 2.15.0, CPU only".
 std::string build_description();
 
-/// The processor as /proc/cpuinfo names it: "Intel(R) Xeon(R) Processor (family 6, model 143)".
+/// The processor as /proc/cpuinfo names it: "Intel(R) Xeon(R) Processor (family 6, model 167)".
 /// Float kernels round differently on different processor classes, so results that are compared
 /// across machines (the demo's table) say where they were measured; "unknown processor" elsewhere.
 std::string processor_description();
