@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -100,6 +101,14 @@ TEST(ImageDecode, TheContentDecidesTheFormat) {
   EXPECT_TRUE(grey);
   ASSERT_TRUE(image_header(bytes_of(zoo() + "/cmyk.jpg"), &w, &h, &grey));
   EXPECT_FALSE(grey);
+}
+
+TEST(ImageDecode, AFolderLeavesMacOsMetadataOut) {
+  // "._baseline.jpg" is listed by neither name nor content; the other refused files are listed,
+  // to be refused by name when read (or skipped and counted under --on-bad-image skip).
+  const std::vector<std::string> files = list_image_files(zoo());
+  EXPECT_EQ(std::count(files.begin(), files.end(), zoo() + "/._baseline.jpg"), 0);
+  EXPECT_EQ(std::count(files.begin(), files.end(), zoo() + "/truncated.jpg"), 1);
 }
 
 TEST(ImageDecode, WhatIsNoImageIsRefusedByName) {

@@ -116,7 +116,7 @@ std::vector<std::string> list_image_files(const std::string& root) {
   // otherwise be walked again and again, the same images counted many times.
   std::set<fs::path> visited = {fs::canonical(root, ec)};
   std::set<fs::path> seen_files;
-  int64_t duplicates = 0, unreadable = 0;
+  int64_t duplicates = 0, unreadable = 0, apple_double = 0;
   for (fs::recursive_directory_iterator
            it(root, fs::directory_options::follow_directory_symlink, ec),
        end;
@@ -128,6 +128,11 @@ std::vector<std::string> list_image_files(const std::string& root) {
     if (!it->is_regular_file(ec)) continue;
     if (has_unreadable_image_extension(it->path())) ++unreadable;
     if (!has_image_extension(it->path())) continue;
+    // macOS writes "._NAME" beside NAME on foreign disks and in archives: metadata, never an image.
+    if (it->path().filename().string().rfind("._", 0) == 0) {
+      ++apple_double;
+      continue;
+    }
     if (seen_files.insert(fs::canonical(it->path(), ec)).second)
       files.push_back(it->path().string());
     else
@@ -137,6 +142,9 @@ std::vector<std::string> list_image_files(const std::string& root) {
   if (duplicates > 0)
     log_warning(root + ": " + std::to_string(duplicates) +
                 " image file(s) reached twice through symbolic links, counted once");
+  if (apple_double > 0)
+    log_warning(root + ": skipped " + std::to_string(apple_double) +
+                " macOS metadata file(s) named ._*");
   if (unreadable > 0)
     log_warning(root + ": skipped " + std::to_string(unreadable) +
                 " webp/tiff/heic/avif/jxl file(s); amalgam reads png, jpg, bmp, gif, tga and "
