@@ -9,6 +9,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "data/augment.h"
 #include "data/image_decode.h"
 #include "data/image_folder.h"
 #include "test_util.h"
@@ -87,6 +88,67 @@ TEST(ImageDecode, ALargePhotoIsReadNearTheTargetSize) {
   const Difference d = decoded_against_reference("camera.jpg");
   EXPECT_LE(d.mean, 1.0);
   EXPECT_LE(d.max, 8);
+}
+
+// torchvision's RandomResizedCrop.get_params: a box inside the image, its area share and aspect
+// ratio within the ranges (but for the rounding of its sides to whole pixels), a pure function
+// of the seed; an image no box of the ratio range fits gets the centre crop of the clamped ratio.
+TEST(ImageDecode, RandomResizedCropDrawsAsTorchvision) {
+  AugmentOptions options;
+  options.random_resized_crop = true;
+  double smallest = 1, largest = 0;
+  for (uint64_t seed = 0; seed < 2000; ++seed) {
+    const CropBox box = draw_resized_crop(375, 500, options, seed);
+    ASSERT_GE(box.top, 0);
+    ASSERT_GE(box.left, 0);
+    ASSERT_LE(box.top + box.height, 375);
+    ASSERT_LE(box.left + box.width, 500);
+    const double share = static_cast<double>(box.height * box.width) / (375.0 * 500.0);
+    const double ratio = static_cast<double>(box.width) / static_cast<double>(box.height);
+    // Each side is rounded by at most half a pixel: area within (w +- 0.5)(h +- 0.5), ratio
+    // within (w +- 0.5) / (h -+ 0.5); the boxes are at least sqrt(0.08 x 375 x 500 x 3/4) = 106
+    // pixels a side.
+    EXPECT_GE(share, 0.08 * (1 - 1.0 / 106));
+    EXPECT_LE(ratio, 4.0 / 3 * (1 + 1.0 / 106) / (1 - 1.0 / 106));
+    EXPECT_GE(ratio, 3.0 / 4 * (1 - 1.0 / 106) / (1 + 1.0 / 106));
+    smallest = std::min(smallest, share);
+    largest = std::max(largest, share);
+    const CropBox again = draw_resized_crop(375, 500, options, seed);
+    EXPECT_EQ(again.top, box.top);
+    EXPECT_EQ(again.width, box.width);
+  }
+  EXPECT_LT(smallest, 0.1);  // the whole range is drawn
+  EXPECT_GT(largest, 0.9);
+  // A 10 x 1000 strip: no box of ratio 3/4..4/3 fits; the centre 10 x 13 (10 x 4/3, rounded).
+  const CropBox strip = draw_resized_crop(10, 1000, options, 1);
+  EXPECT_EQ(strip.height, 10);
+  EXPECT_EQ(strip.width, 13);
+  EXPECT_EQ(strip.left, (1000 - 13) / 2);
+}
+
+// A crop given to the decoder is drawn on the file's full size and only the box is resized:
+// for a PNG (decoded at full size) the same pixels as cropping the full decode and resizing it,
+// to a rounding of the uint8 kernel's fixed point (1 level).
+TEST(ImageDecode, ACropIsTakenFromTheFullImage) {
+  const std::string bytes = bytes_of(zoo() + "/rgb.png");
+  const at::Tensor full =
+      decode_image(bytes, "rgb.png", 3, reference("rgb.png").size(1), reference("rgb.png").size(2));
+  const CropBox box{10, 20, full.size(1) / 3, full.size(2) / 2};
+  const at::Tensor cropped = decode_image(bytes, "rgb.png", 3, 48, 64, JpegDecoder::kTurboJpeg,
+                                          [&](int64_t, int64_t) { return box; });
+  ASSERT_EQ(cropped.sizes(), (std::vector<int64_t>{3, 48, 64}));
+  const at::Tensor want = resized_crop(full, box, 48, 64);
+  EXPECT_LE((cropped.to(torch::kInt32) - want.to(torch::kInt32)).abs().max().item<int>(), 1);
+  // A JPEG read with a crop: decoded in the DCT domain no smaller than the box needs, so the
+  // crop of a 6000x4000 photo is as sharp as the same crop of its full decode, to the scale's
+  // rounding (the reference is the full-size crop resized).
+  const std::string photo = bytes_of(zoo() + "/camera.jpg");
+  const CropBox middle{1000, 1500, 2000, 3000};
+  const at::Tensor near = decode_image(photo, "camera.jpg", 3, 200, 300, JpegDecoder::kTurboJpeg,
+                                       [&](int64_t, int64_t) { return middle; });
+  const at::Tensor whole = decode_image(photo, "camera.jpg", 3, 4000, 6000);
+  const at::Tensor far = resized_crop(whole, middle, 200, 300);
+  EXPECT_LE((near.to(torch::kFloat32) - far.to(torch::kFloat32)).abs().mean().item<double>(), 1.0);
 }
 
 TEST(ImageDecode, TheContentDecidesTheFormat) {

@@ -73,6 +73,42 @@ TEST(Routing, CalibrationMatchesThePriorDespiteALogitOffset) {
   }
 }
 
+// A streamed transfer set is routed batch by batch from the estimate kept by fit_routing: on the
+// images the estimate saw, each batch gets exactly the rows the estimate gave (the same float64
+// operations per row); on images it did not see, tasks still follow the teachers.
+TEST(Routing, AFittedRoutingRoutesBatchesAsTheEstimateDid) {
+  const int64_t n = 600;
+  const auto logits = two_teachers(n, 3.0, 4);
+  for (RoutingScore score : {RoutingScore::kEnergy, RoutingScore::kMaxProb}) {
+    RoutingOptions options;
+    options.score = score;
+    const TaskRouting whole = route_by_teachers(logits, options);
+    const FittedRouting fitted = fit_routing(logits, whole, options);
+    for (int64_t begin = 0; begin < 2 * n; begin += 64) {
+      std::vector<at::Tensor> batch;
+      for (const auto& l : logits) batch.push_back(l.slice(0, begin, begin + 64));
+      const TaskRouting routed = apply_routing(batch, fitted, options);
+      const int64_t end = std::min<int64_t>(begin + 64, 2 * n);
+      EXPECT_TRUE(torch::equal(routed.responsibility, whole.responsibility.slice(0, begin, end)));
+      EXPECT_TRUE(torch::equal(routed.task, whole.task.slice(0, begin, end)));
+      EXPECT_TRUE(torch::equal(routed.confident, whole.confident.slice(0, begin, end)));
+    }
+    // Fitted on every other image, applied to the rest.
+    std::vector<at::Tensor> seen, unseen;
+    for (const auto& l : logits) {
+      seen.push_back(l.slice(0, 0, 2 * n, 2));
+      unseen.push_back(l.slice(0, 1, 2 * n, 2));
+    }
+    const FittedRouting half = fit_routing(seen, route_by_teachers(seen, options), options);
+    const TaskRouting other = apply_routing(unseen, half, options);
+    const at::Tensor truth = torch::arange(1, 2 * n, 2).ge(n).to(torch::kInt64);
+    EXPECT_GT(other.task.eq(truth).to(torch::kFloat64).mean().item<double>(), 0.9);
+    const double confident = other.confident.to(torch::kFloat64).mean().item<double>();
+    EXPECT_GT(confident, 0.2);
+    EXPECT_LT(confident, 0.9);
+  }
+}
+
 TEST(Routing, AGivenPriorMovesTheShares) {
   const int64_t n = 2000;
   const auto logits = two_teachers(n, 0.0, 2);

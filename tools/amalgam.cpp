@@ -93,6 +93,14 @@ void add_data_options(CLI::App* cmd, CliData& c) {
   cmd->add_option("--on-bad-image", c.on_bad_image,
                   "An unreadable image file: skip (report it) or fail")
       ->capture_default_str();
+  cmd->add_option("--image-memory", s.image_memory_mib,
+                  "Image folders: hold the decoded transfer set in memory up to this many MiB; "
+                  "a larger one streams from disk, decoded per batch")
+      ->capture_default_str();
+  cmd->add_option("--workers", s.workers,
+                  "Threads decoding a streamed transfer set's batches (0 = the cores the "
+                  "computation leaves, at least 1)")
+      ->capture_default_str();
   add_input_options(cmd, c);
 }
 
@@ -100,6 +108,8 @@ void add_data_options(CLI::App* cmd, CliData& c) {
 DataOptions resolved(const CliData& c) {
   DataOptions d = c.data;
   d.source.on_bad_image = parse_bad_image_policy(c.on_bad_image);
+  AMALGAM_CHECK(d.source.image_memory_mib >= 0, "--image-memory: must be >= 0 (MiB)");
+  AMALGAM_CHECK(d.source.workers >= 0, "--workers: must be >= 0 (0 = automatic)");
   if (!c.input_size.empty()) parse_input_size(c.input_size, d.input);
   AMALGAM_CHECK(d.input.channels == 0 || d.input.channels == 1 || d.input.channels == 3,
                 "--channels: must be 1 or 3");
@@ -287,6 +297,23 @@ Runner add_amalgamate(CLI::App* cmd, CliState& state) {
                   "last epoch cut short (overrides --epochs and --min-steps; 0 = the epochs "
                   "decide)")
       ->capture_default_str();
+  AugmentOptions& augment = a.config.train.augment;
+  cmd->add_flag("--random-resized-crop", augment.random_resized_crop,
+                "Augment: torchvision's RandomResizedCrop, drawn per image on the image as stored "
+                "(a streamed file at its full size), then resized to the input; the teachers see "
+                "the same crop");
+  cmd->add_option("--crop-scale", augment.crop_scale,
+                  "RandomResizedCrop: MIN,MAX share of the image's area")
+      ->delimiter(',')
+      ->expected(2)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->default_str("0.08,1");
+  cmd->add_option("--crop-ratio", augment.crop_ratio,
+                  "RandomResizedCrop: MIN,MAX width/height of the box (log-uniform)")
+      ->delimiter(',')
+      ->expected(2)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->default_str("0.75,1.3333");
   cmd->add_option("--mixup", a.config.train.augment.mixup_alpha,
                   "Augment: mix each transfer image with another of its batch, lambda ~ "
                   "Beta(ALPHA, ALPHA); the teachers answer the mixed image (0 = off)")

@@ -300,7 +300,10 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
     return 0;
   }
   LabeledImages val;
-  const TransferSet transfer = load_transfer_set(c.data.source, transfer_input(teachers), &val);
+  // A resumed run reads its streamed set's file list instead of scanning the folders again.
+  const TransferSet transfer =
+      load_transfer_set(c.data.source, transfer_input(teachers), &val,
+                        c.resume.empty() ? "" : c.out + "/" + kTransferIndexFile);
   if (!c.val_dir.empty()) val = load_validation_folder(c, teachers);
   if (c.resume.empty()) settle_epochs(config.train, transfer.size());
   // A new run settles its routing rule here and records it; a resumed one keeps its record.
@@ -326,6 +329,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   run["routing_check"] =
       c.resume.empty() ? nlohmann::json(routing_check) : recorded_routing_check(c.out);
   write_text_atomically(c.out + "/config.json", run.dump(2) + "\n");
+  if (c.resume.empty()) write_transfer_index(transfer, c.out + "/" + kTransferIndexFile);
   context.checkpoint_path = c.out + "/checkpoint.pt";
   with_resume_hints("amalgamate", c.out, config.train.batch_size, [&] {
     RunRecorder recorder(c.out, teachers, val, transfer, config, context.resume);

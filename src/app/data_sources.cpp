@@ -3,10 +3,14 @@
 #include <torch/torch.h>
 
 #include <ctime>
+#include <filesystem>
 #include <map>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/runtime.h"
 
 namespace amalgam {
 namespace {
@@ -27,7 +31,53 @@ void require_folders(const DataSource& source) {
                   "--data: " + dir + " holds IDX files; give it alone, not with image folders");
 }
 
+// The folders' files as an index decoded per batch; --limit keeps the files the in-memory path
+// would keep when every file decodes.
+TransferSet stream_files(const DataSource& source, std::vector<std::string> files,
+                         const ImageFolderOptions& geometry) {
+  const auto found = static_cast<int64_t>(files.size());
+  ImageIndex index;
+  for (const int64_t row : subsample_rows(found, source.limit, source.split_seed + 1))
+    index.files.push_back(std::move(files[static_cast<size_t>(row)]));
+  index.geometry = geometry;
+  index.workers = source.workers > 0 ? source.workers : spare_cores();
+  log_info("transfer set: " + std::to_string(found) + " images from " +
+           std::to_string(source.dirs.size()) + " folder(s)" +
+           (static_cast<int64_t>(index.files.size()) < found
+                ? "; --limit keeps " + std::to_string(index.files.size())
+                : "") +
+           "; decoded they would take " +
+           std::to_string(decoded_bytes(static_cast<int64_t>(index.files.size()), geometry) >> 20) +
+           " MiB, over --image-memory " + std::to_string(source.image_memory_mib) +
+           ", so they stream from disk, each batch decoded on " + std::to_string(index.workers) +
+           " thread(s) (--workers)");
+  return TransferSet(std::move(index));
+}
+
+// A resumed run's streamed set: the files its index lists, in its order (--limit already applied).
+TransferSet read_transfer_index(const DataSource& source, const InputSpec& input,
+                                const std::string& path) {
+  ImageIndex index;
+  std::istringstream lines(read_whole_file(path));
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) index.files.push_back(line);
+  AMALGAM_CHECK(!index.files.empty(), path + ": lists no image file");
+  index.geometry = geometry_of(source, input);
+  resolve_geometry(index.files, index.geometry);
+  index.workers = source.workers > 0 ? source.workers : spare_cores();
+  log_info("transfer set: the " + std::to_string(index.files.size()) + " streamed images " + path +
+           " lists, decoded per batch on " + std::to_string(index.workers) + " thread(s)");
+  return TransferSet(std::move(index));
+}
+
 }  // namespace
+
+void write_transfer_index(const TransferSet& transfer, const std::string& path) {
+  if (!transfer.streams()) return;
+  std::string text;
+  for (const auto& file : transfer.files()) text += file + '\n';
+  write_text_atomically(path, text);
+}
 
 bool DataSource::is_idx() const {
   return dirs.size() == 1 && is_idx_folder(dirs.front());
@@ -43,8 +93,8 @@ TrainValSplit load_training_split(const DataSource& source) {
   return data;
 }
 
-TransferSet load_transfer_set(const DataSource& source, const InputSpec& input,
-                              LabeledImages* val) {
+TransferSet load_transfer_set(const DataSource& source, const InputSpec& input, LabeledImages* val,
+                              const std::string& index_file) {
   if (source.is_idx()) {
     TrainValSplit data = load_training_split(source);
     *val = data.val;
@@ -52,7 +102,17 @@ TransferSet load_transfer_set(const DataSource& source, const InputSpec& input,
   }
   require_folders(source);
   *val = LabeledImages{};
-  at::Tensor images = load_image_tree(source.dirs, geometry_of(source, input));
+  if (!index_file.empty() && std::filesystem::exists(index_file))
+    return read_transfer_index(source, input, index_file);
+  std::vector<std::string> files = list_image_roots(source.dirs);
+  ImageFolderOptions geometry = geometry_of(source, input);
+  resolve_geometry(files, geometry);
+  const auto found_files = static_cast<int64_t>(files.size());
+  const int64_t kept = source.limit > 0 ? std::min(source.limit, found_files) : found_files;
+  const int64_t bytes = decoded_bytes(kept, geometry);
+  if (bytes > (source.image_memory_mib << 20))
+    return stream_files(source, std::move(files), geometry);
+  at::Tensor images = load_image_tree(source.dirs, geometry);
   const int64_t found = images.size(0);
   if (source.limit > 0)
     images = subsample({images, at::Tensor()}, source.limit, source.split_seed + 1).images;

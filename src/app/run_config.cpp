@@ -12,6 +12,8 @@ void to_json(nlohmann::json& j, const DataOptions& d) {
        {"split_seed", d.source.split_seed},
        {"limit", d.source.limit},
        {"on_bad_image", d.source.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
+       {"image_memory_mib", d.source.image_memory_mib},
+       {"workers", d.source.workers},
        {"channels", d.input.channels},
        {"height", d.input.height},
        {"width", d.input.width},
@@ -25,6 +27,9 @@ void from_json(const nlohmann::json& j, DataOptions& d) {
   j.at("split_seed").get_to(d.source.split_seed);
   j.at("limit").get_to(d.source.limit);
   d.source.on_bad_image = parse_bad_image_policy(j.at("on_bad_image").get<std::string>());
+  // Absent from run directories written before streaming: the defaults.
+  d.source.image_memory_mib = j.value("image_memory_mib", DataSource{}.image_memory_mib);
+  d.source.workers = j.value("workers", DataSource{}.workers);
   j.at("channels").get_to(d.input.channels);
   j.at("height").get_to(d.input.height);
   j.at("width").get_to(d.input.width);

@@ -11,9 +11,9 @@ namespace {
 
 // What an amalgamate run writes in its directory: a new run there replaces all of them, so no
 // file of an older run (metrics.jsonl is appended to) is mixed into the new one.
-const char* const kRunFiles[] = {"config.json",        "checkpoint.pt",  "metrics.jsonl",
-                                 "student.pt",         "student.json",   "student.block.pt",
-                                 "student.block.json", "embedding.json", "report.html"};
+const char* const kRunFiles[] = {
+    "config.json",      "checkpoint.pt",      "metrics.jsonl",  "student.pt",  "student.json",
+    "student.block.pt", "student.block.json", "embedding.json", "report.html", kTransferIndexFile};
 
 }  // namespace
 

@@ -7,6 +7,9 @@
 
 namespace amalgam {
 
+/// A streamed transfer set's file list in its run directory, read again by --resume.
+inline constexpr const char* kTransferIndexFile = "transfer_index.txt";
+
 /// Whether `dir` holds any file an amalgamate run writes.
 bool holds_a_run(const std::string& dir);
 

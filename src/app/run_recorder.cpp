@@ -21,6 +21,9 @@ namespace amalgam {
 
 namespace {
 
+// Points of the report's embedding drawing.
+constexpr int64_t kEmbeddingImages = 400;
+
 // What "best" means for the best student: the mean of the tasks' validation accuracies and the
 // union's (routing is part of the union already).
 double validation_score(const Scores& scores) {
@@ -152,7 +155,7 @@ void RunRecorder::write_best_student(AmalgamationResult& result) {
   const std::vector<at::Tensor> last = snapshot(student);
   restore(student, best_state_);
   if (const auto shares = result.objective->gate_shares(); !shares.empty())
-    calibrate_task_gate(student, transfer_.images(), result.head, shares);
+    calibrate_task_gate(student, transfer_.sample(kCalibrationImages), result.head, shares);
   nlohmann::json meta;
   meta["role"] = "student";
   meta["model"] = result.student_spec;
@@ -183,8 +186,8 @@ std::string RunRecorder::finish(AmalgamationResult& result) {
   write_text_atomically(
       dir_ + "/embedding.json",
       feature_embedding(teachers_, *result.student, result.objective->common_space(),
-                        labeled ? val_.images : transfer_.images(),
-                        labeled ? val_.labels : at::Tensor(), 400)
+                        labeled ? val_.images : transfer_.sample(kEmbeddingImages),
+                        labeled ? val_.labels : at::Tensor(), kEmbeddingImages)
               .dump() +
           "\n");
   write_best_student(result);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/transfer_set.h"
 #include "reporting/metrics.h"
 #include "reporting/metrics_records.h"
 #include "teachers/teacher.h"

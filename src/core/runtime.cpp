@@ -22,6 +22,11 @@ int configure_threads(int requested) {
   return threads;
 }
 
+int spare_cores() {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores - at::get_num_threads());
+}
+
 void configure_allocator() {
   // 32 MiB is glibc's largest mmap threshold on 64-bit: a training step's tensors stay below it
   // and are recycled from the heap; the heap is trimmed only past 1 GiB of free top memory.

@@ -11,6 +11,9 @@ namespace amalgam {
 /// LibTorch defaults to one thread on some machines, so every command calls this.
 int configure_threads(int requested);
 
+/// The cores the intra-op threads leave free, at least 1: the decode threads' default.
+int spare_cores();
+
 /// Keeps freed memory in the process instead of returning it to the system after every step:
 /// glibc serves blocks above a dynamic threshold with mmap and gives them back with munmap, so
 /// each training step's activations were page-faulted and zeroed anew. Measured on the 2-core

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 namespace amalgam {
@@ -11,6 +13,57 @@ uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step) {
   uint32_t words[2] = {};
   seq.generate(words, words + 2);
   return (uint64_t{words[0]} << 32) | words[1];
+}
+
+uint64_t image_seed(uint64_t step_seed, int64_t position) {
+  std::seed_seq seq{step_seed, static_cast<uint64_t>(position)};
+  uint32_t words[2] = {};
+  seq.generate(words, words + 2);
+  return (uint64_t{words[0]} << 32) | words[1];
+}
+
+CropBox draw_resized_crop(int64_t height, int64_t width, const AugmentOptions& options,
+                          uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const double area = static_cast<double>(height * width);
+  std::uniform_real_distribution<double> share(options.crop_scale[0], options.crop_scale[1]);
+  std::uniform_real_distribution<double> log_ratio(std::log(options.crop_ratio[0]),
+                                                   std::log(options.crop_ratio[1]));
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * share(rng);
+    const double ratio = std::exp(log_ratio(rng));
+    const auto w = static_cast<int64_t>(std::lround(std::sqrt(target * ratio)));
+    const auto h = static_cast<int64_t>(std::lround(std::sqrt(target / ratio)));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      const int64_t top = std::uniform_int_distribution<int64_t>(0, height - h)(rng);
+      const int64_t left = std::uniform_int_distribution<int64_t>(0, width - w)(rng);
+      return {top, left, h, w};
+    }
+  }
+  const double in_ratio = static_cast<double>(width) / static_cast<double>(height);
+  int64_t w = width, h = height;
+  if (in_ratio < options.crop_ratio[0])
+    h = std::max<int64_t>(1, std::lround(static_cast<double>(w) / options.crop_ratio[0]));
+  else if (in_ratio > options.crop_ratio[1])
+    w = std::max<int64_t>(1, std::lround(static_cast<double>(h) * options.crop_ratio[1]));
+  return {(height - h) / 2, (width - w) / 2, h, w};
+}
+
+CropDraw BatchCrops::draw(int64_t row) const {
+  if (!on()) return {};
+  const uint64_t seed = image_seed(step_seed, first + row);
+  const AugmentOptions* crop = options;
+  return [crop, seed](int64_t height, int64_t width) {
+    return draw_resized_crop(height, width, *crop, seed);
+  };
+}
+
+at::Tensor resized_crop(const at::Tensor& image, const CropBox& box, int64_t height,
+                        int64_t width) {
+  const at::Tensor crop = image.slice(1, box.top, box.top + box.height)
+                              .slice(2, box.left, box.left + box.width)
+                              .unsqueeze(0);
+  return at::_upsample_bilinear2d_aa(crop, {height, width}, false)[0].contiguous();
 }
 
 namespace {
@@ -40,7 +93,9 @@ at::Tensor mix(const at::Tensor& images, double alpha, std::mt19937_64& rng) {
 
 at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed,
                          int64_t first) {
-  if (!options.enabled()) return images;
+  // RandomResizedCrop happened where the loader decoded the images.
+  if (options.crop_padding == 0 && !options.horizontal_flip && options.mixup_alpha == 0)
+    return images;
   std::mt19937_64 rng(seed);
   const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
   const int64_t pad = options.crop_padding;

@@ -15,8 +15,7 @@ void require_even_shards(int64_t batch_size, int64_t ranks) {
                                              std::to_string(ranks) + ")");
 }
 
-BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOptions options)
-    : images_(std::move(images)), labels_(std::move(labels)), options_(options) {
+void BatchLoader::check_options() const {
   AMALGAM_CHECK(options_.batch_size > 0,
                 "--batch-size: must be > 0, got " + std::to_string(options_.batch_size));
   AMALGAM_CHECK(options_.shard_count >= 1 && options_.shard_index >= 0 &&
@@ -25,8 +24,20 @@ BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOption
   require_even_shards(options_.batch_size, options_.shard_count);
   AMALGAM_CHECK(options_.shard_count == 1 || options_.drop_last,
                 "batch loader: sharded batches must all be full (drop_last)");
+}
+
+BatchLoader::BatchLoader(Fetch fetch, int64_t size, BatchLoaderOptions options)
+    : fetch_(std::move(fetch)), size_(size), options_(options) {
+  check_options();
+  AMALGAM_CHECK(fetch_ && size_ > 0, "batch loader: need a non-empty image source");
+}
+
+BatchLoader::BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOptions options)
+    : images_(std::move(images)), labels_(std::move(labels)), options_(options) {
+  check_options();
   AMALGAM_CHECK(images_.defined() && images_.dim() == 4 && images_.size(0) > 0,
                 "batch loader: need a non-empty [N,C,H,W] image tensor");
+  size_ = images_.size(0);
   AMALGAM_CHECK(!labels_.defined() || labels_.size(0) == images_.size(0),
                 "batch loader: label count differs from image count");
   AMALGAM_CHECK(images_.scalar_type() == torch::kUInt8 && images_.is_contiguous(),
@@ -48,6 +59,7 @@ int64_t BatchLoader::batches_per_epoch() const {
 
 void BatchLoader::start_epoch(int64_t epoch) {
   if (pending_.valid()) pending_.wait();
+  epoch_ = epoch;
   if (options_.shuffle) {
     order_ = seeded_permutation(size(), options_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
   } else {
@@ -64,6 +76,11 @@ Batch BatchLoader::make_batch(int64_t index) const {
   const int64_t end = std::min<int64_t>(begin + shard, size());
   std::vector<int64_t> ids(order_.begin() + begin, order_.begin() + end);
   const at::Tensor rows = torch::tensor(ids, torch::kInt64);
+  if (fetch_) {
+    const BatchCrops crops{options_.augment, augment_seed(options_.seed, epoch_, index),
+                           options_.shard_index * shard};
+    return {fetch_(ids, crops), at::Tensor(), rows};
+  }
   // Plain loops, no ATen kernels: this runs on the prefetch thread, and an ATen kernel there would
   // start a second OpenMP team that competes with training for the cores (measured: the CFL
   // epoch took 19% longer).

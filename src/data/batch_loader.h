@@ -4,9 +4,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <optional>
 #include <vector>
+
+#include "data/augment.h"
 
 namespace amalgam {
 
@@ -21,6 +24,9 @@ struct BatchLoaderOptions {
   /// are disjoint and together make the batch one process would take.
   int64_t shard_count = 1;
   int64_t shard_index = 0;  ///< which part, 0..shard_count-1
+  /// RandomResizedCrop, when on, handed to the fetch of each batch with the step's draws
+  /// (augment_seed(seed, epoch, batch)); the loader with a tensor of images ignores it.
+  const AugmentOptions* augment = nullptr;
 };
 
 /// Throws Error naming --batch-size unless `batch_size` splits evenly over `ranks` shards.
@@ -39,6 +45,12 @@ class BatchLoader {
  public:
   /// `labels` may be an undefined tensor (unlabeled data).
   BatchLoader(at::Tensor images, at::Tensor labels, BatchLoaderOptions options);
+  /// Images fetched on demand: `fetch(rows, crops)` returns float [b,C,H,W] in [0,1] for set
+  /// positions `rows`, cropped by `crops` (a transfer set, decoding files when it streams);
+  /// `size` images, unlabeled.
+  using Fetch =
+      std::function<at::Tensor(const std::vector<int64_t>& rows, const BatchCrops& crops)>;
+  BatchLoader(Fetch fetch, int64_t size, BatchLoaderOptions options);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -52,16 +64,20 @@ class BatchLoader {
   /// Batches in one epoch.
   int64_t batches_per_epoch() const;
   /// Number of images.
-  int64_t size() const { return images_.size(0); }
+  int64_t size() const { return size_; }
 
  private:
+  void check_options() const;
   Batch make_batch(int64_t index) const;
   void prefetch(int64_t index);
 
   at::Tensor images_;
   at::Tensor labels_;
+  Fetch fetch_;
+  int64_t size_ = 0;
   BatchLoaderOptions options_;
   std::vector<int64_t> order_;
+  int64_t epoch_ = 0;
   int64_t next_index_ = 0;
   std::future<Batch> pending_;
 };

@@ -33,11 +33,6 @@ at::Tensor to_index(const std::vector<int64_t>& ids) {
 
 }  // namespace
 
-TransferSet::TransferSet(at::Tensor images) : images_(std::move(images)) {
-  AMALGAM_CHECK(images_.defined() && images_.dim() == 4, "transfer set: images must be [N,C,H,W]");
-  AMALGAM_CHECK(images_.size(0) > 0, "transfer set: no images");
-}
-
 LabeledImages load_idx_split(const std::string& dir, const std::string& split) {
   AMALGAM_CHECK(split == "train" || split == "test",
                 "split must be 'train' or 'test', got '" + split + "'");
@@ -119,22 +114,26 @@ LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec
   return gather(data, to_index(keep));
 }
 
-LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed) {
-  if (n <= 0 || n >= data.size()) return data;
-  std::vector<int64_t> order = seeded_permutation(data.size(), seed);
+std::vector<int64_t> subsample_rows(int64_t size, int64_t n, uint64_t seed) {
+  std::vector<int64_t> order = seeded_permutation(size, seed);
+  if (n <= 0 || n >= size) {
+    std::sort(order.begin(), order.end());
+    return order;
+  }
   order.resize(static_cast<size_t>(n));
   std::sort(order.begin(), order.end());
-  return gather(data, to_index(order));
+  return order;
+}
+
+LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed) {
+  if (n <= 0 || n >= data.size()) return data;
+  return gather(data, to_index(subsample_rows(data.size(), n, seed)));
 }
 
 at::Tensor to_network_input(const at::Tensor& images, c10::Device device) {
   at::Tensor x = images.to(device, torch::kFloat32);
   // In place only on a fresh copy: float32 input already on `device` comes back as itself.
   return x.is_same(images) ? x.div(255.0f) : x.div_(255.0f);
-}
-
-TransferSet strip_labels(const LabeledImages& data) {
-  return TransferSet(data.images);
 }
 
 }  // namespace amalgam

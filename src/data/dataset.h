@@ -1,4 +1,4 @@
-// In-memory image sets: labeled ones for teaching and evaluation, unlabeled ones for amalgamation.
+// In-memory labeled image sets for teaching and evaluation, and the splits and subsets of them.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,21 +18,6 @@ struct LabeledImages {
   at::Tensor labels;  ///< int64 [N], data-set class ids (or task-local ids after select_task)
   /// Number of images.
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
-};
-
-/// The transfer set: images whose labels were dropped. The amalgamation path accepts only this
-/// type, so no label can reach it.
-class TransferSet {
- public:
-  /// Wraps uint8 images [N,C,H,W]; throws Error when empty or of the wrong shape.
-  explicit TransferSet(at::Tensor images);
-  /// The images, uint8 [N,C,H,W].
-  const at::Tensor& images() const { return images_; }
-  /// Number of images.
-  int64_t size() const { return images_.size(0); }
-
- private:
-  at::Tensor images_;
 };
 
 /// Loads split "train" or "test" from a folder of MNIST-family IDX files
@@ -69,14 +54,15 @@ LabeledImages select_task(const LabeledImages& data, const TaskSpec& task);
 /// The images whose label belongs to any of `tasks`, labels kept as data-set class ids.
 LabeledImages select_union(const LabeledImages& data, const std::vector<TaskSpec>& tasks);
 
+/// The rows a seeded random subset of at most `n` of `size` items keeps, sorted (all of them when
+/// n <= 0 or n >= size).
+std::vector<int64_t> subsample_rows(int64_t size, int64_t n, uint64_t seed);
+
 /// A seeded random subset of at most `n` images (all of them when n <= 0 or n >= size).
 LabeledImages subsample(const LabeledImages& data, int64_t n, uint64_t seed);
 
 /// uint8 pixels [N,C,H,W] -> float in [0,1], on `device`: the one conversion to network input.
 at::Tensor to_network_input(const at::Tensor& images, c10::Device device = c10::Device(c10::kCPU));
-
-/// Drops the labels.
-TransferSet strip_labels(const LabeledImages& data);
 
 /// A seeded permutation of 0..n-1 (std::mt19937_64, independent of LibTorch's generators).
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);

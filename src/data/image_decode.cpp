@@ -67,11 +67,22 @@ void check_pnm(const std::string& bytes, const std::string& name) {
     throw Error(name + ": truncated PNM: the header promises more pixels than the file holds");
 }
 
-// Decoded pixels, height x width x channels, before resizing.
+// Decoded pixels, height x width x channels, before resizing, and the part to keep.
 struct Pixels {
   std::vector<uint8_t> data;
   int width = 0, height = 0;
+  CropBox box;  ///< in these pixels; empty (0 x 0) = all of them
 };
+
+// `box`, drawn on a full x full_w image, in the pixels of its scaled h x w decode.
+CropBox scale_box(const CropBox& box, int64_t full_h, int64_t full_w, int64_t h, int64_t w) {
+  CropBox out;
+  out.top = std::min(h - 1, box.top * h / full_h);
+  out.left = std::min(w - 1, box.left * w / full_w);
+  out.height = std::clamp<int64_t>((box.height * h + full_h / 2) / full_h, 1, h - out.top);
+  out.width = std::clamp<int64_t>((box.width * w + full_w / 2) / full_w, 1, w - out.left);
+  return out;
+}
 
 // One TurboJPEG decompressor per thread: a handle is not safe to share, and making one per image
 // costs more than the decode of a thumbnail.
@@ -129,17 +140,22 @@ void rgb_to_grey(Pixels& p) {
 }
 
 Pixels decode_jpeg(const std::string& bytes, const std::string& name, int64_t channels,
-                   int64_t height, int64_t width) {
+                   int64_t height, int64_t width, const CropDraw& crop) {
   tjhandle tj = turbojpeg();
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
   int w = 0, h = 0, subsampling = 0, colorspace = 0;
   if (tjDecompressHeader3(tj, data, bytes.size(), &w, &h, &subsampling, &colorspace) != 0)
     throw Error(name + ": corrupt JPEG (" + tjGetErrorStr2(tj) + ")");
   check_size(w, h, bytes.size(), name);
-  const tjscalingfactor scale = dct_scale(w, h, width, height);
+  // A crop is drawn on the full image; the DCT scale must still give the box at least
+  // height x width pixels.
+  const CropBox box = crop ? crop(h, w) : CropBox{0, 0, h, w};
+  const tjscalingfactor scale = dct_scale(w, h, (width * w + box.width - 1) / box.width,
+                                          (height * h + box.height - 1) / box.height);
   Pixels out;
   out.width = TJSCALED(w, scale);
   out.height = TJSCALED(h, scale);
+  if (crop) out.box = scale_box(box, h, w, out.height, out.width);
   const bool inks = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;  // libjpeg: no CMYK->RGB
   const int format = inks ? TJPF_CMYK : channels == 1 ? TJPF_GRAY : TJPF_RGB;
   std::vector<uint8_t> decoded(static_cast<size_t>(out.width) * out.height * tjPixelSize[format]);
@@ -160,7 +176,8 @@ Pixels decode_jpeg(const std::string& bytes, const std::string& name, int64_t ch
   return out;
 }
 
-Pixels decode_with_stb(const std::string& bytes, const std::string& name, int64_t channels) {
+Pixels decode_with_stb(const std::string& bytes, const std::string& name, int64_t channels,
+                       const CropDraw& crop) {
   check_pnm(bytes, name);
   int w = 0, h = 0, n = 0;
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
@@ -175,6 +192,7 @@ Pixels decode_with_stb(const std::string& bytes, const std::string& name, int64_
   out.height = h;
   out.data.assign(pixels, pixels + static_cast<size_t>(w) * h * channels);
   stbi_image_free(pixels);
+  if (crop) out.box = crop(h, w);
   return out;
 }
 
@@ -208,20 +226,26 @@ bool image_header(const std::string& bytes, int* width, int* height, bool* grey)
 }
 
 at::Tensor decode_image(const std::string& bytes, const std::string& name, int64_t channels,
-                        int64_t height, int64_t width, JpegDecoder jpeg) {
+                        int64_t height, int64_t width, JpegDecoder jpeg, const CropDraw& crop) {
   AMALGAM_CHECK(channels == 1 || channels == 3, name + ": can only decode to 1 or 3 channels");
   AMALGAM_CHECK(height > 0 && width > 0, name + ": target size must be positive");
   AMALGAM_CHECK(!bytes.empty(), name + ": empty file");
   const Pixels pixels =
       sniff_image_format(bytes) == ImageFormat::kJpeg && jpeg == JpegDecoder::kTurboJpeg
-          ? decode_jpeg(bytes, name, channels, height, width)
-          : decode_with_stb(bytes, name, channels);
+          ? decode_jpeg(bytes, name, channels, height, width, crop)
+          : decode_with_stb(bytes, name, channels, crop);
   // [1,C,H,W] over the decoder's H x W x C buffer: ATen's channels-last layout, which its uint8
   // resize reads in place.
-  const at::Tensor decoded =
-      torch::from_blob(const_cast<uint8_t*>(pixels.data.data()),
-                       {1, pixels.height, pixels.width, channels}, torch::kUInt8)
-          .permute({0, 3, 1, 2});
+  at::Tensor decoded = torch::from_blob(const_cast<uint8_t*>(pixels.data.data()),
+                                        {1, pixels.height, pixels.width, channels}, torch::kUInt8)
+                           .permute({0, 3, 1, 2});
+  if (crop) {
+    const CropBox& box = pixels.box;
+    decoded = decoded.slice(2, box.top, box.top + box.height)
+                  .slice(3, box.left, box.left + box.width)
+                  .contiguous(at::MemoryFormat::ChannelsLast);
+    return at::_upsample_bilinear2d_aa(decoded, {height, width}, false)[0].contiguous();
+  }
   if (pixels.width == width && pixels.height == height)  // a copy: `pixels` goes out of scope
     return decoded[0].clone(at::MemoryFormat::Contiguous);
   // Antialiased bilinear, torchvision's Resize on uint8 tensors (the same kernel): what users'

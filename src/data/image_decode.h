@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "data/augment.h"
+
 namespace amalgam {
 
 /// What an encoded image's first bytes say it is.
@@ -29,9 +31,11 @@ ImageFormat sniff_image_format(const std::string& bytes);
 /// Decodes an encoded image held in memory (`name` labels it in messages) to uint8
 /// [channels,height,width] (grey and RGB converted, alpha dropped, 16-bit samples by their high
 /// byte, resized with antialiased bilinear interpolation as torchvision's Resize); throws Error
-/// naming it when it is not a decodable image or is truncated.
+/// naming it when it is not a decodable image or is truncated. `crop`, when given, draws a box
+/// on the image's full size, and only the box is resized to height x width (RandomResizedCrop).
 at::Tensor decode_image(const std::string& bytes, const std::string& name, int64_t channels,
-                        int64_t height, int64_t width, JpegDecoder jpeg = JpegDecoder::kTurboJpeg);
+                        int64_t height, int64_t width, JpegDecoder jpeg = JpegDecoder::kTurboJpeg,
+                        const CropDraw& crop = {});
 
 /// The width and height of an encoded image, and whether it is grey (1 channel), read from its
 /// header alone; false when it is not an image amalgam reads.

@@ -46,7 +46,8 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Fills geometry left at 0 from the first file that decodes.
+}  // namespace
+
 void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions& options) {
   if (options.channels > 0 && options.height > 0 && options.width > 0) return;
   for (const auto& file : files) {
@@ -66,6 +67,8 @@ void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions&
   }
   throw Error("image folder: no readable image to take the input size from");
 }
+
+namespace {
 
 // Decodes `files` into one uint8 batch; bad files fail or are dropped (per the policy).
 at::Tensor decode_all(const std::vector<std::string>& files, const ImageFolderOptions& options,
@@ -154,12 +157,11 @@ std::vector<std::string> list_image_files(const std::string& root) {
 }
 
 at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width,
-                      JpegDecoder jpeg) {
-  return decode_image(read_bytes(path), path, channels, height, width, jpeg);
+                      JpegDecoder jpeg, const CropDraw& crop) {
+  return decode_image(read_bytes(path), path, channels, height, width, jpeg, crop);
 }
 
-at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
-                           std::vector<std::string>* kept_files) {
+std::vector<std::string> list_image_roots(const std::vector<std::string>& roots) {
   AMALGAM_CHECK(!roots.empty(), "--data: no image folder given");
   std::vector<std::string> files;
   for (const auto& root : roots) {
@@ -174,6 +176,12 @@ at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOpt
                   root + ": no image files (png, jpg, bmp, gif, tga, pnm) in this tree");
     files.insert(files.end(), found.begin(), found.end());
   }
+  return files;
+}
+
+at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
+                           std::vector<std::string>* kept_files) {
+  const std::vector<std::string> files = list_image_roots(roots);
   resolve_geometry(files, options);
   std::vector<bool> kept;
   at::Tensor images = decode_all(files, options, &kept);

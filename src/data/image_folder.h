@@ -37,7 +37,14 @@ std::vector<std::string> list_image_files(const std::string& root);
 /// Reads and decodes `path` (decode_image) to uint8 [channels,height,width].
 /// Throws Error naming the file when it cannot be read or decoded.
 at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width,
-                      JpegDecoder jpeg = JpegDecoder::kTurboJpeg);
+                      JpegDecoder jpeg = JpegDecoder::kTurboJpeg, const CropDraw& crop = {});
+
+/// The image files under each of `roots` (a root may also be one image file), in order; throws
+/// Error naming a root that holds none.
+std::vector<std::string> list_image_roots(const std::vector<std::string>& roots);
+
+/// Fills the geometry `options` leaves at 0 from the first of `files` that decodes.
+void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions& options);
 
 /// Every image under each of `roots` (any tree, labels ignored; a root may also be one image file)
 /// as uint8 [N,C,H,W]; `files`, when given, receives the path of each image kept, in order.

@@ -19,7 +19,7 @@ ObjectiveImpl::ObjectiveImpl(const ObjectiveSetup& setup)
   // planned, not estimated: summary() shows its options.
   if (config_.routing && teachers_ > 1 && setup.transfer_logits)
     routed_.emplace(setup.transfer_logits(), *config_.routing, setup.head.tasks,
-                    config_.temperature);
+                    config_.temperature, setup.route_each_batch);
 }
 
 LossTerms ObjectiveImpl::loss(const ModelOutput& student, const std::vector<ModelOutput>& teachers,

@@ -32,6 +32,9 @@ struct ObjectiveSetup {
   /// targets, which estimate which teacher answers for which image; computed when first called.
   /// Empty (a --dry-run, which reads no images): the routing is planned, not estimated.
   std::function<std::vector<at::Tensor>()> transfer_logits;
+  /// transfer_logits cover an evenly spaced sample of a streamed transfer set, not every image:
+  /// the routing is estimated on them and each batch is routed from its own teachers' logits.
+  bool route_each_batch = false;
 };
 
 /// What a loss may know of its batch besides the networks' outputs.

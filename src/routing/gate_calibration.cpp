@@ -12,8 +12,6 @@
 namespace amalgam {
 namespace {
 
-// One scalar per task needs few images; 10,000 keep the pass to seconds on the demo's student.
-constexpr int64_t kCalibrationImages = 10000;
 constexpr double kMinShare = 0.01;  // the smallest share a task is calibrated to
 
 // The output layer's bias: the head's, or for networks without a declared head (TorchScript

@@ -22,6 +22,10 @@ struct GateCalibration {
   std::vector<double> share_after;   ///< the same after the shift
 };
 
+/// The images calibrate_task_gate reads at most (evenly spaced): one scalar per task needs few;
+/// 10,000 keep the pass to seconds on the demo's student.
+constexpr int64_t kCalibrationImages = 10000;
+
 /// Shifts the logits of each task slice of `student`'s head by one bias per task (the output
 /// layer's bias, so an exported student carries it), chosen so the mean over `images` (at most
 /// 10,000 of them, evenly spaced) of the slices' softmax mass is `shares`. The within-task

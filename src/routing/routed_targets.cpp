@@ -18,10 +18,12 @@ constexpr double kGateForgetRamp = 0.2;
 }  // namespace
 
 RoutedTargets::RoutedTargets(const std::vector<at::Tensor>& transfer_logits, RoutingOptions options,
-                             const std::vector<TaskSpec>& tasks, double temperature)
+                             const std::vector<TaskSpec>& tasks, double temperature,
+                             bool route_each_batch)
     : options_(std::move(options)), temperature_(temperature) {
   for (const auto& task : tasks) sizes_.push_back(task.size());
   routing_ = route_by_teachers(transfer_logits, options_);
+  if (route_each_batch) fitted_ = fit_routing(transfer_logits, routing_, options_);
   const bool label_free = label_free_check_applies(options_) && tasks.size() > 1;
   if (falls_back_without_labels(options_, routing_.agreement)) {
     options_.rule = RoutingRule::kConcatenated;
@@ -37,7 +39,10 @@ RoutedTargets::RoutedTargets(const std::vector<at::Tensor>& transfer_logits, Rou
     line += part;
   }
   line += "; " + std::to_string(routing_.confident.sum().item<int64_t>()) + " of " +
-          std::to_string(routing_.task.size(0)) + " images confidently routed";
+          std::to_string(routing_.task.size(0)) + " images confidently routed" +
+          (fitted_ ? " (a sample of the streamed set; each batch is routed from its teachers' "
+                     "logits)"
+                   : "");
   log_info(line);
 }
 
@@ -53,7 +58,7 @@ std::vector<at::Tensor> RoutedTargets::teacher_weights(
     return weights;
   }
   const at::Tensor responsibility =
-      routing_.responsibility.index_select(0, indices.cpu()).to(options);
+      batch_routing(indices, teacher_logits).responsibility.to(options);
   const at::Tensor kd_share = concatenated_target_shares(teacher_logits);
   for (size_t i = 0; i < sizes_.size(); ++i) {
     const at::Tensor r = responsibility.select(1, static_cast<int64_t>(i));
@@ -98,13 +103,13 @@ at::Tensor RoutedTargets::task_loss(const at::Tensor& student_logits,
     return -(concatenated_target_shares(teacher_logits).to(log_task.options()) * log_task)
                 .sum(1)
                 .mean();
-  const at::Tensor rows = indices.cpu();
+  const TaskRouting batch = batch_routing(indices, teacher_logits);
   if (options_.rule == RoutingRule::kTeachers) {
-    const at::Tensor target = routing_.responsibility.index_select(0, rows).to(log_task.options());
+    const at::Tensor target = batch.responsibility.to(log_task.options());
     return -(target * log_task).sum(1).mean();
   }
-  const at::Tensor task = routing_.task.index_select(0, rows).to(log_task.device());
-  const at::Tensor confident = routing_.confident.index_select(0, rows).to(log_task.device());
+  const at::Tensor task = batch.task.to(log_task.device());
+  const at::Tensor confident = batch.confident.to(log_task.device());
   const at::Tensor nll = -log_task.gather(1, task.unsqueeze(1)).squeeze(1);
   const at::Tensor kept = small_loss(nll.detach(), confident, task, gather, progress);
   return (kept.to(nll.scalar_type()) * nll).mean();
@@ -140,6 +145,21 @@ std::vector<double> RoutedTargets::gate_shares() const {
   // The concatenated rule's gate follows the teachers' logits, not the calibrated routing.
   const bool follows_routing = options_.rule != RoutingRule::kConcatenated;
   return follows_routing && options_.calibrate_gate ? routed_shares() : std::vector<double>{};
+}
+
+TaskRouting RoutedTargets::batch_routing(const at::Tensor& indices,
+                                         const std::vector<at::Tensor>& teacher_logits) const {
+  if (fitted_) {
+    std::vector<at::Tensor> logits;
+    for (const auto& l : teacher_logits) logits.push_back(l.detach().cpu());
+    return apply_routing(logits, *fitted_, options_);
+  }
+  const at::Tensor rows = indices.cpu();
+  TaskRouting batch;
+  batch.responsibility = routing_.responsibility.index_select(0, rows);
+  batch.task = routing_.task.index_select(0, rows);
+  batch.confident = routing_.confident.index_select(0, rows);
+  return batch;
 }
 
 std::vector<double> RoutedTargets::routed_shares() const {

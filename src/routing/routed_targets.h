@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "data/task.h"
@@ -24,9 +25,11 @@ class RoutedTargets {
  public:
   /// Estimates the routing from every teacher's logits on every transfer image ([N,K_i] each)
   /// and logs the shares it routes to each of `tasks` (the teachers', in order); `temperature`
-  /// is the soft targets'.
+  /// is the soft targets'. `route_each_batch`: the logits are a sample's, and each batch is
+  /// routed from its own teachers' logits by the estimate (apply_routing), not looked up by index.
   RoutedTargets(const std::vector<at::Tensor>& transfer_logits, RoutingOptions options,
-                const std::vector<TaskSpec>& tasks, double temperature);
+                const std::vector<TaskSpec>& tasks, double temperature,
+                bool route_each_batch = false);
 
   /// Per teacher, each image's weight [B] for its within-slice targets and feature terms
   /// (SliceWeights), from the images' transfer-set positions `indices` and the teachers' logits.
@@ -66,12 +69,16 @@ class RoutedTargets {
   at::Tensor small_loss(const at::Tensor& nll, const at::Tensor& confident, const at::Tensor& task,
                         const BatchGather& gather, double progress) const;
   std::vector<double> routed_shares() const;
+  /// The routing of a batch: rows `indices` of the estimate, or its teachers' logits routed.
+  TaskRouting batch_routing(const at::Tensor& indices,
+                            const std::vector<at::Tensor>& teacher_logits) const;
   std::string describe_label_free_check() const;
 
   RoutingOptions options_;
   std::vector<int64_t> sizes_;
   double temperature_;
   TaskRouting routing_;
+  std::optional<FittedRouting> fitted_;  ///< set when each batch is routed by its own logits
   bool fell_back_ = false;
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "core/names.h"
@@ -175,9 +176,11 @@ std::vector<double> normalised_prior(const std::vector<at::Tensor>& logits,
   return prior;
 }
 
-// The confident share of each predicted (task, class) cell, by routing margin.
-at::Tensor confident_cells(const at::Tensor& calibrated, const at::Tensor& task,
-                           const std::vector<at::Tensor>& logits, double share) {
+// Each image's routing margin (its best calibrated score over the second; 0 with one task) and
+// its cell: the routed task's class offset plus the class that task's teacher predicts.
+std::pair<at::Tensor, at::Tensor> margins_and_cells(const at::Tensor& calibrated,
+                                                    const at::Tensor& task,
+                                                    const std::vector<at::Tensor>& logits) {
   const int64_t n = calibrated.size(0);
   at::Tensor margin;
   if (calibrated.size(1) == 1) {
@@ -186,14 +189,23 @@ at::Tensor confident_cells(const at::Tensor& calibrated, const at::Tensor& task,
     const auto top = calibrated.topk(2, 1);
     margin = std::get<0>(top).select(1, 0) - std::get<0>(top).select(1, 1);
   }
-  // Cell id: the task's class offset plus the class its teacher predicts.
   at::Tensor cell = torch::zeros({n}, torch::kInt64);
   int64_t offset = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
     const at::Tensor mine = task.eq(static_cast<int64_t>(i));
-    cell = torch::where(mine, logits[i].argmax(1) + offset, cell);
+    cell = torch::where(mine, logits[i].argmax(1).cpu() + offset, cell);
     offset += logits[i].size(1);
   }
+  return {margin, cell};
+}
+
+// The confident share of each predicted (task, class) cell, by routing margin.
+at::Tensor confident_cells(const at::Tensor& calibrated, const at::Tensor& task,
+                           const std::vector<at::Tensor>& logits, double share) {
+  const int64_t n = calibrated.size(0);
+  const auto [margin, cell] = margins_and_cells(calibrated, task, logits);
+  int64_t offset = 0;
+  for (const auto& l : logits) offset += l.size(1);
   at::Tensor confident = torch::zeros({n}, torch::kBool);
   for (int64_t c = 0; c < offset; ++c) {
     const at::Tensor rows = cell.eq(c).nonzero().flatten();
@@ -310,6 +322,47 @@ TaskRouting route_by_teachers(const std::vector<at::Tensor>& logits,
   routing.responsibility = torch::softmax(calibrated, 1).to(torch::kFloat32);
   routing.task = calibrated.argmax(1);
   routing.confident = confident_cells(calibrated, routing.task, logits, options.confident_share);
+  return routing;
+}
+
+FittedRouting fit_routing(const std::vector<at::Tensor>& logits, const TaskRouting& routing,
+                          const RoutingOptions& options) {
+  FittedRouting fitted;
+  if (options.score == RoutingScore::kEnergy)
+    fitted.temperatures = options.likelihood.temperatures.empty()
+                              ? energy_temperatures(logits, options.energy_temperature)
+                              : options.likelihood.temperatures;
+  fitted.bias = routing.bias;
+  const at::Tensor scores =
+      routing_scores(logits, options.score, options.energy_temperature, fitted.temperatures);
+  const at::Tensor calibrated = scores + torch::tensor(fitted.bias, torch::kFloat64);
+  const auto [margin, cell] = margins_and_cells(calibrated, routing.task, logits);
+  int64_t cells = 0;
+  for (const auto& l : logits) cells += l.size(1);
+  fitted.cell_margin.assign(static_cast<size_t>(cells), std::numeric_limits<double>::infinity());
+  const auto m = margin.accessor<double, 1>();
+  const auto c = cell.accessor<int64_t, 1>();
+  const auto confident = routing.confident.accessor<bool, 1>();
+  for (int64_t i = 0; i < margin.size(0); ++i)
+    if (confident[i]) {
+      double& least = fitted.cell_margin[static_cast<size_t>(c[i])];
+      least = std::min(least, m[i]);
+    }
+  return fitted;
+}
+
+TaskRouting apply_routing(const std::vector<at::Tensor>& logits, const FittedRouting& fitted,
+                          const RoutingOptions& options) {
+  TaskRouting routing;
+  const at::Tensor calibrated =
+      routing_scores(logits, options.score, options.energy_temperature, fitted.temperatures).cpu() +
+      torch::tensor(fitted.bias, torch::kFloat64);
+  routing.bias = fitted.bias;
+  routing.responsibility = torch::softmax(calibrated, 1).to(torch::kFloat32);
+  routing.task = calibrated.argmax(1);
+  const auto [margin, cell] = margins_and_cells(calibrated, routing.task, logits);
+  routing.confident =
+      margin.ge(torch::tensor(fitted.cell_margin, torch::kFloat64).index_select(0, cell));
   return routing;
 }
 

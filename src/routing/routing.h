@@ -123,6 +123,25 @@ struct TaskRouting {
   double agreement = 0;       ///< score_agreement of the teachers' scores over these images
 };
 
+/// A routing estimated on some images, kept to route others (the batches of a streamed transfer
+/// set, whose teachers answer each batch as it comes): the scores' temperatures, the calibration's
+/// biases and, per (task, class) cell, the smallest margin the estimate counted as confident.
+struct FittedRouting {
+  std::vector<double> temperatures;  ///< energy temperatures in logit units (other scores: none)
+  std::vector<double> bias;          ///< per teacher, added to its score
+  std::vector<double> cell_margin;   ///< per cell: least confident margin (+inf: none confident)
+};
+
+/// Keeps what route_by_teachers estimated from `logits` ([N,K_i]) as `routing`.
+FittedRouting fit_routing(const std::vector<at::Tensor>& logits, const TaskRouting& routing,
+                          const RoutingOptions& options);
+
+/// Routes images the estimate did not see from their teachers' `logits` ([B,K_i]): the
+/// estimate's scores, biases and cell margins, so an image gets the routing it would have had
+/// in the estimate (prior and agreement are the estimate's, left empty here).
+TaskRouting apply_routing(const std::vector<at::Tensor>& logits, const FittedRouting& fitted,
+                          const RoutingOptions& options);
+
 /// Per task, the share of images routed to it: `task` holds each image's task index (int64
 /// [N], values in [0, tasks)).
 std::vector<double> task_shares(const at::Tensor& task, int64_t tasks);

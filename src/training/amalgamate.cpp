@@ -23,12 +23,6 @@ namespace amalgam {
 
 namespace {
 
-// A checksum of the transfer images, so ranks on several hosts can check they read the same data.
-std::string transfer_checksum(const TransferSet& transfer) {
-  const at::Tensor images = transfer.images().contiguous();
-  return std::to_string(crc32_of(images.data_ptr(), images.nbytes()));
-}
-
 // The CRC-32 of a teacher's file: a teacher replaced between a run and its --resume is caught.
 uint32_t teacher_file_checksum(const Teacher& teacher) {
   if (teacher.file.empty()) return 0;  // built in memory
@@ -99,7 +93,7 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
   group->require_same(fingerprint.dump() + step_options + " checkpoint_every " +
                           std::to_string(config.checkpoint_every) + " epochs " +
                           std::to_string(config.train.epochs) + " transfer crc " +
-                          transfer_checksum(transfer),
+                          transfer.checksum(),
                       "options, teachers or transfer images");
 }
 
@@ -112,6 +106,9 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   AMALGAM_CHECK(config.train.augment.mixup_alpha == 0 || !config.teachers_see_clean_images,
                 "--mixup: the teachers must see the mixed image the student imitates them on; "
                 "drop --teachers-see-clean-images");
+  AMALGAM_CHECK(!config.train.augment.random_resized_crop || !config.teachers_see_clean_images,
+                "--random-resized-crop: the teachers see the student's crop (the crop is the "
+                "view both are matched on); drop --teachers-see-clean-images");
   check_teachers_compatible(teachers);
   const c10::Device device = parse_device(config.train.device);
   ProcessGroup* group = context.group.get();
@@ -128,6 +125,7 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   TeacherTargets targets(teachers, transfer, config, context.cache, group, device);
   ObjectiveSetup& setup = plan.objective;
   setup.transfer_logits = [&] { return targets.transfer_logits(transfer); };
+  setup.route_each_batch = transfer.streams();
   result.objective = make_objective(setup);
   result.objective->to(device);
   std::vector<ParamGroup> groups = {{student.backbone_parameters(), 1.0},
@@ -141,7 +139,14 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   loader_options.drop_last = transfer.size() > config.train.batch_size || group != nullptr;
   loader_options.shard_count = group != nullptr ? group->size() : 1;
   loader_options.shard_index = group != nullptr ? group->rank() : 0;
-  BatchLoader loader(transfer.images(), at::Tensor(), loader_options);
+  loader_options.augment = &config.train.augment;
+  // A streamed set decodes each batch; RandomResizedCrop crops each image where it is fetched.
+  BatchLoader loader =
+      transfer.streams() || config.train.augment.random_resized_crop
+          ? BatchLoader([&](const std::vector<int64_t>& rows,
+                            const BatchCrops& crops) { return transfer.input_rows(rows, crops); },
+                        transfer.size(), loader_options)
+          : BatchLoader(transfer.images(), at::Tensor(), loader_options);
   ScheduledAdam optimizer(groups, config.train, loader.batches_per_epoch());
   if (config.channels_last) {
     to_channels_last(student);
@@ -191,7 +196,8 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   // Only rank 0 keeps (and writes) the student; the other ranks' copies are discarded.
   const bool keeps_student = !group || group->rank() == 0;
   if (const auto shares = result.objective->gate_shares(); keeps_student && !shares.empty())
-    result.gate = calibrate_task_gate(student, transfer.images(), result.head, shares);
+    result.gate =
+        calibrate_task_gate(student, transfer.sample(kCalibrationImages), result.head, shares);
   result.seconds = now_seconds() - start;
   return result;
 }

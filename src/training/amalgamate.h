@@ -10,6 +10,7 @@
 
 #include "data/dataset.h"
 #include "data/head_layout.h"
+#include "data/transfer_set.h"
 #include "method/objective.h"
 #include "models/layers.h"
 #include "routing/gate_calibration.h"

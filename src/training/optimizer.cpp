@@ -18,6 +18,13 @@ void validate(const TrainOptions& o) {
   AMALGAM_CHECK(o.block_lr_mult > 0, "--block-lr-mult: must be > 0");
   AMALGAM_CHECK(o.weight_decay >= 0, "--weight-decay: must be >= 0");
   AMALGAM_CHECK(o.augment.crop_padding >= 0, "--crop-padding: must be >= 0");
+  const auto& scale = o.augment.crop_scale;
+  AMALGAM_CHECK(scale.size() == 2 && scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1,
+                "--crop-scale: expected MIN,MAX with 0 < MIN <= MAX <= 1");
+  const auto& ratio = o.augment.crop_ratio;
+  AMALGAM_CHECK(
+      ratio.size() == 2 && ratio[0] > 0 && ratio[0] <= ratio[1] && std::isfinite(ratio[1]),
+      "--crop-ratio: expected MIN,MAX with 0 < MIN <= MAX (width / height)");
   AMALGAM_CHECK(o.augment.mixup_alpha >= 0 && std::isfinite(o.augment.mixup_alpha),
                 "--mixup: must be a number >= 0 (0 = off)");
   AMALGAM_CHECK(o.min_steps >= 0, "--min-steps: must be >= 0 (0 = --epochs alone)");

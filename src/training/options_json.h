@@ -21,7 +21,8 @@ void from_json(const nlohmann::json& j, Schedule& schedule);
 Schedule parse_schedule(const std::string& name);
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, crop_padding, horizontal_flip,
-                                                mixup_alpha)
+                                                mixup_alpha, random_resized_crop, crop_scale,
+                                                crop_ratio)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, epochs, batch_size, lr, head_lr_mult,
                                                 block_lr_mult, weight_decay, schedule, step_epochs,
                                                 gamma, seed, threads, device, precision, augment,

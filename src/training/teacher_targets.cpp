@@ -10,6 +10,16 @@
 #include "training/amalgamate.h"
 
 namespace amalgam {
+namespace {
+
+// Rows begin*stride, (begin+1)*stride, ... up to end*stride (exclusive).
+std::vector<int64_t> row_range(int64_t begin, int64_t end, int64_t stride) {
+  std::vector<int64_t> rows;
+  for (int64_t i = begin; i < end; ++i) rows.push_back(i * stride);
+  return rows;
+}
+
+}  // namespace
 
 TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                                const AmalgamateConfig& config, const TeacherOutputCache* given,
@@ -20,6 +30,10 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
       shard_batch_(config.train.batch_size / (group != nullptr ? group->size() : 1)) {
   if (config.train.augment.enabled() && !config.teachers_see_clean_images) {
     log_info("amalgamate: augmentation on, teachers run on every batch");
+    return;
+  }
+  if (transfer.streams() && given == nullptr) {
+    log_info("amalgamate: the transfer set streams from disk; teachers run on every batch");
     return;
   }
   cache_ = given;
@@ -76,13 +90,25 @@ std::vector<at::Tensor> TeacherTargets::transfer_logits(const TransferSet& trans
     return logits;
   }
   std::vector<std::vector<at::Tensor>> chunks(teachers_.size());
-  const at::Tensor& images = transfer.images();
-  for (int64_t begin = 0; begin < images.size(0); begin += shard_batch_) {
-    const auto outputs =
-        run_teachers(to_network_input(images.slice(0, begin, begin + shard_batch_), device_));
+  const double start = now_seconds();
+  // A streamed set: an evenly spaced sample (the routing is estimated on it, then applied to each
+  // batch), so the pass before the first step does not grow with the set.
+  const int64_t count =
+      transfer.streams() ? std::min(kRoutingSample, transfer.size()) : transfer.size();
+  const int64_t stride = transfer.size() / count;
+  for (int64_t begin = 0; begin < count; begin += shard_batch_) {
+    const at::Tensor images =
+        transfer.streams()
+            ? transfer.input_rows(row_range(begin, std::min(begin + shard_batch_, count), stride))
+            : to_network_input(transfer.images().slice(0, begin, begin + shard_batch_));
+    const auto outputs = run_teachers(images.to(device_));
     for (size_t i = 0; i < teachers_.size(); ++i) chunks[i].push_back(outputs[i].logits.cpu());
   }
   for (size_t i = 0; i < teachers_.size(); ++i) logits[i] = torch::cat(chunks[i], 0);
+  if (transfer.streams())
+    log_info("amalgamate: teachers' logits on " + std::to_string(count) + " of the " +
+             std::to_string(transfer.size()) + " streamed transfer images (every " +
+             std::to_string(stride) + ") in " + std::to_string(now_seconds() - start) + " s");
   warn_if_degenerate(logits);
   return logits;
 }

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "data/dataset.h"
+#include "data/transfer_set.h"
 #include "teachers/teacher.h"
 
 namespace amalgam {
@@ -19,6 +19,12 @@ struct AmalgamateConfig;
 /// first), unless the student sees augmented images that the teachers must see too (without
 /// config.teachers_see_clean_images), the
 /// cache would not fit config.teacher_cache_limit, or config.cache_teachers is off.
+/// Images of a streamed transfer set the teachers answer before the first step, to estimate the
+/// routing (then applied to each batch). Two ResNet-18 teachers at 224 px answered 2,048 in 92 s
+/// on 2 cores (bench/streaming.sh); 512 take a quarter of that, and give a task's share to
+/// +-2.2 points (the binomial standard error at 50%).
+constexpr int64_t kRoutingSample = 512;
+
 class TeacherTargets {
  public:
   /// `given`, when set, must hold the teachers' outputs for `transfer` (shared by several runs);
@@ -30,7 +36,7 @@ class TeacherTargets {
   /// `images`.
   std::vector<ModelOutput> for_batch(const at::Tensor& indices, const at::Tensor& images) const;
   /// Every teacher's logits for every transfer image ([N,K_i] each, CPU): the cache's, or one
-  /// inference pass over `transfer`.
+  /// inference pass over `transfer`; for a streamed set, over kRoutingSample evenly spaced ones.
   std::vector<at::Tensor> transfer_logits(const TransferSet& transfer) const;
   /// Logs a warning for each teacher whose `logits` over the transfer set look degenerate.
   void warn_if_degenerate(const std::vector<at::Tensor>& logits) const;

@@ -151,8 +151,11 @@ void train_epoch(TrainingLoop& loop, RunProgress& progress) {
   if (progress.step > 0) loop.loader.skip_to(progress.step);  // resumed part-way through
   const double start = now_seconds();
   const int64_t last = total_steps(loop.train, loop.loader.batches_per_epoch());
+  double data_wait = 0;
   while (progress.global_step < last) {
+    const double wait_start = now_seconds();
     const auto batch = loop.loader.next();
+    data_wait += now_seconds() - wait_start;
     if (!batch) break;
     const double step_start = now_seconds();
     const std::vector<double> lrs = loop.optimizer.learning_rates();
@@ -175,6 +178,7 @@ void train_epoch(TrainingLoop& loop, RunProgress& progress) {
   stats.loss = progress.partial.mean_over(static_cast<double>(progress.seen));
   stats.seconds = now_seconds() - start;
   stats.images_per_second = static_cast<double>(progress.seen) / stats.seconds;
+  stats.data_wait_seconds = data_wait;
   progress.history.push_back(stats);
   progress = {epoch + 1,
               0,
@@ -185,10 +189,12 @@ void train_epoch(TrainingLoop& loop, RunProgress& progress) {
               progress.reference_loss};
   save_checkpoint(loop, progress);
   char line[512];
-  std::snprintf(line, sizeof line, "%s %s: epoch %lld/%lld loss %.4f (%s) %.0f img/s",
+  std::snprintf(line, sizeof line,
+                "%s %s: epoch %lld/%lld loss %.4f (%s) %.0f img/s, %.1f%% of it waiting for data",
                 loop.name.c_str(), loop.label.c_str(), static_cast<long long>(epoch + 1),
                 static_cast<long long>(loop.train.epochs), stats.loss.get("total"),
-                stats.loss.parts_text().c_str(), stats.images_per_second);
+                stats.loss.parts_text().c_str(), stats.images_per_second,
+                100.0 * data_wait / stats.seconds);
   log_info(line);
   if (loop.on_epoch) loop.on_epoch(stats, loop.network);
 }

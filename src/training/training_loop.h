@@ -28,6 +28,7 @@ struct EpochStats {
   LossValues loss;               ///< mean of every loss term over the epoch's images
   double images_per_second = 0;  ///< throughput of the epoch
   double seconds = 0;            ///< wall time of the epoch
+  double data_wait_seconds = 0;  ///< of which waiting for the next batch to be ready
 };
 
 /// One optimisation step, as the step hook sees it.
