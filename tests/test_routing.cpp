@@ -109,6 +109,35 @@ TEST(Routing, AFittedRoutingRoutesBatchesAsTheEstimateDid) {
   }
 }
 
+// Teachers of many classes estimated on a small sample: most (task, class) cells hold fewer than
+// kMinCellSample sampled images and take their task's margin, so unseen images of every class can
+// still be confident (with each cell's own margin, a cell the sample missed never would be).
+TEST(Routing, CellsTheSampleBarelyHoldsTakeTheirTasksMargin) {
+  torch::manual_seed(5);
+  const int64_t classes = 100, n = 1100;  // 100 sampled images, 1,000 unseen
+  std::vector<at::Tensor> logits;
+  for (int64_t t = 0; t < 2; ++t) {
+    at::Tensor z = torch::randn({n, classes});
+    const at::Tensor own = torch::arange(n).remainder(2).eq(t);
+    z.scatter_add_(1, torch::randint(0, classes, {n, 1}, torch::kInt64),
+                   own.to(torch::kFloat32).unsqueeze(1) * 6.0);
+    logits.push_back(z);
+  }
+  std::vector<at::Tensor> seen, unseen;
+  for (const auto& l : logits) {
+    seen.push_back(l.slice(0, 0, 100));
+    unseen.push_back(l.slice(0, 100, n));
+  }
+  RoutingOptions options;
+  const FittedRouting fitted = fit_routing(seen, route_by_teachers(seen, options), options);
+  const TaskRouting routed = apply_routing(unseen, fitted, options);
+  const double confident = routed.confident.to(torch::kFloat64).mean().item<double>();
+  // confident_share 0.4 of each task by its margin quantile: 0.431 here. With each cell's own
+  // margin, the 60% of cells the sample misses would add none: at most 0.4 x 0.4 + the rest.
+  EXPECT_GT(confident, 0.3) << "cells missing from the sample must not be left unconfident";
+  EXPECT_LT(confident, 0.6);
+}
+
 TEST(Routing, AGivenPriorMovesTheShares) {
   const int64_t n = 2000;
   const auto logits = two_teachers(n, 0.0, 2);

@@ -108,7 +108,9 @@ void add_data_options(CLI::App* cmd, CliData& c) {
 DataOptions resolved(const CliData& c) {
   DataOptions d = c.data;
   d.source.on_bad_image = parse_bad_image_policy(c.on_bad_image);
-  AMALGAM_CHECK(d.source.image_memory_mib >= 0, "--image-memory: must be >= 0 (MiB)");
+  AMALGAM_CHECK(
+      d.source.image_memory_mib >= 0 && d.source.image_memory_mib <= kUnlimitedImageMemory,
+      "--image-memory: must be >= 0 and <= " + std::to_string(kUnlimitedImageMemory) + " (MiB)");
   AMALGAM_CHECK(d.source.workers >= 0, "--workers: must be >= 0 (0 = automatic)");
   if (!c.input_size.empty()) parse_input_size(c.input_size, d.input);
   AMALGAM_CHECK(d.input.channels == 0 || d.input.channels == 1 || d.input.channels == 3,

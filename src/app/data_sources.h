@@ -13,6 +13,9 @@
 
 namespace amalgam {
 
+/// --image-memory that holds any set in memory (MiB, shifted to bytes without overflow).
+constexpr int64_t kUnlimitedImageMemory = INT64_MAX >> 20;
+
 /// The data options every command shares.
 struct DataSource {
   std::vector<std::string> dirs{"/usr/share/datasets/fashion-mnist"};  ///< --data (repeatable)

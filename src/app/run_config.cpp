@@ -27,8 +27,9 @@ void from_json(const nlohmann::json& j, DataOptions& d) {
   j.at("split_seed").get_to(d.source.split_seed);
   j.at("limit").get_to(d.source.limit);
   d.source.on_bad_image = parse_bad_image_policy(j.at("on_bad_image").get<std::string>());
-  // Absent from run directories written before streaming: the defaults.
-  d.source.image_memory_mib = j.value("image_memory_mib", DataSource{}.image_memory_mib);
+  // Absent from run directories written before streaming, which held every image in memory: a
+  // resumed old run keeps doing so.
+  d.source.image_memory_mib = j.value("image_memory_mib", kUnlimitedImageMemory);
   d.source.workers = j.value("workers", DataSource{}.workers);
   j.at("channels").get_to(d.input.channels);
   j.at("height").get_to(d.input.height);

@@ -16,7 +16,8 @@ uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step) {
 }
 
 uint64_t image_seed(uint64_t step_seed, int64_t position) {
-  std::seed_seq seq{step_seed, static_cast<uint64_t>(position)};
+  // std::seed_seq keeps 32 bits of each value: the step's seed goes in as its two halves.
+  std::seed_seq seq{step_seed & 0xffffffffu, step_seed >> 32, static_cast<uint64_t>(position)};
   uint32_t words[2] = {};
   seq.generate(words, words + 2);
   return (uint64_t{words[0]} << 32) | words[1];

@@ -66,6 +66,9 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
     } catch (const Error& e) {
       errors[static_cast<size_t>(i)] = e.what();
       return;
+    } catch (const std::exception& e) {  // out of memory, a LibTorch error: still name the file
+      errors[static_cast<size_t>(i)] = file + ": cannot decode (" + e.what() + ")";
+      return;
     }
     // A plain loop, as the in-memory batch loader's, so both give the same floats.
     const uint8_t* source = image.data_ptr<uint8_t>();
@@ -79,8 +82,29 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
   AMALGAM_CHECK(
       g.on_bad_image == BadImagePolicy::kSkip,
       errors[static_cast<size_t>(bad.front())] + " (use --on-bad-image skip to go on without it)");
-  AMALGAM_CHECK(static_cast<int64_t>(bad.size()) < n,
-                errors[static_cast<size_t>(bad.front())] + ": no image of its batch decodes");
+  if (static_cast<int64_t>(bad.size()) == n) {
+    // Nothing good in this call (a one-image shard, a sample's last chunk): its first row takes
+    // the next file of the set that decodes.
+    const int64_t first = bad.front();
+    const int64_t start = rows[static_cast<size_t>(first)];
+    bool found = false;
+    for (int64_t k = 1; k < size() && !found; ++k) {
+      try {
+        const at::Tensor image =
+            read_image(index_->files[static_cast<size_t>((start + k) % size())], g.channels,
+                       g.height, g.width, g.jpeg, crops.draw(first));
+        batch[first].copy_(image.to(torch::kFloat32).div_(255.0f));
+        found = true;
+      } catch (const std::exception&) {
+      }
+    }
+    AMALGAM_CHECK(found, errors[static_cast<size_t>(first)] + ": no image of the set decodes");
+    if (bad_images_->fetch_add(1) < 10)
+      log_warning("skipping " + errors[static_cast<size_t>(first)] +
+                  " (its place repeats the next image of the set)");
+    errors[static_cast<size_t>(first)].clear();
+    bad.erase(bad.begin());
+  }
   // The batch keeps its size (every rank's shard and the step's shape stay as planned): a bad
   // image's row takes the next good image's pixels, a choice that depends on the files alone.
   for (const int64_t i : bad) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "core/error.h"
@@ -337,17 +338,41 @@ FittedRouting fit_routing(const std::vector<at::Tensor>& logits, const TaskRouti
       routing_scores(logits, options.score, options.energy_temperature, fitted.temperatures);
   const at::Tensor calibrated = scores + torch::tensor(fitted.bias, torch::kFloat64);
   const auto [margin, cell] = margins_and_cells(calibrated, routing.task, logits);
-  int64_t cells = 0;
-  for (const auto& l : logits) cells += l.size(1);
-  fitted.cell_margin.assign(static_cast<size_t>(cells), std::numeric_limits<double>::infinity());
   const auto m = margin.accessor<double, 1>();
   const auto c = cell.accessor<int64_t, 1>();
+  const auto t = routing.task.accessor<int64_t, 1>();
   const auto confident = routing.confident.accessor<bool, 1>();
-  for (int64_t i = 0; i < margin.size(0); ++i)
+  std::vector<int64_t> cell_task, cell_count;
+  for (size_t i = 0; i < logits.size(); ++i)
+    cell_task.insert(cell_task.end(), static_cast<size_t>(logits[i].size(1)),
+                     static_cast<int64_t>(i));
+  cell_count.assign(cell_task.size(), 0);
+  fitted.cell_margin.assign(cell_task.size(), std::numeric_limits<double>::infinity());
+  // Per task, the margin above which its confident share of the sample lies.
+  std::vector<std::vector<double>> task_margins(logits.size());
+  for (int64_t i = 0; i < margin.size(0); ++i) {
+    ++cell_count[static_cast<size_t>(c[i])];
+    task_margins[static_cast<size_t>(t[i])].push_back(m[i]);
     if (confident[i]) {
       double& least = fitted.cell_margin[static_cast<size_t>(c[i])];
       least = std::min(least, m[i]);
     }
+  }
+  std::vector<double> task_margin(logits.size(), std::numeric_limits<double>::infinity());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    std::vector<double>& ms = task_margins[i];
+    const auto keep =
+        static_cast<size_t>(std::ceil(options.confident_share * static_cast<double>(ms.size())));
+    if (keep == 0) continue;
+    std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(keep - 1), ms.end(),
+                     std::greater<>());
+    task_margin[i] = ms[keep - 1];
+  }
+  // A cell the sample holds few images of (a 1,000-class teacher's classes in 512 images) takes
+  // its task's margin: its own would leave it never, or half the time, confident.
+  for (size_t k = 0; k < cell_task.size(); ++k)
+    if (cell_count[k] < kMinCellSample)
+      fitted.cell_margin[k] = task_margin[static_cast<size_t>(cell_task[k])];
   return fitted;
 }
 

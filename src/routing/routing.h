@@ -132,6 +132,10 @@ struct FittedRouting {
   std::vector<double> cell_margin;   ///< per cell: least confident margin (+inf: none confident)
 };
 
+/// Sampled images a (task, class) cell needs for its own confidence margin; a cell with fewer
+/// takes its task's (the margin above which the task's confident share of the sample lies).
+constexpr int64_t kMinCellSample = 8;
+
 /// Keeps what route_by_teachers estimated from `logits` ([N,K_i]) as `routing`.
 FittedRouting fit_routing(const std::vector<at::Tensor>& logits, const TaskRouting& routing,
                           const RoutingOptions& options);

@@ -100,7 +100,7 @@ std::vector<at::Tensor> TeacherTargets::transfer_logits(const TransferSet& trans
     const at::Tensor images =
         transfer.streams()
             ? transfer.input_rows(row_range(begin, std::min(begin + shard_batch_, count), stride))
-            : to_network_input(transfer.images().slice(0, begin, begin + shard_batch_));
+            : to_network_input(transfer.images().slice(0, begin, begin + shard_batch_), device_);
     const auto outputs = run_teachers(images.to(device_));
     for (size_t i = 0; i < teachers_.size(); ++i) chunks[i].push_back(outputs[i].logits.cpu());
   }
