@@ -112,7 +112,8 @@ TransferSet load_transfer_set(const DataSource& source, const InputSpec& input, 
   const int64_t bytes = decoded_bytes(kept, geometry);
   if (bytes > (source.image_memory_mib << 20))
     return stream_files(source, std::move(files), geometry);
-  at::Tensor images = load_image_tree(source.dirs, geometry);
+  // The files listed above, read once: a second listing would repeat its warnings.
+  at::Tensor images = load_image_files(files, geometry);
   const int64_t found = images.size(0);
   if (source.limit > 0)
     images = subsample({images, at::Tensor()}, source.limit, source.split_seed + 1).images;

@@ -181,7 +181,11 @@ std::vector<std::string> list_image_roots(const std::vector<std::string>& roots)
 
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
                            std::vector<std::string>* kept_files) {
-  const std::vector<std::string> files = list_image_roots(roots);
+  return load_image_files(list_image_roots(roots), options, kept_files);
+}
+
+at::Tensor load_image_files(const std::vector<std::string>& files, ImageFolderOptions options,
+                            std::vector<std::string>* kept_files) {
   resolve_geometry(files, options);
   std::vector<bool> kept;
   at::Tensor images = decode_all(files, options, &kept);

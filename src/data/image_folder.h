@@ -51,6 +51,10 @@ void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions&
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
                            std::vector<std::string>* files = nullptr);
 
+/// load_image_tree on files already listed (list_image_roots).
+at::Tensor load_image_files(const std::vector<std::string>& files, ImageFolderOptions options,
+                            std::vector<std::string>* kept_files = nullptr);
+
 /// A labeled folder: root/<class>/... images, classes sorted by folder name.
 struct LabeledFolder {
   LabeledImages data;                    ///< labels index class_names
