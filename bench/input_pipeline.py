@@ -1,9 +1,10 @@
 """PyTorch's input path on the same folder as amalgam_input_bench: DataLoader workers read each
 file, decode it (torchvision.io.decode_jpeg, or PIL), resize it to SIZE x SIZE (antialiased, as
-amalgam's resize filters), scale it to float in [0,1] and collate batches.
+amalgam's resize filters), scale it to float in [0,1] and collate batches; with VIEW "crop", the
+training view instead: RandomResizedCrop(SIZE) + horizontal flip + ImageNet normalisation.
 
 usage: python3 input_pipeline.py make DIR COUNT      # COUNT 500x375 JPEGs cut from photographs
-       python3 input_pipeline.py time DIR WORKERS torchvision|pil [SIZE] [BATCH]
+       python3 input_pipeline.py time DIR WORKERS torchvision|pil [resize|crop] [SIZE] [BATCH]
 """
 import glob
 import json
@@ -39,11 +40,17 @@ def make(out, count):
 
 
 class Folder(torch.utils.data.Dataset):
-    def __init__(self, root, decoder, size):
+    def __init__(self, root, decoder, view, size):
         self.files = sorted(glob.glob(f"{root}/*.jpg"))
         self.decoder = decoder
-        self.resize = v2.Resize((size, size), antialias=True)
-        self.scale = v2.ToDtype(torch.float32, scale=True)
+        if view == "crop":
+            self.transform = v2.Compose([
+                v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+        else:
+            self.transform = v2.Compose([v2.Resize((size, size), antialias=True),
+                                         v2.ToDtype(torch.float32, scale=True)])
 
     def __len__(self):
         return len(self.files)
@@ -56,12 +63,12 @@ class Folder(torch.utils.data.Dataset):
             with open(self.files[i], "rb") as f:
                 data = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
             image = decode_jpeg(data, mode=ImageReadMode.RGB)
-        return self.scale(self.resize(image))
+        return self.transform(image)
 
 
-def time_loader(root, workers, decoder, size=224, batch=64):
+def time_loader(root, workers, decoder, view="resize", size=224, batch=64):
     torch.set_num_threads(1)  # each worker decodes on its own core, as amalgam's threads do
-    loader = torch.utils.data.DataLoader(Folder(root, decoder, size), batch_size=batch,
+    loader = torch.utils.data.DataLoader(Folder(root, decoder, view, size), batch_size=batch,
                                          num_workers=workers)
     start = time.perf_counter()
     images, checksum = 0, 0.0
@@ -69,7 +76,7 @@ def time_loader(root, workers, decoder, size=224, batch=64):
         images += x.shape[0]
         checksum += x.sum().item()
     seconds = time.perf_counter() - start
-    print(json.dumps({"images": images, "workers": workers, "decoder": decoder,
+    print(json.dumps({"images": images, "workers": workers, "decoder": decoder, "view": view,
                       "seconds": seconds, "images_per_s": images / seconds,
                       "checksum": checksum}))
 
@@ -78,4 +85,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2], int(sys.argv[3]))
     else:
-        time_loader(sys.argv[2], int(sys.argv[3]), sys.argv[4], *map(int, sys.argv[5:]))
+        view = sys.argv[5] if len(sys.argv) > 5 else "resize"
+        time_loader(sys.argv[2], int(sys.argv[3]), sys.argv[4], view, *map(int, sys.argv[6:]))

@@ -173,6 +173,9 @@ absent "no output after refusal" "$W/x2/student.pt"
 bad "zero batch size" "--batch-size" $AM --batch-size 0 --out "$W/x3"
 bad "unknown architecture" "unknown architecture" $AM --student transformer --out "$W/x4"
 bad "unknown method" "--method" $AM --method magic --out "$W/x5"
+bad "a routed method with --routing none" "--routing none: a routed method needs a rule" \
+  $AM --method routed-kd --routing none --out "$W/x5b"
+absent "no output after --routing none" "$W/x5b"
 bad "overlapping teachers" "more than one task" $A amalgamate --teacher "$W/b/teacher.pt" \
   --teacher "$W/c/teacher.pt" $SMALL --out "$W/x6"
 bad "bad task" "not a class id" $A teach --task A=x-4 $SMALL --out "$W/x7"

@@ -71,6 +71,22 @@ TEST(ObjectiveConfig, AConfigThatIsNoMethodOrAPartItsAxesLackIsRefused) {
             std::string::npos);
 }
 
+// --routing none used to be accepted by a routed method and then routed as gate: it is refused,
+// naming the method that has plain KD's target.
+TEST(ObjectiveConfig, ARoutedMethodWithRoutingNoneIsRefused) {
+  ObjectiveConfig routed = method_config("routed-kd");
+  ASSERT_TRUE(routed.routing.has_value());
+  routed.routing->rule = RoutingRule::kNone;
+  const std::string message = error_of([&] { validate(routed); });
+  EXPECT_NE(message.find("--routing none"), std::string::npos) << message;
+  EXPECT_NE(message.find("--method kd"), std::string::npos) << message;
+  for (const RoutingRule rule :
+       {RoutingRule::kGate, RoutingRule::kTeachers, RoutingRule::kConcatenated}) {
+    routed.routing->rule = rule;
+    EXPECT_EQ(error_of([&] { validate(routed); }), "");
+  }
+}
+
 TEST(ObjectiveConfig, OlderFlatConfigsKeepTheirMeaning) {
   // Written by amalgam before the axes were named: "cfl" was the routed default (with the common
   // space only where lambda_cf > 0), "cfl-paper" today's cfl.

@@ -249,7 +249,7 @@ TEST(ImageFolder, DecodesGreyAndRgbToOneGeometry) {
   ImageFolderOptions options;
   options.channels = 3;
   options.height = options.width = 8;
-  std::vector<std::string> files;
+  std::vector<ImageFile> files;
   const at::Tensor images = load_image_tree({dir}, options, &files);
   ASSERT_EQ(images.sizes(), (std::vector<int64_t>{2, 3, 8, 8}));
   ASSERT_EQ(files.size(), 2u);

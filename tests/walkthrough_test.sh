@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's "Your own teachers and images" walk-through, as a PyTorch user runs it (issue 16):
-# two teachers trained here with normalisation in their transforms -- a grey 28x28 CNN given its
-# conventions on the command line, an RGB 32x32 torchvision resnet18 with a sidecar -- folders of
-# PNGs, amalgamation, export, one fine-tuning step of the export in Python, per-task accuracy.
+# The user guide's "Your own teachers and images" walk-through (docs/user-guide.md), as a PyTorch
+# user runs it (issue 16): two teachers trained here with normalisation in their transforms -- a
+# grey 28x28 CNN given its conventions on the command line, an RGB 32x32 torchvision resnet18
+# with a sidecar -- folders of PNGs, amalgamation, export, one fine-tuning step of the export in
+# Python, per-task accuracy.
 # The set-up's range, measured (3,000 transfer images, 3 epochs): teachers 86.3 / 92.8, default
 # student 68.9 / 85.3, --method kd 37.5 / 84.2 (tops / shoes-and-bags, 1,000 test images).
 set -u

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "app/commands.h"
+#include "app/shard_command.h"
 #include "command_line.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -81,7 +82,8 @@ void add_data_options(CLI::App* cmd, CliData& c) {
   DataSource& s = c.data.source;
   cmd->add_option("--data", s.dirs,
                   "IDX folder, or image folder(s): a tree of images (amalgamate) or "
-                  "root/<class>/ images (teach, eval); repeat to combine")
+                  "root/<class>/ images (teach, eval); for amalgamate also tar shards "
+                  "('DIR/shard-{0000..0099}.tar'); repeat to combine")
       ->default_str(s.dirs.front());
   cmd->add_option("--val-size", s.val_size,
                   "Training images held out for validation (image folders: a tenth)")
@@ -104,9 +106,18 @@ void add_data_options(CLI::App* cmd, CliData& c) {
   add_input_options(cmd, c);
 }
 
+// --data values with WebDataset's brace ranges ('shards/train-{0000..0099}.tar') expanded.
+std::vector<std::string> expanded_sources(const std::vector<std::string>& values) {
+  std::vector<std::string> sources;
+  for (const auto& value : values)
+    for (auto& source : expand_shard_pattern(value, "--data")) sources.push_back(std::move(source));
+  return sources;
+}
+
 // Resolves the textual data options once parsing is done.
 DataOptions resolved(const CliData& c) {
   DataOptions d = c.data;
+  d.source.dirs = expanded_sources(c.data.source.dirs);
   d.source.on_bad_image = parse_bad_image_policy(c.on_bad_image);
   AMALGAM_CHECK(
       d.source.image_memory_mib >= 0 && d.source.image_memory_mib <= kUnlimitedImageMemory,
@@ -425,6 +436,32 @@ Runner add_export(CLI::App* cmd, CliState&) {
   return [c] { return run_export(*c); };
 }
 
+Runner add_shard(CLI::App* cmd, CliState&) {
+  struct Cli {
+    ShardCommand command;
+    std::string on_bad_image = "fail";
+  };
+  auto c = std::make_shared<Cli>();
+  cmd->add_option("--data", c->command.sources,
+                  "Image folder(s), tar shard(s) ('DIR/shard-{0000..0099}.tar') or image files, "
+                  "in order (repeat)")
+      ->required();
+  cmd->add_option("--out", c->command.out, "The folder the shards are written to")->required();
+  cmd->add_option("--images-per-shard", c->command.writer.images_per_shard,
+                  "Images in each shard (the last may hold fewer)")
+      ->capture_default_str();
+  cmd->add_option("--prefix", c->command.writer.prefix, "Shards are named PREFIX-000000.tar, ...")
+      ->capture_default_str();
+  cmd->add_option("--on-bad-image", c->on_bad_image,
+                  "A truncated source shard: skip (keep what precedes the damage) or fail")
+      ->capture_default_str();
+  return [c] {
+    c->command.sources = expanded_sources(c->command.sources);
+    c->command.on_bad_image = parse_bad_image_policy(c->on_bad_image);
+    return run_shard(c->command);
+  };
+}
+
 Runner add_report(CLI::App* cmd, CliState&) {
   auto dir = std::make_shared<std::string>();
   cmd->add_option("run_dir", *dir, "Run directory of amalgamate")->required();
@@ -544,6 +581,8 @@ const std::vector<CommandEntry>& command_table() {
       {"export", "Write a run's student as TorchScript (forward -> logits) for Python",
        &add_export},
       {"report", "Write RUN_DIR/report.html (charts, tables, feature maps)", &add_report},
+      {"shard", "Write images into tar shards (WebDataset's layout) that --data streams",
+       &add_shard},
       {"bench", "Time CFL amalgamation on the demo's setup and the machine's peak", &add_bench},
       {"demo", "Fashion-MNIST: two teachers, the default method's student vs KD's", &add_demo},
       {"reproduce", "Baselines, ablations and controls of CFL over seeds, as markdown and JSON",

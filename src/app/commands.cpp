@@ -272,8 +272,7 @@ int amalgamate_in_group(AmalgamateCommand c, std::shared_ptr<ProcessGroup> group
   install_stop_handlers();
   AmalgamateConfig& config = c.config;
   configure_threads(config.train.threads);
-  validate(config.objective);
-  validate(config.train);
+  validate(config);
   if (c.out.empty()) c.out = default_run_dir("amalgamate");
   const bool writer = !group || group->rank() == 0;
   // The lock is taken at once where the directory exists (a second run on it is refused before

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -11,6 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "data/tar_shards.h"
 
 namespace amalgam {
 namespace {
@@ -24,6 +26,15 @@ ImageFolderOptions geometry_of(const DataSource& source, const InputSpec& input)
   return options;
 }
 
+// "3 folder(s)", "100 tar shard(s)", "2 folder(s) and 4 tar shard(s)".
+std::string sources_text(const DataSource& source) {
+  const auto shards = std::count_if(source.dirs.begin(), source.dirs.end(), is_tar_shard_name);
+  const auto folders = static_cast<int64_t>(source.dirs.size()) - shards;
+  const std::string shard_text = std::to_string(shards) + " tar shard(s)";
+  if (shards == 0) return std::to_string(folders) + " folder(s)";
+  return folders == 0 ? shard_text : std::to_string(folders) + " folder(s) and " + shard_text;
+}
+
 void require_folders(const DataSource& source) {
   AMALGAM_CHECK(!source.dirs.empty(), "--data: no folder given");
   for (const auto& dir : source.dirs)
@@ -33,7 +44,7 @@ void require_folders(const DataSource& source) {
 
 // The folders' files as an index decoded per batch; --limit keeps the files the in-memory path
 // would keep when every file decodes.
-TransferSet stream_files(const DataSource& source, std::vector<std::string> files,
+TransferSet stream_files(const DataSource& source, std::vector<ImageFile> files,
                          const ImageFolderOptions& geometry) {
   const auto found = static_cast<int64_t>(files.size());
   ImageIndex index;
@@ -41,8 +52,7 @@ TransferSet stream_files(const DataSource& source, std::vector<std::string> file
     index.files.push_back(std::move(files[static_cast<size_t>(row)]));
   index.geometry = geometry;
   index.workers = source.workers > 0 ? source.workers : spare_cores();
-  log_info("transfer set: " + std::to_string(found) + " images from " +
-           std::to_string(source.dirs.size()) + " folder(s)" +
+  log_info("transfer set: " + std::to_string(found) + " images from " + sources_text(source) +
            (static_cast<int64_t>(index.files.size()) < found
                 ? "; --limit keeps " + std::to_string(index.files.size())
                 : "") +
@@ -54,13 +64,36 @@ TransferSet stream_files(const DataSource& source, std::vector<std::string> file
   return TransferSet(std::move(index));
 }
 
+// One line of transfer_index.txt: a file's path, or a shard member as
+// "SHARD<TAB>MEMBER<TAB>OFFSET<TAB>SIZE".
+ImageFile parse_index_line(const std::string& line, const std::string& path) {
+  if (line.find('\t') == std::string::npos) return ImageFile(line);
+  std::istringstream fields(line);
+  std::string shard, member, offset, size;
+  std::getline(fields, shard, '\t');
+  std::getline(fields, member, '\t');
+  std::getline(fields, offset, '\t');
+  std::getline(fields, size, '\t');
+  try {
+    return ImageFile(shard, member, std::stoll(offset), std::stoll(size));
+  } catch (const std::exception&) {
+    throw Error(path + ": a damaged line: '" + line + "'");
+  }
+}
+
+std::string index_line(const ImageFile& file) {
+  if (!file.in_shard()) return file.path;
+  return file.path + '\t' + file.member + '\t' + std::to_string(file.offset) + '\t' +
+         std::to_string(file.size);
+}
+
 // A resumed run's streamed set: the files its index lists, in its order (--limit already applied).
 TransferSet read_transfer_index(const DataSource& source, const InputSpec& input,
                                 const std::string& path) {
   ImageIndex index;
   std::istringstream lines(read_whole_file(path));
   for (std::string line; std::getline(lines, line);)
-    if (!line.empty()) index.files.push_back(line);
+    if (!line.empty()) index.files.push_back(parse_index_line(line, path));
   AMALGAM_CHECK(!index.files.empty(), path + ": lists no image file");
   index.geometry = geometry_of(source, input);
   resolve_geometry(index.files, index.geometry);
@@ -75,7 +108,7 @@ TransferSet read_transfer_index(const DataSource& source, const InputSpec& input
 void write_transfer_index(const TransferSet& transfer, const std::string& path) {
   if (!transfer.streams()) return;
   std::string text;
-  for (const auto& file : transfer.files()) text += file + '\n';
+  for (const auto& file : transfer.files()) text += index_line(file) + '\n';
   write_text_atomically(path, text);
 }
 
@@ -104,7 +137,7 @@ TransferSet load_transfer_set(const DataSource& source, const InputSpec& input, 
   *val = LabeledImages{};
   if (!index_file.empty() && std::filesystem::exists(index_file))
     return read_transfer_index(source, input, index_file);
-  std::vector<std::string> files = list_image_roots(source.dirs);
+  std::vector<ImageFile> files = list_image_roots(source.dirs, source.on_bad_image);
   ImageFolderOptions geometry = geometry_of(source, input);
   resolve_geometry(files, geometry);
   const auto found_files = static_cast<int64_t>(files.size());
@@ -117,8 +150,7 @@ TransferSet load_transfer_set(const DataSource& source, const InputSpec& input, 
   const int64_t found = images.size(0);
   if (source.limit > 0)
     images = subsample({images, at::Tensor()}, source.limit, source.split_seed + 1).images;
-  log_info("transfer set: " + std::to_string(found) + " images from " +
-           std::to_string(source.dirs.size()) + " folder(s)" +
+  log_info("transfer set: " + std::to_string(found) + " images from " + sources_text(source) +
            (images.size(0) < found ? "; --limit keeps " + std::to_string(images.size(0)) : ""));
   return TransferSet(images);
 }

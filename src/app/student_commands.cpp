@@ -69,13 +69,13 @@ int run_predict(const PredictCommand& c) {
   geometry.height = student.network->input().height;
   geometry.width = student.network->input().width;
   geometry.on_bad_image = d.source.on_bad_image;
-  std::vector<std::string> files;
+  std::vector<ImageFile> files;
   const at::Tensor images = load_image_tree(d.source.dirs, geometry, &files);
   const at::Tensor logits = predict_logits(*student.network, images, kInferenceBatch).contiguous();
   nlohmann::json result = {{"model", model_path}, {"images", nlohmann::json::array()}};
   for (int64_t i = 0; i < logits.size(0); ++i) {
     nlohmann::json entry = prediction_record(logits[i], student.head);
-    entry["file"] = files[static_cast<size_t>(i)];
+    entry["file"] = files[static_cast<size_t>(i)].name();
     result["images"].push_back(entry);
   }
   const std::string text = result.dump(1) + "\n";

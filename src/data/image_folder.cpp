@@ -3,57 +3,35 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "data/decode_pool.h"
 #include "data/image_decode.h"
+#include "data/tar_shards.h"
 
 namespace amalgam {
 namespace fs = std::filesystem;
 namespace {
 
-std::string lower_extension(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext;
-}
-
-bool has_image_extension(const fs::path& path) {
-  const std::string ext = lower_extension(path);
-  static const char* known[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
-                                ".tga", ".pgm", ".ppm",  ".pnm"};
-  return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return ext == k; });
-}
-
 // Image formats people keep that stb cannot decode: named when skipped, never skipped silently.
 bool has_unreadable_image_extension(const fs::path& path) {
-  const std::string ext = lower_extension(path);
+  const std::string ext = lower_extension(path.string());
   static const char* unreadable[] = {".webp", ".tif", ".tiff", ".heic", ".avif", ".jxl"};
   return std::any_of(std::begin(unreadable), std::end(unreadable),
                      [&](const char* k) { return ext == k; });
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  AMALGAM_CHECK(in.good(), path + ": cannot open");
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 }  // namespace
 
-void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions& options) {
+void resolve_geometry(const std::vector<ImageFile>& files, ImageFolderOptions& options) {
   if (options.channels > 0 && options.height > 0 && options.width > 0) return;
   for (const auto& file : files) {
     std::string bytes;
     try {
-      bytes = read_bytes(file);
+      bytes = read_image_bytes(file);
     } catch (const Error&) {
       continue;
     }
@@ -71,7 +49,7 @@ void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions&
 namespace {
 
 // Decodes `files` into one uint8 batch; bad files fail or are dropped (per the policy).
-at::Tensor decode_all(const std::vector<std::string>& files, const ImageFolderOptions& options,
+at::Tensor decode_all(const std::vector<ImageFile>& files, const ImageFolderOptions& options,
                       std::vector<bool>* kept) {
   const auto n = static_cast<int64_t>(files.size());
   at::Tensor images =
@@ -119,7 +97,7 @@ std::vector<std::string> list_image_files(const std::string& root) {
   // otherwise be walked again and again, the same images counted many times.
   std::set<fs::path> visited = {fs::canonical(root, ec)};
   std::set<fs::path> seen_files;
-  int64_t duplicates = 0, unreadable = 0, apple_double = 0;
+  int64_t duplicates = 0, unreadable = 0, apple_double = 0, shards = 0;
   for (fs::recursive_directory_iterator
            it(root, fs::directory_options::follow_directory_symlink, ec),
        end;
@@ -130,9 +108,9 @@ std::vector<std::string> list_image_files(const std::string& root) {
     }
     if (!it->is_regular_file(ec)) continue;
     if (has_unreadable_image_extension(it->path())) ++unreadable;
-    if (!has_image_extension(it->path())) continue;
-    // macOS writes "._NAME" beside NAME on foreign disks and in archives: metadata, never an image.
-    if (it->path().filename().string().rfind("._", 0) == 0) {
+    if (is_tar_shard_name(it->path().string())) ++shards;
+    if (!has_image_extension(it->path().string())) continue;
+    if (is_apple_double(it->path().string())) {
       ++apple_double;
       continue;
     }
@@ -152,25 +130,36 @@ std::vector<std::string> list_image_files(const std::string& root) {
     log_warning(root + ": skipped " + std::to_string(unreadable) +
                 " webp/tiff/heic/avif/jxl file(s); amalgam reads png, jpg, bmp, gif, tga and "
                 "pnm (convert them first)");
+  if (shards > 0)
+    log_warning(root + ": skipped " + std::to_string(shards) +
+                " .tar file(s) in this tree; name tar shards themselves to read them (--data "
+                "'DIR/shard-{000000..000009}.tar')");
   std::sort(files.begin(), files.end());
   return files;
 }
 
-at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width,
+at::Tensor read_image(const ImageFile& image, int64_t channels, int64_t height, int64_t width,
                       JpegDecoder jpeg, const CropDraw& crop) {
-  return decode_image(read_bytes(path), path, channels, height, width, jpeg, crop);
+  return decode_image(read_image_bytes(image), image.name(), channels, height, width, jpeg, crop);
 }
 
-std::vector<std::string> list_image_roots(const std::vector<std::string>& roots) {
+std::vector<ImageFile> list_image_roots(const std::vector<std::string>& roots,
+                                        BadImagePolicy policy) {
   AMALGAM_CHECK(!roots.empty(), "--data: no image folder given");
-  std::vector<std::string> files;
+  std::vector<ImageFile> files;
   for (const auto& root : roots) {
+    if (is_tar_shard_name(root)) {
+      const auto members = list_shard_images(root, policy);
+      files.insert(files.end(), members.begin(), members.end());
+      continue;
+    }
     if (fs::is_regular_file(root)) {  // one image named on its own
       AMALGAM_CHECK(has_image_extension(root),
                     root + ": not an image file amalgam reads (png, jpg, bmp, gif, tga, pnm)");
-      files.push_back(root);
+      files.emplace_back(root);
       continue;
     }
+    AMALGAM_CHECK(fs::is_directory(root), root + ": no such file or folder");
     const auto found = list_image_files(root);
     AMALGAM_CHECK(!found.empty(),
                   root + ": no image files (png, jpg, bmp, gif, tga, pnm) in this tree");
@@ -180,12 +169,12 @@ std::vector<std::string> list_image_roots(const std::vector<std::string>& roots)
 }
 
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
-                           std::vector<std::string>* kept_files) {
-  return load_image_files(list_image_roots(roots), options, kept_files);
+                           std::vector<ImageFile>* kept_files) {
+  return load_image_files(list_image_roots(roots, options.on_bad_image), options, kept_files);
 }
 
-at::Tensor load_image_files(const std::vector<std::string>& files, ImageFolderOptions options,
-                            std::vector<std::string>* kept_files) {
+at::Tensor load_image_files(const std::vector<ImageFile>& files, ImageFolderOptions options,
+                            std::vector<ImageFile>* kept_files) {
   resolve_geometry(files, options);
   std::vector<bool> kept;
   at::Tensor images = decode_all(files, options, &kept);
@@ -200,19 +189,23 @@ at::Tensor load_image_files(const std::vector<std::string>& files, ImageFolderOp
 }
 
 LabeledFolder load_labeled_folder(const std::string& root, ImageFolderOptions options) {
+  AMALGAM_CHECK(!fs::is_regular_file(root),
+                root +
+                    ": a file; labeled images are read from a folder (root/<class>/ images), "
+                    "and tar shards only as a transfer set");
   AMALGAM_CHECK(fs::is_directory(root), root + ": no such folder");
   std::vector<std::string> class_dirs;
   for (const auto& entry : fs::directory_iterator(root))
     if (entry.is_directory()) class_dirs.push_back(entry.path().filename().string());
   std::sort(class_dirs.begin(), class_dirs.end());
   LabeledFolder folder;
-  std::vector<std::string> files;
+  std::vector<ImageFile> files;
   std::vector<int64_t> labels;
   for (const auto& name : class_dirs) {
     const auto found = list_image_files((fs::path(root) / name).string());
     if (found.empty()) continue;
     for (const auto& f : found) {
-      files.push_back(f);
+      files.emplace_back(f);
       labels.push_back(static_cast<int64_t>(folder.class_names.size()));
     }
     folder.class_names.push_back(name);

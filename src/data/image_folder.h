@@ -10,14 +10,9 @@
 
 #include "data/dataset.h"
 #include "data/image_decode.h"
+#include "data/image_file.h"
 
 namespace amalgam {
-
-/// What happens to a file that does not decode as an image.
-enum class BadImagePolicy {
-  kFail,  ///< stop with an error naming the file
-  kSkip,  ///< report it and go on without it
-};
 
 /// Parses "skip" or "fail"; throws Error naming --on-bad-image otherwise.
 BadImagePolicy parse_bad_image_policy(const std::string& text);
@@ -34,26 +29,28 @@ struct ImageFolderOptions {
 /// The image files (by extension) under `root`, recursively, in sorted order.
 std::vector<std::string> list_image_files(const std::string& root);
 
-/// Reads and decodes `path` (decode_image) to uint8 [channels,height,width].
+/// Reads and decodes `image` (decode_image) to uint8 [channels,height,width].
 /// Throws Error naming the file when it cannot be read or decoded.
-at::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width,
+at::Tensor read_image(const ImageFile& image, int64_t channels, int64_t height, int64_t width,
                       JpegDecoder jpeg = JpegDecoder::kTurboJpeg, const CropDraw& crop = {});
 
-/// The image files under each of `roots` (a root may also be one image file), in order; throws
-/// Error naming a root that holds none.
-std::vector<std::string> list_image_roots(const std::vector<std::string>& roots);
+/// The images under each of `roots`, in order: a folder's image files (recursively, sorted), a
+/// tar shard's image members (NAME.tar, in the shard's order; `policy` decides a truncated
+/// shard), or one image file named on its own. Throws Error naming a root that holds none.
+std::vector<ImageFile> list_image_roots(const std::vector<std::string>& roots,
+                                        BadImagePolicy policy = BadImagePolicy::kFail);
 
 /// Fills the geometry `options` leaves at 0 from the first of `files` that decodes.
-void resolve_geometry(const std::vector<std::string>& files, ImageFolderOptions& options);
+void resolve_geometry(const std::vector<ImageFile>& files, ImageFolderOptions& options);
 
-/// Every image under each of `roots` (any tree, labels ignored; a root may also be one image file)
-/// as uint8 [N,C,H,W]; `files`, when given, receives the path of each image kept, in order.
+/// Every image under each of `roots` (list_image_roots; labels ignored) as uint8 [N,C,H,W];
+/// `files`, when given, receives each image kept, in order.
 at::Tensor load_image_tree(const std::vector<std::string>& roots, ImageFolderOptions options,
-                           std::vector<std::string>* files = nullptr);
+                           std::vector<ImageFile>* files = nullptr);
 
-/// load_image_tree on files already listed (list_image_roots).
-at::Tensor load_image_files(const std::vector<std::string>& files, ImageFolderOptions options,
-                            std::vector<std::string>* kept_files = nullptr);
+/// load_image_tree on images already listed (list_image_roots).
+at::Tensor load_image_files(const std::vector<ImageFile>& files, ImageFolderOptions options,
+                            std::vector<ImageFile>* kept_files = nullptr);
 
 /// A labeled folder: root/<class>/... images, classes sorted by folder name.
 struct LabeledFolder {

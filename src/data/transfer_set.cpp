@@ -59,7 +59,7 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
   float* target = batch.data_ptr<float>();
   std::vector<std::string> errors(rows.size());
   parallel_decode(n, index_->workers, [&](int64_t i) {
-    const std::string& file = index_->files[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+    const ImageFile& file = index_->files[static_cast<size_t>(rows[static_cast<size_t>(i)])];
     at::Tensor image;
     try {
       image = read_image(file, g.channels, g.height, g.width, g.jpeg, crops.draw(i));
@@ -67,7 +67,7 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
       errors[static_cast<size_t>(i)] = e.what();
       return;
     } catch (const std::exception& e) {  // out of memory, a LibTorch error: still name the file
-      errors[static_cast<size_t>(i)] = file + ": cannot decode (" + e.what() + ")";
+      errors[static_cast<size_t>(i)] = file.name() + ": cannot decode (" + e.what() + ")";
       return;
     }
     // A plain loop, as the in-memory batch loader's, so both give the same floats.
@@ -137,8 +137,8 @@ at::Tensor TransferSet::sample(int64_t max_images) const {
   return images;
 }
 
-const std::vector<std::string>& TransferSet::files() const {
-  static const std::vector<std::string> none;
+const std::vector<ImageFile>& TransferSet::files() const {
+  static const std::vector<ImageFile> none;
   return streams() ? index_->files : none;
 }
 
@@ -149,8 +149,13 @@ std::string TransferSet::checksum() const {
   }
   std::string listing;
   std::error_code ec;
-  for (const auto& file : index_->files)
-    listing += file + '\t' + std::to_string(std::filesystem::file_size(file, ec)) + '\n';
+  for (const auto& file : index_->files) {
+    const auto size = file.in_shard()
+                          ? file.size
+                          : static_cast<int64_t>(std::filesystem::file_size(file.path, ec));
+    const std::string where = file.in_shard() ? std::to_string(file.offset) + '\t' : "";
+    listing += file.name() + '\t' + where + std::to_string(size) + '\n';
+  }
   return std::to_string(crc32_of(listing.data(), listing.size()));
 }
 

@@ -16,11 +16,11 @@
 
 namespace amalgam {
 
-/// The image files of a streamed set and how each is decoded.
+/// The images of a streamed set (files, or members of tar shards) and how each is decoded.
 struct ImageIndex {
-  std::vector<std::string> files;  ///< one per image, in set order
-  ImageFolderOptions geometry;     ///< channels, height and width resolved (none left at 0)
-  int workers = 1;                 ///< decode threads per batch
+  std::vector<ImageFile> files;  ///< one per image, in set order
+  ImageFolderOptions geometry;   ///< channels, height and width resolved (none left at 0)
+  int workers = 1;               ///< decode threads per batch
 };
 
 /// The transfer set: images whose labels were dropped. The amalgamation path accepts only this
@@ -48,11 +48,11 @@ class TransferSet {
   /// report's embedding): every image when held in memory, otherwise at most `max_images`
   /// evenly spaced ones and no more than kSampleBytes decoded; uint8 [n,C,H,W].
   at::Tensor sample(int64_t max_images) const;
-  /// A checksum of the pixels (in memory) or of the files' names and sizes (streamed), so ranks
+  /// A checksum of the pixels (in memory) or of the images' names and sizes (streamed), so ranks
   /// on several hosts can check they read the same data.
   std::string checksum() const;
-  /// A streamed set's files, in set order (empty when held in memory).
-  const std::vector<std::string>& files() const;
+  /// A streamed set's images, in set order (empty when held in memory).
+  const std::vector<ImageFile>& files() const;
   /// Files replaced under --on-bad-image skip so far (streamed sets).
   int64_t bad_images() const { return bad_images_ ? bad_images_->load() : 0; }
 

@@ -48,6 +48,11 @@ SliceWeights parse_slice_weights(const std::string& name) {
 }
 
 void validate(const RoutingOptions& o) {
+  // The task factor must come from somewhere: with none, task_loss would route as gate.
+  AMALGAM_CHECK(o.rule != RoutingRule::kNone,
+                "--routing none: a routed method needs a rule (gate, teachers or concatenated); "
+                "for plain KD's target, the softmax of the teachers' concatenated logits, use "
+                "--method kd");
   AMALGAM_CHECK(o.confident_share > 0 && o.confident_share <= 1,
                 "--confident-share: must be in (0, 1]");
   AMALGAM_CHECK(o.lambda_task >= 0, "--lambda-task: must be >= 0");

@@ -36,7 +36,7 @@ std::vector<double> per_channel(std::vector<double> values, int64_t channels,
   return values;
 }
 
-// The keys a user's sidecar may hold (README, "Your own teachers and images").
+// The keys a user's sidecar may hold (docs/user-guide.md, "Your own teachers and images").
 const std::vector<std::string>& sidecar_keys() {
   static const std::vector<std::string> keys = {"task",       "class_names", "layout", "channels",
                                                 "input_size", "mean",        "std"};

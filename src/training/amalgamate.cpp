@@ -97,11 +97,8 @@ void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& 
                       "options, teachers or transfer images");
 }
 
-AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
-                              const AmalgamateConfig& given, const RunContext& context) {
-  validate(given.train);
-  AmalgamateConfig config = given;  // with the epochs train.min_steps asks for
-  config.train.epochs = epochs_for(given.train, transfer.size());
+void validate(const AmalgamateConfig& config) {
+  validate(config.train);
   validate(config.objective);
   AMALGAM_CHECK(config.train.augment.mixup_alpha == 0 || !config.teachers_see_clean_images,
                 "--mixup: the teachers must see the mixed image the student imitates them on; "
@@ -109,6 +106,13 @@ AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const Transf
   AMALGAM_CHECK(!config.train.augment.random_resized_crop || !config.teachers_see_clean_images,
                 "--random-resized-crop: the teachers see the student's crop (the crop is the "
                 "view both are matched on); drop --teachers-see-clean-images");
+}
+
+AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
+                              const AmalgamateConfig& given, const RunContext& context) {
+  validate(given);
+  AmalgamateConfig config = given;  // with the epochs train.min_steps asks for
+  config.train.epochs = epochs_for(given.train, transfer.size());
   check_teachers_compatible(teachers);
   const c10::Device device = parse_device(config.train.device);
   ProcessGroup* group = context.group.get();

@@ -93,6 +93,11 @@ struct AmalgamationResult {
 void check_ranks_agree(const std::vector<Teacher>& teachers, const TransferSet& transfer,
                        const AmalgamateConfig& config, ProcessGroup* group);
 
+/// Throws Error naming the option when `config` is out of range or asks for views that cannot go
+/// together (teachers on clean images with a crop or mixing the student sees); amalgamate checks
+/// it again.
+void validate(const AmalgamateConfig& config);
+
 /// Trains a student from `teachers` on `transfer` for epochs_for(config.train, transfer size)
 /// epochs. Only images reach this function: the transfer set carries no labels.
 AmalgamationResult amalgamate(const std::vector<Teacher>& teachers, const TransferSet& transfer,
