@@ -70,16 +70,15 @@ std::vector<ImageFile> list_shard_images(const std::string& path, BadImagePolicy
   AMALGAM_CHECK(archive_read_open_filename(reader.get(), path.c_str(), 1 << 16) == ARCHIVE_OK,
                 path + ": cannot open as a tar shard: " + archive_message(reader.get()));
   std::vector<ImageFile> images;
-  std::string damage, previous = "its first member";
+  std::string damage, previous;  // previous: the last member whose header read ("" = none yet)
   archive_entry* entry = nullptr;
   for (;;) {
     const int status = archive_read_next_header(reader.get(), &entry);
     if (status == ARCHIVE_EOF) break;
     if (status < ARCHIVE_WARN) {
-      AMALGAM_CHECK(
-          !images.empty() || previous != "its first member",
-          path + ": not an uncompressed tar shard (" + archive_message(reader.get()) + ")");
-      damage = path + ": truncated or damaged after " + previous + " (" +
+      AMALGAM_CHECK(!previous.empty(), path + ": not an uncompressed tar shard (" +
+                                           archive_message(reader.get()) + ")");
+      damage = path + ": truncated or damaged after member " + previous + " (" +
                archive_message(reader.get()) + ")";
       break;
     }
@@ -87,8 +86,9 @@ std::vector<ImageFile> list_shard_images(const std::string& path, BadImagePolicy
                   path + ": a compressed (" + archive_filter_name(reader.get(), 0) +
                       ") shard; amalgam reads members in place and needs uncompressed tar "
                       "(WebDataset's default): decompress it first");
-    const std::string name = archive_entry_pathname(entry);
-    previous = "member " + name;
+    const char* pathname = archive_entry_pathname(entry);  // null for a name it cannot convert
+    const std::string name = pathname != nullptr ? pathname : "(unnamed)";
+    previous = name;
     if (archive_entry_filetype(entry) != AE_IFREG) continue;
     // Once the header is read, the filter has consumed exactly the bytes before the member's data.
     const int64_t offset = archive_filter_bytes(reader.get(), 0);
