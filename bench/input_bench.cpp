@@ -53,18 +53,17 @@ int main(int argc, char** argv) {
   index.geometry = options;
   index.workers = threads;
   const amalgam::TransferSet set(std::move(index));
-  amalgam::AugmentOptions crops;  // the crop, drawn while decoding
-  crops.random_resized_crop = crop;
-  amalgam::AugmentOptions flip;  // the flip, on the decoded batch
-  flip.horizontal_flip = true;
+  amalgam::AugmentOptions augment;  // crop and flip, made while decoding, as amalgamate's
+  augment.random_resized_crop = crop;
+  augment.horizontal_flip = true;
   const at::Tensor mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
   const at::Tensor std = torch::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
   // The batch loader a training step reads from: the next batch decoded on the decode threads
-  // while this one is flipped and normalised (a step does both on its device).
+  // while this one is normalised (a network does it on its device, with its own mean and std).
   amalgam::BatchLoaderOptions loading;
   loading.batch_size = batch;
   loading.shuffle = false;
-  loading.augment = &crops;
+  loading.augment = &augment;
   amalgam::BatchLoader loader(
       [&set](const std::vector<int64_t>& rows, const amalgam::BatchCrops& draws) {
         return set.input_rows(rows, draws);
@@ -75,7 +74,9 @@ int main(int argc, char** argv) {
   for (int64_t step = 0; auto next = loader.next(); ++step) {
     at::Tensor x = next->images;
     if (crop)
-      x = amalgam::augment_batch(x, flip, amalgam::augment_seed(0, 0, step)).sub_(mean).div_(std);
+      x = amalgam::augment_batch(x, augment, amalgam::augment_seed(0, 0, step), 0, next->flipped)
+              .sub_(mean)
+              .div_(std);
     checksum += x.sum().item<double>();
   }
   const auto end = std::chrono::steady_clock::now();

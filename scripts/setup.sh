@@ -23,6 +23,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
   libturbojpeg0-dev         # libjpeg-turbo's TurboJPEG: JPEG decoding, scaled in the DCT domain
   libarchive-dev            # tar shards of a streamed transfer set
+  libtcmalloc-minimal4      # TCMalloc: a step's large tensors reused, not mapped afresh
   libgloo-dev               # Gloo's headers: c10d's CPU collectives (the wheel ships the library)
   dataset-fashion-mnist     # /usr/share/datasets/fashion-mnist
   python3-sklearn           # its digits table: the cross-domain set-up of reproduce

@@ -12,6 +12,7 @@
 #include "data/augment.h"
 #include "data/image_decode.h"
 #include "data/image_folder.h"
+#include "data/transfer_set.h"
 #include "test_util.h"
 
 namespace amalgam {
@@ -149,6 +150,50 @@ TEST(ImageDecode, ACropIsTakenFromTheFullImage) {
   const at::Tensor whole = decode_image(photo, "camera.jpg", 3, 4000, 6000);
   const at::Tensor far = resized_crop(whole, middle, 200, 300);
   EXPECT_LE((near.to(torch::kFloat32) - far.to(torch::kFloat32)).abs().mean().item<double>(), 1.0);
+}
+
+// With RandomResizedCrop, the flips are made where each image is cropped (the crop view's copy of
+// the batch saved): the batch, then augment_batch told so, gives the floats that the crop alone
+// followed by augment_batch's own flips gave, mixup's draws included, for a whole batch and for a
+// rank's shard of it, streamed from files and held in memory alike.
+TEST(ImageDecode, FlipsMadeWhereCroppedEqualTheBatchsFlips) {
+  ImageIndex index;
+  for (const char* name : {"baseline.jpg", "progressive.jpg", "grey.jpg", "rgb.png", "palette.png",
+                           "alpha.png", "thumbnail.jpg", "cmyk.jpg"})
+    index.files.push_back(ImageFile(zoo() + "/" + name));
+  index.geometry.channels = 3;
+  index.geometry.height = index.geometry.width = 24;
+  index.workers = 2;
+  const TransferSet streamed(index);
+  const TransferSet held(load_image_tree({zoo() + "/baseline.jpg", zoo() + "/rgb.png",
+                                          zoo() + "/progressive.jpg", zoo() + "/alpha.png"},
+                                         index.geometry));
+  AugmentOptions fused;
+  fused.random_resized_crop = true;
+  fused.horizontal_flip = true;
+  fused.mixup_alpha = 0.4;
+  AugmentOptions crop_only = fused;
+  crop_only.horizontal_flip = false;
+  for (const TransferSet* set : {&streamed, &held}) {
+    for (const int64_t first : {int64_t{0}, int64_t{3}}) {
+      std::vector<int64_t> rows;
+      for (int64_t i = 0; i < set->size(); ++i) rows.push_back(set->size() - 1 - i);
+      const uint64_t seed = augment_seed(7, 1, 2);
+      const BatchCrops crops{&fused, seed, first};
+      ASSERT_TRUE(crops.flips());
+      const std::vector<bool> flips = crops.draw_flips(set->size());
+      ASSERT_NE(std::count(flips.begin(), flips.end(), true), 0);  // the seed flips some
+      const at::Tensor flipped = set->input_rows(rows, crops);
+      const at::Tensor plain = set->input_rows(rows, BatchCrops{&crop_only, seed, first});
+      EXPECT_FALSE(flipped.equal(plain));
+      EXPECT_TRUE(augment_batch(flipped, fused, seed, first, true)
+                      .equal(augment_batch(plain, fused, seed, first, false)))
+          << (set->streams() ? "streamed" : "held") << ", first " << first;
+    }
+  }
+  AugmentOptions padded = fused;  // pad-crops come before flips: those stay on the batch
+  padded.crop_padding = 2;
+  EXPECT_FALSE((BatchCrops{&padded, 1, 0}.flips()));
 }
 
 TEST(ImageDecode, TheContentDecidesTheFormat) {

@@ -90,36 +90,69 @@ at::Tensor mix(const at::Tensor& images, double alpha, std::mt19937_64& rng) {
   return lambda * images + (1 - lambda) * images.roll(-shift, 0);
 }
 
+// The per-image draws of augment_batch, in its order: for each position up to first + count,
+// the pad offsets (top, left) when padding, then the flip; those before `first` are drawn and
+// dropped, so a rank's shard gets the draws one process would give its positions.
+struct PositionDraws {
+  std::vector<std::pair<int64_t, int64_t>> offsets;  ///< (top, left); empty without padding
+  std::vector<bool> flips;                           ///< empty without flipping
+};
+
+PositionDraws draw_positions(std::mt19937_64& rng, const AugmentOptions& options, int64_t first,
+                             int64_t count) {
+  const int64_t pad = options.crop_padding;
+  std::uniform_int_distribution<int64_t> offset(0, 2 * pad);
+  std::bernoulli_distribution flip(0.5);
+  PositionDraws draws;
+  for (int64_t i = 0; i < first + count; ++i) {
+    std::pair<int64_t, int64_t> at{0, 0};
+    if (pad > 0) {
+      at.first = offset(rng);
+      at.second = offset(rng);
+    }
+    const bool mirror = options.horizontal_flip && flip(rng);
+    if (i < first) continue;
+    if (pad > 0) draws.offsets.push_back(at);
+    if (options.horizontal_flip) draws.flips.push_back(mirror);
+  }
+  return draws;
+}
+
 }  // namespace
 
+bool BatchCrops::flips() const {
+  return on() && options->horizontal_flip && options->crop_padding == 0;
+}
+
+std::vector<bool> BatchCrops::draw_flips(int64_t count) const {
+  if (!flips()) return std::vector<bool>(static_cast<size_t>(count), false);
+  std::mt19937_64 rng(step_seed);
+  return draw_positions(rng, *options, first, count).flips;
+}
+
 at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed,
-                         int64_t first) {
+                         int64_t first, bool flipped) {
   // RandomResizedCrop happened where the loader decoded the images.
-  if (options.crop_padding == 0 && !options.horizontal_flip && options.mixup_alpha == 0)
-    return images;
+  const bool flip = options.horizontal_flip && !flipped;
+  if (options.crop_padding == 0 && !flip && options.mixup_alpha == 0) return images;
   std::mt19937_64 rng(seed);
   const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
   const int64_t pad = options.crop_padding;
   const at::Tensor padded =
       pad > 0 ? torch::constant_pad_nd(images, {pad, pad, pad, pad}, 0.0) : images;
-  std::uniform_int_distribution<int64_t> offset(0, 2 * pad);
-  std::bernoulli_distribution flip(0.5);
-  for (int64_t i = 0; i < first; ++i) {  // the earlier positions' draws, in the same order
-    if (pad > 0) offset(rng), offset(rng);
-    if (options.horizontal_flip) flip(rng);
-  }
+  const PositionDraws draws = draw_positions(rng, options, first, batch);
   std::vector<at::Tensor> out;
   out.reserve(static_cast<size_t>(batch));
   for (int64_t i = 0; i < batch; ++i) {
     at::Tensor image = padded[i];
     if (pad > 0) {
-      const int64_t top = offset(rng), left = offset(rng);
+      const auto [top, left] = draws.offsets[static_cast<size_t>(i)];
       image = image.slice(1, top, top + height).slice(2, left, left + width);
     }
-    if (options.horizontal_flip && flip(rng)) image = image.flip({2});
+    if (flip && draws.flips[static_cast<size_t>(i)]) image = image.flip({2});
     out.push_back(image);
   }
-  const at::Tensor augmented = torch::stack(out);
+  const at::Tensor augmented = pad > 0 || flip ? torch::stack(out) : images;
   return options.mixup_alpha > 0 ? mix(augmented, options.mixup_alpha, rng) : augmented;
 }
 

@@ -61,6 +61,14 @@ struct BatchCrops {
   bool on() const { return options != nullptr && options->random_resized_crop; }
   /// The draw of the batch's row `row` (empty when off).
   CropDraw draw(int64_t row) const;
+  /// Whether the horizontal flips are made where the images are cropped (RandomResizedCrop and
+  /// flip on, no padding), each row mirrored while it is converted to float: the batch then
+  /// arrives flipped, and augment_batch is told so. Measured: the flip on the decoded batch cost
+  /// a copy of the whole batch on the consumer's thread (bench/input_pipeline.sh, crop view).
+  bool flips() const;
+  /// Whether each of the batch's `count` rows is mirrored, as augment_batch draws it (all false
+  /// unless flips()).
+  std::vector<bool> draw_flips(int64_t count) const;
 };
 
 /// Crops uint8 `image` [C,H,W] to `box` and resizes it to height x width (antialiased bilinear).
@@ -70,9 +78,10 @@ at::Tensor resized_crop(const at::Tensor& image, const CropBox& box, int64_t hei
 /// pairs within `images`); the draws are a pure function of `seed`, so a run is reproducible.
 /// `first`: the images are positions first, first+1, ... of the step's whole batch (a
 /// data-parallel rank's shard), and get the crops and flips one process would give those
-/// positions (mixup pairs stay within the shard).
+/// positions (mixup pairs stay within the shard). `flipped`: the images come flipped where they
+/// were decoded (BatchCrops::flips); the flips are still drawn, so mixup's draws stay the same.
 at::Tensor augment_batch(const at::Tensor& images, const AugmentOptions& options, uint64_t seed,
-                         int64_t first = 0);
+                         int64_t first = 0, bool flipped = false);
 
 /// The augmentation seed of one training step.
 uint64_t augment_seed(uint64_t run_seed, int64_t epoch, int64_t step);

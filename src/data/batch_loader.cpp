@@ -79,7 +79,7 @@ Batch BatchLoader::make_batch(int64_t index) const {
   if (fetch_) {
     const BatchCrops crops{options_.augment, augment_seed(options_.seed, epoch_, index),
                            options_.shard_index * shard};
-    return {fetch_(ids, crops), at::Tensor(), rows};
+    return {fetch_(ids, crops), at::Tensor(), rows, crops.flips()};
   }
   // Plain loops, no ATen kernels: this runs on the prefetch thread, and an ATen kernel there would
   // start a second OpenMP team that competes with training for the cores (measured: the CFL

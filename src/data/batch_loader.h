@@ -34,9 +34,10 @@ void require_even_shards(int64_t batch_size, int64_t ranks);
 
 /// One batch: float images in [0,1] and, when the loader has labels, their labels.
 struct Batch {
-  at::Tensor images;   ///< float [B,C,H,W], values in [0,1]
-  at::Tensor labels;   ///< int64 [B]; undefined for unlabeled data
-  at::Tensor indices;  ///< int64 [B]: positions of the batch's images in the loader's data
+  at::Tensor images;     ///< float [B,C,H,W], values in [0,1]
+  at::Tensor labels;     ///< int64 [B]; undefined for unlabeled data
+  at::Tensor indices;    ///< int64 [B]: positions of the batch's images in the loader's data
+  bool flipped = false;  ///< the images were flipped where decoded (BatchCrops::flips)
 };
 
 /// Iterates over uint8 images (and optional labels) in seeded batches; prefetches one batch on a

@@ -12,6 +12,26 @@
 #include "data/decode_pool.h"
 
 namespace amalgam {
+namespace {
+
+// uint8 `image` [C,H,W] to float in [0,1] at `row`, mirrored left to right when `flip`. A plain
+// loop, as the in-memory batch loader's, so both give the same floats; the flip costs nothing
+// here, where it cost a copy of the batch after it.
+void to_float_row(const at::Tensor& image, float* row, bool flip) {
+  const at::Tensor pixels = image.contiguous();
+  const uint8_t* source = pixels.data_ptr<uint8_t>();
+  const int64_t width = pixels.size(2), lines = pixels.size(0) * pixels.size(1);
+  for (int64_t y = 0; y < lines; ++y) {
+    const uint8_t* in = source + y * width;
+    float* out = row + y * width;
+    if (flip)
+      for (int64_t x = 0; x < width; ++x) out[x] = in[width - 1 - x] / 255.0f;
+    else
+      for (int64_t x = 0; x < width; ++x) out[x] = in[x] / 255.0f;
+  }
+}
+
+}  // namespace
 
 TransferSet::TransferSet(at::Tensor images) : images_(std::move(images)) {
   AMALGAM_CHECK(images_.defined() && images_.dim() == 4, "transfer set: images must be [N,C,H,W]");
@@ -20,7 +40,8 @@ TransferSet::TransferSet(at::Tensor images) : images_(std::move(images)) {
 
 TransferSet::TransferSet(ImageIndex index)
     : index_(std::make_shared<const ImageIndex>(std::move(index))),
-      bad_images_(std::make_shared<std::atomic<int64_t>>(0)) {
+      bad_images_(std::make_shared<std::atomic<int64_t>>(0)),
+      buffers_(std::make_shared<TensorPool>()) {
   AMALGAM_CHECK(!index_->files.empty(), "transfer set: no images");
   const ImageFolderOptions& g = index_->geometry;
   AMALGAM_CHECK(g.channels > 0 && g.height > 0 && g.width > 0,
@@ -42,11 +63,13 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
     if (!crops.on())
       return to_network_input(images_.index_select(0, torch::tensor(rows, torch::kInt64)));
     const c10::ParallelGuard serial(true);  // as below: on the prefetch thread
+    const std::vector<bool> flips = crops.draw_flips(static_cast<int64_t>(rows.size()));
     std::vector<at::Tensor> cropped;
     for (size_t i = 0; i < rows.size(); ++i) {
       const at::Tensor image = images_[rows[i]];
       const CropBox box = crops.draw(static_cast<int64_t>(i))(image.size(1), image.size(2));
-      cropped.push_back(resized_crop(image, box, image.size(1), image.size(2)));
+      const at::Tensor resized = resized_crop(image, box, image.size(1), image.size(2));
+      cropped.push_back(flips[i] ? resized.flip({2}) : resized);
     }
     return to_network_input(torch::stack(cropped));
   }
@@ -55,8 +78,9 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
   const ImageFolderOptions& g = index_->geometry;
   const int64_t pixels = g.channels * g.height * g.width;
   const auto n = static_cast<int64_t>(rows.size());
-  at::Tensor batch = torch::empty({n, g.channels, g.height, g.width}, torch::kFloat32);
+  at::Tensor batch = buffers_->take({n, g.channels, g.height, g.width});
   float* target = batch.data_ptr<float>();
+  const std::vector<bool> flips = crops.draw_flips(n);
   std::vector<std::string> errors(rows.size());
   parallel_decode(n, index_->workers, [&](int64_t i) {
     const ImageFile& file = index_->files[static_cast<size_t>(rows[static_cast<size_t>(i)])];
@@ -70,10 +94,7 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
       errors[static_cast<size_t>(i)] = file.name() + ": cannot decode (" + e.what() + ")";
       return;
     }
-    // A plain loop, as the in-memory batch loader's, so both give the same floats.
-    const uint8_t* source = image.data_ptr<uint8_t>();
-    float* row = target + i * pixels;
-    for (int64_t p = 0; p < pixels; ++p) row[p] = source[p] / 255.0f;
+    to_float_row(image, target + i * pixels, flips[static_cast<size_t>(i)]);
   });
   std::vector<int64_t> bad;
   for (int64_t i = 0; i < n; ++i)
@@ -93,7 +114,7 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
         const at::Tensor image =
             read_image(index_->files[static_cast<size_t>((start + k) % size())], g.channels,
                        g.height, g.width, g.jpeg, crops.draw(first));
-        batch[first].copy_(image.to(torch::kFloat32).div_(255.0f));
+        to_float_row(image, target + first * pixels, flips[static_cast<size_t>(first)]);
         found = true;
       } catch (const std::exception&) {
       }

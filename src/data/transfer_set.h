@@ -13,6 +13,7 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/image_folder.h"
+#include "data/tensor_pool.h"
 
 namespace amalgam {
 
@@ -63,6 +64,7 @@ class TransferSet {
   at::Tensor images_;
   std::shared_ptr<const ImageIndex> index_;
   std::shared_ptr<std::atomic<int64_t>> bad_images_;
+  std::shared_ptr<TensorPool> buffers_;  ///< the streamed batches' float buffers
 };
 
 /// Drops the labels.

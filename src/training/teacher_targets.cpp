@@ -26,6 +26,7 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
                                ProcessGroup* group, c10::Device device)
     : teachers_(teachers),
       device_(device),
+      precision_(parse_precision(config.train.precision, device)),
       // Every teacher call, cached or per batch, sees one batch shape: a step's rows on this rank.
       shard_batch_(config.train.batch_size / (group != nullptr ? group->size() : 1)) {
   if (config.train.augment.enabled() && !config.teachers_see_clean_images) {
@@ -39,8 +40,7 @@ TeacherTargets::TeacherTargets(const std::vector<Teacher>& teachers, const Trans
   cache_ = given;
   if (cache_ == nullptr && config.cache_teachers) {
     // The sharded cache stays float32 (its rows are exchanged as float32).
-    const Precision precision =
-        group != nullptr ? Precision::kFp32 : parse_precision(config.train.precision, device);
+    const Precision precision = group != nullptr ? Precision::kFp32 : precision_;
     const int64_t bytes = teacher_cache_bytes(teachers, transfer.size(), precision);
     if (bytes <= config.teacher_cache_limit) {
       const double start = now_seconds();
@@ -101,8 +101,13 @@ std::vector<at::Tensor> TeacherTargets::transfer_logits(const TransferSet& trans
         transfer.streams()
             ? transfer.input_rows(row_range(begin, std::min(begin + shard_batch_, count), stride))
             : to_network_input(transfer.images().slice(0, begin, begin + shard_batch_), device_);
-    const auto outputs = run_teachers(images.to(device_));
-    for (size_t i = 0; i < teachers_.size(); ++i) chunks[i].push_back(outputs[i].logits.cpu());
+    std::vector<ModelOutput> outputs;
+    {
+      AutocastGuard autocast(precision_, device_);
+      outputs = run_teachers(images.to(device_));
+    }
+    for (size_t i = 0; i < teachers_.size(); ++i)
+      chunks[i].push_back(outputs[i].logits.to(torch::kCPU, torch::kFloat32));
   }
   for (size_t i = 0; i < teachers_.size(); ++i) logits[i] = torch::cat(chunks[i], 0);
   if (transfer.streams())

@@ -49,6 +49,8 @@ class TeacherTargets {
 
   const std::vector<Teacher>& teachers_;
   c10::Device device_;
+  Precision precision_;  ///< the run's: the steps run online teachers at it, and so does the
+                         ///< routing's pass (its logits are the steps' logits)
   int64_t shard_batch_;  ///< rows of one step on this rank: the batch every teacher call sees
   TeacherOutputCache own_;
   const TeacherOutputCache* cache_ = nullptr;

@@ -94,7 +94,7 @@ LossValues train_step(TrainingLoop& loop, const Batch& batch, const RunProgress&
   const at::Tensor clean = batch.images.to(loop.device);
   const at::Tensor images =
       augment_batch(clean, train.augment, augment_seed(train.seed, at.epoch, at.step),
-                    loop.replicas.first_image(batch.images.size(0)));
+                    loop.replicas.first_image(batch.images.size(0)), batch.flipped);
   loop.optimizer.zero_grad();
   const double steps = static_cast<double>(total_steps(train, loop.loader.batches_per_epoch()));
   const BatchContext context{loop.replicas.gather(), batch.indices, at.global_step / steps};
