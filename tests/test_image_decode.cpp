@@ -161,6 +161,12 @@ TEST(ImageDecode, FlipsMadeWhereCroppedEqualTheBatchsFlips) {
   for (const char* name : {"baseline.jpg", "progressive.jpg", "grey.jpg", "rgb.png", "palette.png",
                            "alpha.png", "thumbnail.jpg", "cmyk.jpg"})
     index.files.push_back(ImageFile(zoo() + "/" + name));
+  // A bad file skipped: read last, it is the batch's first row, which repeats the next row's crop
+  // under its own flip draw.
+  const std::string bad = temp_dir("flips_bad") + "/page.jpg";
+  std::ofstream(bad) << "<html>not an image</html>";
+  index.files.push_back(ImageFile(bad));
+  index.geometry.on_bad_image = BadImagePolicy::kSkip;
   index.geometry.channels = 3;
   index.geometry.height = index.geometry.width = 24;
   index.workers = 2;
@@ -174,6 +180,7 @@ TEST(ImageDecode, FlipsMadeWhereCroppedEqualTheBatchsFlips) {
   fused.mixup_alpha = 0.4;
   AugmentOptions crop_only = fused;
   crop_only.horizontal_flip = false;
+  int differing_bad_row = 0;  // the bad row's flip differs from the row it repeats
   for (const TransferSet* set : {&streamed, &held}) {
     for (const int64_t first : {int64_t{0}, int64_t{3}}) {
       std::vector<int64_t> rows;
@@ -183,6 +190,7 @@ TEST(ImageDecode, FlipsMadeWhereCroppedEqualTheBatchsFlips) {
       ASSERT_TRUE(crops.flips());
       const std::vector<bool> flips = crops.draw_flips(set->size());
       ASSERT_NE(std::count(flips.begin(), flips.end(), true), 0);  // the seed flips some
+      if (set->streams()) differing_bad_row += flips[0] != flips[1];
       const at::Tensor flipped = set->input_rows(rows, crops);
       const at::Tensor plain = set->input_rows(rows, BatchCrops{&crop_only, seed, first});
       EXPECT_FALSE(flipped.equal(plain));
@@ -191,6 +199,7 @@ TEST(ImageDecode, FlipsMadeWhereCroppedEqualTheBatchsFlips) {
           << (set->streams() ? "streamed" : "held") << ", first " << first;
     }
   }
+  EXPECT_GT(differing_bad_row, 0);
   AugmentOptions padded = fused;  // pad-crops come before flips: those stay on the batch
   padded.crop_padding = 2;
   EXPECT_FALSE((BatchCrops{&padded, 1, 0}.flips()));

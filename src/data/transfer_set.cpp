@@ -131,7 +131,10 @@ at::Tensor TransferSet::input_rows(const std::vector<int64_t>& rows,
   for (const int64_t i : bad) {
     int64_t good = (i + 1) % n;
     while (!errors[static_cast<size_t>(good)].empty()) good = (good + 1) % n;
-    batch[i].copy_(batch[good]);
+    // The row repeats the good image's crop under its own flip draw, as when flipping came after.
+    batch[i].copy_(flips[static_cast<size_t>(i)] != flips[static_cast<size_t>(good)]
+                       ? batch[good].flip({2})
+                       : batch[good]);
     if (bad_images_->fetch_add(1) < 10)
       log_warning("skipping " + errors[static_cast<size_t>(i)] +
                   " (its place in the batch repeats another image)");

@@ -66,12 +66,16 @@ int64_t count_parameters(const torch::nn::Module& module) {
   return total;
 }
 
-void to_channels_last(torch::nn::Module& module) {
+void to_memory_format(torch::nn::Module& module, at::MemoryFormat format) {
   torch::NoGradGuard no_grad;
   for (auto& p : module.parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    if (p.dim() == 4) p.set_data(p.contiguous(format));
   for (auto& b : module.buffers())
-    if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
+    if (b.dim() == 4) b.set_data(b.contiguous(format));
+}
+
+void to_channels_last(torch::nn::Module& module) {
+  to_memory_format(module, at::MemoryFormat::ChannelsLast);
 }
 
 void freeze(NetworkImpl& network) {

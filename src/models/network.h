@@ -71,6 +71,9 @@ int64_t count_parameters(const torch::nn::Module& module);
 /// Stores every 4-D parameter and buffer of `module` in channels-last (NHWC) layout, in place.
 void to_channels_last(torch::nn::Module& module);
 
+/// Puts every 4-D parameter and buffer of `module` in `format` (to_channels_last, or back).
+void to_memory_format(torch::nn::Module& module, at::MemoryFormat format);
+
 /// Freezes a network for use as a teacher: eval mode, no parameter needs a gradient.
 void freeze(NetworkImpl& network);
 

@@ -20,24 +20,48 @@
 namespace amalgam {
 namespace {
 
+// Two different images in [0,1] of `input`'s geometry, made without touching the random
+// generator runs are seeded by.
+at::Tensor probe_images(const InputSpec& input, c10::Device device) {
+  const int64_t pixels = input.channels * input.height * input.width;
+  const at::Tensor ramp = torch::arange(2 * pixels, torch::TensorOptions().device(device));
+  return (ramp * 0.37).sin().mul(0.5).add(0.5).view({2, input.channels, input.height, input.width});
+}
+
 // A teacher reading more than 64x64 pixels runs in channels-last (NHWC) layout, weights and
 // input: its convolutions take oneDNN's NHWC path, 1.23x faster for a TorchScript ResNet-18 at
 // 224 px, batch 64, 2 cores, FP32 (2x under bf16 autocast). A frozen teacher only infers, so the
-// layout changes its outputs by a rounding; at the demo's 28 px it stays as it was.
-bool runs_channels_last(const NetworkImpl& network) {
-  return network.input().height * network.input().width > 64 * 64;
-}
-
-void freeze_teacher(NetworkImpl& network) {
-  freeze(network);
-  if (runs_channels_last(network)) to_channels_last(network);
+// layout changes its outputs by a rounding; at the demo's 28 px it stays as it was. Not for an
+// AOTInductor package (its wrapper makes the input contiguous again: two copies for nothing),
+// nor for a network whose forward fails or answers otherwise in it (a traced x.view(B, -1) on a
+// channels-last map throws): those keep their weights as they were.
+bool settle_channels_last(NetworkImpl& network) {
+  if (network.input().height * network.input().width <= 64 * 64) return false;
+  if (dynamic_cast<const AotiNetworkImpl*>(&network) != nullptr) return false;
+  const auto parameters = network.parameters();
+  const c10::Device device =
+      parameters.empty() ? c10::Device(c10::kCPU) : parameters.front().device();
+  torch::NoGradGuard no_grad;
+  const at::Tensor probe = probe_images(network.input(), device);
+  const at::Tensor want = network.forward(probe).logits;
+  to_channels_last(network);
+  try {
+    const at::Tensor got = network.forward(probe.contiguous(at::MemoryFormat::ChannelsLast)).logits;
+    const double scale = 1e-3 * (1.0 + want.abs().max().item<double>());
+    if (got.sizes() == want.sizes() && (got - want).abs().max().item<double>() <= scale)
+      return true;
+  } catch (const std::exception&) {
+  }
+  to_memory_format(network, at::MemoryFormat::Contiguous);
+  return false;
 }
 
 }  // namespace
 
 Teacher make_teacher(Network network, TaskSpec task) {
-  freeze_teacher(*network);
+  freeze(*network);
   Teacher teacher;
+  teacher.channels_last = settle_channels_last(*network);
   teacher.network = std::move(network);
   teacher.task = std::move(task);
   teacher.feature_shape = feature_shape(*teacher.network);
@@ -80,7 +104,7 @@ Teacher load_user_teacher(const ModelRef& ref, c10::Device device,
                           const InputConventions& conventions, TeacherUse use) {
   const FileConventions conv = resolve_conventions(ref, conventions);
   Network network = load_user_network(ref, conv, device, use);
-  freeze_teacher(*network);
+  freeze(*network);
   int64_t outputs = 0;
   const std::string traced_in_train_mode =
       ref.path +
@@ -89,14 +113,7 @@ Teacher load_user_teacher(const ModelRef& ref, c10::Device device,
       "model.eval() before tracing or exporting and save it again";
   try {
     torch::NoGradGuard no_grad;
-    // Two different images in [0,1] without touching the random generator runs are seeded by.
-    const int64_t pixels = conv.input.channels * conv.input.height * conv.input.width;
-    const at::Tensor ramp = torch::arange(2 * pixels, torch::TensorOptions().device(device));
-    const at::Tensor two = (ramp * 0.37)
-                               .sin()
-                               .mul(0.5)
-                               .add(0.5)
-                               .view({2, conv.input.channels, conv.input.height, conv.input.width});
+    const at::Tensor two = probe_images(conv.input, device);
     const ModelOutput both = network->forward(two);
     AMALGAM_CHECK(both.features.defined() || use == TeacherUse::kLogitsOnly,
                   ref.path +
@@ -195,8 +212,7 @@ std::vector<ModelOutput> teacher_outputs(const std::vector<Teacher>& teachers,
   outputs.reserve(teachers.size());
   for (const auto& teacher : teachers) {
     outputs.push_back(teacher.network->forward(
-        runs_channels_last(*teacher.network) ? images.contiguous(at::MemoryFormat::ChannelsLast)
-                                             : images));
+        teacher.channels_last ? images.contiguous(at::MemoryFormat::ChannelsLast) : images));
     // A teacher that answers NaN or Inf (a broken export, a wrong normalisation far outside its
     // range) would poison every loss term: refused here, where its outputs are taken, by name.
     const ModelOutput& out = outputs.back();

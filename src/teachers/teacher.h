@@ -23,6 +23,9 @@ struct Teacher {
   Network network;   ///< in eval mode, no parameter requires a gradient
   TaskSpec task;     ///< the classes its logits stand for, in order
   std::vector<int64_t> feature_shape;  ///< {C,H,W} of its feature map (empty: logits only)
+  /// Runs with channels-last (NHWC) weights and input: above 64x64 px, where its forward takes
+  /// them and answers as before (teacher.cpp says why).
+  bool channels_last = false;
 };
 
 /// Writes a trained zoo network as a teacher of `task` (weights + sidecar); `extra` entries are
